@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * damonx core: DAMON's monitoring engine (region-based sampling, adaptive
+ * regions adjustment, dynamic mapping adoption) for user space.
+ *
+ * The core knows nothing of where accesses come from.  A backend fills a
+ * struct dx_operations and keeps its own state behind ctx->ops_priv and
+ * target->priv; the core calls an entry only when it is set.
+ *
+ * Every function returning int returns 0 (or a count) on success and a
+ * negative errno on failure.  Units are in names: _us microseconds, _ns
+ * nanoseconds, sz_ bytes, nr_ counts, _bp basis points (1/10000).
+ */
+#ifndef DAMONX_H
+#define DAMONX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monitoring attributes. */
+struct dx_attrs {
+	uint64_t sample_us;	  /* one access check per region per sample */
+	uint64_t aggr_us;	  /* nr_accesses is counted per aggregation */
+	uint64_t ops_update_us;	  /* how often the backend re-reads mappings */
+	uint32_t min_nr_regions;  /* >= 3 */
+	uint32_t max_nr_regions;  /* >= min_nr_regions; bounds the overhead */
+	uint64_t min_region_sz;	  /* bytes, a power of two (the page size) */
+};
+
+/* A half-open address range [start, end), in bytes. */
+struct dx_range {
+	uint64_t start;
+	uint64_t end;
+};
+
+/* One monitoring region. */
+struct dx_region {
+	uint64_t start;
+	uint64_t end;
+	uint64_t sampling_addr;	   /* address checked in the current sample */
+	uint64_t ops_cookie;	   /* backend scratch for the current sample */
+	uint32_t nr_accesses;	   /* samples found accessed, this aggregation */
+	uint32_t nr_accesses_bp;   /* pseudo moving sum, basis points */
+	uint32_t last_nr_accesses; /* nr_accesses of the previous aggregation */
+	uint32_t age;		   /* aggregations with a similar nr_accesses */
+};
+
+/* A region as reported after an aggregation; mirrors damonx.REGION_DTYPE. */
+struct dx_region_out {
+	uint64_t start;
+	uint64_t end;
+	uint32_t nr_accesses;
+	uint32_t age;
+};
+
+/* One monitoring target: a process, or a set of fixed or physical ranges. */
+struct dx_target {
+	int64_t id;		  /* pid for vaddr, user's id otherwise */
+	bool dead;		  /* gone: no regions, never checked again */
+	size_t nr_regions;
+	size_t cap_regions;
+	struct dx_region *regions; /* sorted by address, not overlapping */
+	void *priv;		  /* backend per-target state */
+};
+
+/* What a scheme does to the regions that match its access pattern. */
+enum dx_action {
+	DX_ACTION_STAT = 0,	/* count only */
+	DX_ACTION_WILLNEED,
+	DX_ACTION_COLD,
+	DX_ACTION_PAGEOUT,
+	DX_ACTION_HUGEPAGE,	/* collapse into huge pages */
+	DX_ACTION_NR,
+};
+
+/* An operation scheme: an access pattern, an action and its statistics. */
+struct dx_scheme {
+	uint64_t min_sz, max_sz;		/* bytes */
+	uint32_t min_nr_accesses, max_nr_accesses; /* samples per aggregation */
+	uint32_t min_age, max_age;		/* aggregations */
+	int action;				/* enum dx_action */
+	uint64_t nr_tried, sz_tried, nr_applied, sz_applied;
+};
+
+struct dx_ctx;
+
+/* The operations a backend provides.  Unset entries are skipped. */
+struct dx_operations {
+	const char *name;
+	/* Set the initial regions of every target. */
+	int (*init)(struct dx_ctx *ctx);
+	/* Follow changes of the targets' mappings (every ops_update_us). */
+	int (*update)(struct dx_ctx *ctx);
+	/* Mark the page at each region's sampling_addr as not accessed. */
+	int (*prepare_access_checks)(struct dx_ctx *ctx);
+	/*
+	 * Tell for each region whether its sampled page was accessed, through
+	 * dx_region_account(); return the largest nr_accesses or -errno.
+	 */
+	int (*check_accesses)(struct dx_ctx *ctx);
+	/* Whether a target still exists. */
+	bool (*target_valid)(struct dx_ctx *ctx, struct dx_target *t);
+	/* Apply an action to [r->start, r->end); return bytes applied or -errno. */
+	int64_t (*apply_scheme)(struct dx_ctx *ctx, struct dx_target *t,
+				struct dx_region *r, int action);
+	/* Release per-target state (t->priv); called when a target is removed. */
+	void (*target_cleanup)(struct dx_ctx *ctx, struct dx_target *t);
+	/* Release ctx->ops_priv. */
+	void (*cleanup)(struct dx_ctx *ctx);
+};
+
+/* Clock of a context: real (sleeps) or virtual (advances without sleeping). */
+enum dx_clock {
+	DX_CLOCK_REAL = 0,
+	DX_CLOCK_VIRTUAL,
+};
+
+/* Counters a context keeps about its own work. */
+struct dx_stats {
+	uint64_t nr_samples;		/* sampling intervals passed */
+	uint64_t nr_region_checks;	/* region access checks done */
+	uint64_t nr_aggregations;
+	uint64_t nr_updates;
+	uint64_t nr_targets_lost;	/* targets found dead */
+};
+
+/* One monitoring context. */
+struct dx_ctx {
+	struct dx_attrs attrs;
+	struct dx_operations ops;
+	void *ops_priv;
+	int clock;			/* enum dx_clock */
+
+	struct dx_target *targets;
+	size_t nr_targets;
+	size_t cap_targets;
+
+	struct dx_scheme *schemes;
+	size_t nr_schemes;
+
+	uint64_t rng[4];		/* xoshiro256** state, seeded per context */
+
+	bool started;
+	volatile int stop;		/* set by dx_ctx_request_stop() */
+	bool checks_pending;		/* prepared, sleeping until the check */
+	uint64_t now_ns;		/* context time (virtual or CLOCK_MONOTONIC) */
+	uint64_t start_ns;
+	uint64_t aggr_start_ns;
+	uint64_t passed_samples;
+	uint64_t next_aggr_sample;
+	uint64_t next_update_sample;
+	uint32_t max_nr_accesses;	/* of the last check_accesses */
+	uint64_t sz_limit;		/* region size limit for merging */
+	size_t last_nr_regions;		/* total at the last split */
+
+	/* the last aggregation's regions, all targets back to back */
+	struct dx_region_out *snap;
+	size_t snap_cap;
+	size_t *snap_nr;		/* per target: number of regions */
+	uint64_t snap_start_ns, snap_end_ns;
+
+	struct dx_stats stats;
+};
+
+/* Attributes: fill defaults, validate.  Validation returns -EINVAL. */
+void dx_attrs_default(struct dx_attrs *attrs);
+int dx_attrs_validate(const struct dx_attrs *attrs);
+
+/* Contexts. */
+int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed);
+void dx_ctx_free(struct dx_ctx *ctx);
+int dx_ctx_set_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs);
+void dx_ctx_set_ops(struct dx_ctx *ctx, const struct dx_operations *ops,
+		    void *ops_priv);
+int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv);
+int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme);
+void dx_ctx_request_stop(struct dx_ctx *ctx);
+size_t dx_ctx_nr_regions(const struct dx_ctx *ctx);
+size_t dx_ctx_nr_live_targets(const struct dx_ctx *ctx);
+
+/*
+ * Run until the next aggregation ends.  Returns 1 when a snapshot was taken
+ * (ctx->snap), 0 when the context stopped (stop requested, or no target
+ * left), -errno on failure.  Starts the context (ops.init) on first call.
+ */
+int dx_ctx_run_aggregation(struct dx_ctx *ctx);
+
+/* Random numbers from the context's seeded generator. */
+uint64_t dx_rand_u64(struct dx_ctx *ctx);
+/* Uniform in [lo, hi); lo when hi <= lo. */
+uint64_t dx_rand_range(struct dx_ctx *ctx, uint64_t lo, uint64_t hi);
+
+/* Record one access check result for a region (used by check_accesses). */
+void dx_region_account(struct dx_ctx *ctx, struct dx_region *r, bool accessed);
+
+/* Region list operations, exposed for backends and tests. */
+int dx_target_add_region(struct dx_target *t, uint64_t start, uint64_t end);
+void dx_target_clear_regions(struct dx_target *t);
+int dx_split_region_at(struct dx_target *t, size_t idx, uint64_t sz_left);
+int dx_split_evenly(struct dx_target *t, size_t idx, size_t nr_pieces,
+		    uint64_t min_region_sz);
+void dx_merge_two(struct dx_target *t, size_t left);
+void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
+			 uint64_t sz_limit, bool count_age);
+void dx_merge_regions(struct dx_ctx *ctx, uint32_t threshold, uint64_t sz_limit);
+int dx_split_regions_of(struct dx_ctx *ctx, struct dx_target *t, int nr_subs);
+int dx_split_regions(struct dx_ctx *ctx);
+uint64_t dx_region_sz_limit(const struct dx_ctx *ctx);
+
+/*
+ * Dynamic mapping adoption.  dx_three_regions() picks the three ranges of a
+ * process-like address space from its sorted mappings (the two largest gaps
+ * separate them); dx_set_regions() makes a target's regions fit ranges.
+ */
+int dx_three_regions(const struct dx_range *maps, size_t nr_maps,
+		     uint64_t min_region_sz, struct dx_range out[3]);
+int dx_set_regions(struct dx_target *t, const struct dx_range *ranges,
+		   size_t nr_ranges, uint64_t min_region_sz);
+/* Set a target's initial regions: ranges split evenly for min_nr_regions. */
+int dx_init_regions(struct dx_ctx *ctx, struct dx_target *t,
+		    const struct dx_range *ranges, size_t nr_ranges);
+
+/* Remove a target's regions and mark it dead. */
+void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t);
+
+#endif /* DAMONX_H */

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+#include "ops_sim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sim_range {
+	uint64_t start, end;
+	uint64_t threshold;	/* accessed when a 32-bit draw is below this */
+};
+
+struct sim_phase {
+	uint64_t end_us;	/* phase end, simulated time since start */
+	size_t nr_ranges;
+	struct sim_range *ranges;
+};
+
+struct sim_target {
+	uint64_t size;
+	uint64_t page_size;
+	size_t nr_phases;
+	struct sim_phase *phases;
+};
+
+static void free_sim_target(struct sim_target *st)
+{
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->nr_phases; i++)
+		free(st->phases[i].ranges);
+	free(st->phases);
+	free(st);
+}
+
+static const struct sim_phase *phase_at(const struct sim_target *st,
+					uint64_t t_us)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < st->nr_phases; i++)
+		if (t_us < st->phases[i].end_us)
+			break;
+	return &st->phases[i];
+}
+
+static const struct sim_range *range_of(const struct sim_phase *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->nr_ranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < p->ranges[mid].start)
+			hi = mid;
+		else if (addr >= p->ranges[mid].end)
+			lo = mid + 1;
+		else
+			return &p->ranges[mid];
+	}
+	return NULL;
+}
+
+static int sim_init(struct dx_ctx *ctx)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < ctx->nr_targets; i++) {
+		struct dx_target *t = &ctx->targets[i];
+		struct sim_target *st = t->priv;
+		struct dx_range whole = { 0, st->size };
+
+		err = dx_init_regions(ctx, t, &whole, 1);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int sim_check_accesses(struct dx_ctx *ctx)
+{
+	/* the accesses happened during the sampling interval that just ended */
+	uint64_t t_us = ctx->now_ns / 1000 - ctx->attrs.sample_us;
+	uint32_t max_nr = 0;
+	size_t i, j;
+
+	for (i = 0; i < ctx->nr_targets; i++) {
+		struct dx_target *t = &ctx->targets[i];
+		struct sim_target *st = t->priv;
+		const struct sim_phase *p;
+
+		if (t->dead)
+			continue;
+		p = phase_at(st, t_us);
+		for (j = 0; j < t->nr_regions; j++) {
+			struct dx_region *r = &t->regions[j];
+			uint64_t page = r->sampling_addr - r->sampling_addr % st->page_size;
+			const struct sim_range *sr = range_of(p, page);
+			bool accessed = sr && (dx_rand_u64(ctx) >> 32) < sr->threshold;
+
+			dx_region_account(ctx, r, accessed);
+			if (r->nr_accesses > max_nr)
+				max_nr = r->nr_accesses;
+		}
+	}
+	return (int)max_nr;
+}
+
+static void sim_target_cleanup(struct dx_ctx *ctx, struct dx_target *t)
+{
+	(void)ctx;
+	free_sim_target(t->priv);
+	t->priv = NULL;
+}
+
+void dx_sim_ops(struct dx_operations *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->name = "sim";
+	ops->init = sim_init;
+	ops->check_accesses = sim_check_accesses;
+	ops->target_cleanup = sim_target_cleanup;
+}
+
+int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
+		      uint64_t page_size, const struct dx_sim_phase *phases,
+		      size_t nr_phases)
+{
+	struct sim_target *st;
+	uint64_t end_us = 0;
+	size_t i, j;
+	int err;
+
+	if (!size || !page_size || (page_size & (page_size - 1)) ||
+	    size % page_size || !nr_phases)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->size = size;
+	st->page_size = page_size;
+	st->phases = calloc(nr_phases, sizeof(*st->phases));
+	if (!st->phases) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->nr_phases = nr_phases;
+	for (i = 0; i < nr_phases; i++) {
+		const struct dx_sim_phase *in = &phases[i];
+		struct sim_phase *p = &st->phases[i];
+
+		err = -EINVAL;
+		if (!in->duration_us)
+			goto fail;
+		end_us += in->duration_us;
+		p->end_us = end_us;
+		p->ranges = calloc(in->nr_ranges ? in->nr_ranges : 1,
+				   sizeof(*p->ranges));
+		err = -ENOMEM;
+		if (!p->ranges)
+			goto fail;
+		p->nr_ranges = in->nr_ranges;
+		for (j = 0; j < in->nr_ranges; j++) {
+			const struct dx_sim_range *r = &in->ranges[j];
+
+			err = -EINVAL;
+			if (r->start >= r->end || r->end > size ||
+			    !(r->prob >= 0.0 && r->prob <= 1.0) ||
+			    (j && r->start < in->ranges[j - 1].end))
+				goto fail;
+			p->ranges[j].start = r->start;
+			p->ranges[j].end = r->end;
+			p->ranges[j].threshold = (uint64_t)(r->prob * 4294967296.0);
+		}
+	}
+	err = dx_ctx_add_target(ctx, id, st);
+	if (err)
+		goto fail;
+	return 0;
+fail:
+	free_sim_target(st);
+	return err;
+}

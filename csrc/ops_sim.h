@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulated backend: a synthetic address space [0, size) whose pages
+ * are accessed with known probabilities, so that the ground truth is exact.
+ * Time is the context's virtual clock: monitoring runs as fast as the CPU
+ * allows.
+ */
+#ifndef DAMONX_OPS_SIM_H
+#define DAMONX_OPS_SIM_H
+
+#include "damonx.h"
+
+/* In each sampling interval each page of [start, end) is accessed with
+ * probability prob; pages outside every range are never accessed. */
+struct dx_sim_range {
+	uint64_t start;
+	uint64_t end;
+	double prob;
+};
+
+/* A phase lasts duration_us of simulated time; the last one repeats. */
+struct dx_sim_phase {
+	uint64_t duration_us;
+	size_t nr_ranges;
+	const struct dx_sim_range *ranges; /* sorted, not overlapping */
+};
+
+/* Fill the sim operations table. */
+void dx_sim_ops(struct dx_operations *ops);
+
+/*
+ * Add a simulated target to ctx (which must use the sim operations).
+ * The phases are copied.  -EINVAL for an invalid workload.
+ */
+int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
+		      uint64_t page_size, const struct dx_sim_phase *phases,
+		      size_t nr_phases);
+
+#endif /* DAMONX_OPS_SIM_H */

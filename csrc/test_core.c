@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the core's rules, in the spirit of the kernel's DAMON kunit
+ * tests: small tables of regions in, regions expected out.  The file under
+ * test is included so that its static functions are reachable.  The minimum
+ * region size is a parameter, so the tables can use small numbers.
+ *
+ * Build and run: make -C csrc test   (AddressSanitizer + UBSan)
+ */
+#include "core.c"
+#include "ops_sim.h"
+
+#include <stdio.h>
+
+static int nr_failed, nr_checks;
+static const char *cur_test;
+
+#define EXPECT(cond)                                                         \
+	do {                                                                 \
+		nr_checks++;                                                 \
+		if (!(cond)) {                                               \
+			nr_failed++;                                         \
+			fprintf(stderr, "FAIL %s:%d: %s: %s\n", __FILE__,    \
+				__LINE__, cur_test, #cond);                  \
+		}                                                            \
+	} while (0)
+
+#define EXPECT_EQ(a, b)                                                       \
+	do {                                                                  \
+		unsigned long long _a = (unsigned long long)(a);              \
+		unsigned long long _b = (unsigned long long)(b);              \
+		nr_checks++;                                                  \
+		if (_a != _b) {                                               \
+			nr_failed++;                                          \
+			fprintf(stderr, "FAIL %s:%d: %s: %s == %llu, want %llu\n", \
+				__FILE__, __LINE__, cur_test, #a, _a, _b);    \
+		}                                                             \
+	} while (0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* a target with regions [pairs[2i], pairs[2i+1]) */
+static struct dx_target make_target(const uint64_t *pairs, size_t nr_pairs)
+{
+	struct dx_target t = { 0 };
+	size_t i;
+
+	for (i = 0; i < nr_pairs; i++)
+		dx_target_add_region(&t, pairs[2 * i], pairs[2 * i + 1]);
+	return t;
+}
+
+static void expect_regions(struct dx_target *t, const uint64_t *pairs,
+			   size_t nr_pairs)
+{
+	size_t i;
+
+	EXPECT_EQ(t->nr_regions, nr_pairs);
+	if (t->nr_regions != nr_pairs)
+		return;
+	for (i = 0; i < nr_pairs; i++) {
+		EXPECT_EQ(t->regions[i].start, pairs[2 * i]);
+		EXPECT_EQ(t->regions[i].end, pairs[2 * i + 1]);
+	}
+}
+
+static void expect_sorted_cover(struct dx_target *t, uint64_t start, uint64_t end)
+{
+	size_t i;
+
+	EXPECT(t->nr_regions > 0);
+	if (!t->nr_regions)
+		return;
+	EXPECT_EQ(t->regions[0].start, start);
+	EXPECT_EQ(t->regions[t->nr_regions - 1].end, end);
+	for (i = 0; i < t->nr_regions; i++) {
+		EXPECT(t->regions[i].start < t->regions[i].end);
+		if (i)
+			EXPECT_EQ(t->regions[i].start, t->regions[i - 1].end);
+	}
+}
+
+static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr, uint64_t min_sz)
+{
+	struct dx_attrs a;
+	struct dx_ctx *ctx = NULL;
+
+	dx_attrs_default(&a);
+	a.min_nr_regions = min_nr;
+	a.max_nr_regions = max_nr;
+	a.min_region_sz = min_sz;
+	if (dx_ctx_new(&ctx, &a, 42)) {
+		fprintf(stderr, "cannot make a context\n");
+		exit(2);
+	}
+	return ctx;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_attrs_validation(void)
+{
+	struct dx_attrs a;
+
+	dx_attrs_default(&a);
+	EXPECT_EQ(dx_attrs_validate(&a), 0);
+	a.min_nr_regions = 2;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* min >= 3 */
+	dx_attrs_default(&a);
+	a.min_nr_regions = 20;
+	a.max_nr_regions = 10;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* min <= max */
+	dx_attrs_default(&a);
+	a.sample_us = a.aggr_us + 1;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* sample <= aggr */
+	dx_attrs_default(&a);
+	a.ops_update_us = 0;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* intervals > 0 */
+	dx_attrs_default(&a);
+	a.sample_us = 0;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);
+	dx_attrs_default(&a);
+	a.min_region_sz = 3000;
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* power of two */
+	dx_attrs_default(&a);
+	a.min_nr_regions = a.max_nr_regions = 3;
+	EXPECT_EQ(dx_attrs_validate(&a), 0);
+}
+
+static void test_split_at(void)
+{
+	uint64_t in[] = { 0, 100 }, want[] = { 0, 25, 25, 100 };
+	struct dx_target t = make_target(in, 1);
+
+	t.regions[0].nr_accesses = 42;
+	t.regions[0].nr_accesses_bp = 420000;
+	t.regions[0].last_nr_accesses = 15;
+	t.regions[0].age = 7;
+	EXPECT_EQ(dx_split_region_at(&t, 0, 25), 0);
+	expect_regions(&t, want, 2);
+	/* the new region inherits the access history */
+	EXPECT_EQ(t.regions[1].nr_accesses, 42);
+	EXPECT_EQ(t.regions[1].nr_accesses_bp, 420000);
+	EXPECT_EQ(t.regions[1].last_nr_accesses, 15);
+	EXPECT_EQ(t.regions[1].age, 7);
+	/* no empty pieces */
+	EXPECT_EQ(dx_split_region_at(&t, 0, 0), -EINVAL);
+	EXPECT_EQ(dx_split_region_at(&t, 0, 25), -EINVAL);
+	dx_target_clear_regions(&t);
+}
+
+static void check_split_evenly(uint64_t start, uint64_t end, size_t nr_pieces)
+{
+	uint64_t in[] = { start, end }, width = (end - start) / nr_pieces;
+	struct dx_target t = make_target(in, 1);
+	size_t i;
+
+	EXPECT_EQ(dx_split_evenly(&t, 0, nr_pieces, 1), 0);
+	EXPECT_EQ(t.nr_regions, nr_pieces);
+	for (i = 0; i < t.nr_regions; i++) {
+		EXPECT_EQ(t.regions[i].start, start + i * width);
+		EXPECT_EQ(t.regions[i].end,
+			  i == nr_pieces - 1 ? end : start + (i + 1) * width);
+	}
+	dx_target_clear_regions(&t);
+}
+
+static void test_split_evenly(void)
+{
+	uint64_t in[] = { 0, 100 };
+	struct dx_target t = make_target(in, 1);
+
+	/* zero pieces, or pieces smaller than the minimum region size */
+	EXPECT_EQ(dx_split_evenly(&t, 0, 0, 1), -EINVAL);
+	EXPECT_EQ(dx_split_evenly(&t, 0, 10, 4096), -EINVAL);
+	expect_regions(&t, in, 1);
+	dx_target_clear_regions(&t);
+
+	check_split_evenly(0, 100, 10);
+	check_split_evenly(5, 59, 5);
+	check_split_evenly(0, 3, 2);
+	check_split_evenly(0, 1 << 30, 10);
+}
+
+static void test_merge_two(void)
+{
+	uint64_t in[] = { 0, 100, 100, 300 }, want[] = { 0, 300 };
+	struct dx_target t = make_target(in, 2);
+
+	t.regions[0].nr_accesses = 10;
+	t.regions[0].age = 4;
+	t.regions[1].nr_accesses = 20;
+	t.regions[1].age = 1;
+	dx_merge_two(&t, 0);
+	expect_regions(&t, want, 1);
+	/* size-weighted averages: (10*100 + 20*200) / 300, (4*100 + 1*200) / 300 */
+	EXPECT_EQ(t.regions[0].nr_accesses, 16);
+	EXPECT_EQ(t.regions[0].nr_accesses_bp, 160000);
+	EXPECT_EQ(t.regions[0].age, 2);
+	dx_target_clear_regions(&t);
+}
+
+static void test_merge_threshold(void)
+{
+	uint64_t in[] = { 0, 100, 100, 112, 114, 122, 122, 130, 130, 156,
+			  156, 170, 170, 184, 184, 230 };
+	uint32_t nrs[] = { 0, 0, 10, 10, 20, 30, 1, 2 };
+	/* 114 is not adjacent to 112; 20 vs 10 and 30 vs 20 exceed 9 */
+	uint64_t want[] = { 0, 112, 114, 130, 130, 156, 156, 170, 170, 230 };
+	struct dx_target t = make_target(in, 8);
+	size_t i;
+
+	for (i = 0; i < 8; i++) {
+		t.regions[i].nr_accesses = nrs[i];
+		t.regions[i].last_nr_accesses = nrs[i];
+	}
+	dx_merge_regions_of(&t, 9, 9999, true);
+	expect_regions(&t, want, 5);
+	/* unchanged access counts: every region grew one aggregation older */
+	for (i = 0; i < t.nr_regions; i++)
+		EXPECT_EQ(t.regions[i].age, 1);
+	dx_target_clear_regions(&t);
+
+	/* the size limit stops a merge that the threshold would allow */
+	{
+		uint64_t in2[] = { 0, 100, 100, 200 };
+		struct dx_target t2 = make_target(in2, 2);
+
+		dx_merge_regions_of(&t2, 9, 150, true);
+		expect_regions(&t2, in2, 2);
+		dx_merge_regions_of(&t2, 9, 200, true);
+		EXPECT_EQ(t2.nr_regions, 1);
+		dx_target_clear_regions(&t2);
+	}
+	/* a difference equal to the threshold still merges */
+	{
+		uint64_t in4[] = { 0, 100, 100, 200 };
+		struct dx_target t4 = make_target(in4, 2);
+
+		t4.regions[1].nr_accesses = 9;
+		dx_merge_regions_of(&t4, 9, 9999, false);
+		EXPECT_EQ(t4.nr_regions, 1);
+		dx_merge_regions_of(&t4, 9, 9999, false);
+		dx_target_clear_regions(&t4);
+	}
+	/* a jump larger than the threshold restarts the age */
+	{
+		uint64_t in3[] = { 0, 100 };
+		struct dx_target t3 = make_target(in3, 1);
+
+		t3.regions[0].age = 5;
+		t3.regions[0].last_nr_accesses = 2;
+		t3.regions[0].nr_accesses = 12;
+		dx_merge_regions_of(&t3, 9, 9999, true);
+		EXPECT_EQ(t3.regions[0].age, 0);
+		dx_target_clear_regions(&t3);
+	}
+}
+
+static void test_merge_enforces_max_nr_regions(void)
+{
+	/* 40 regions alternating 0 and 8 accesses, max 10: passes double the
+	 * threshold until the count fits */
+	struct dx_ctx *ctx = make_ctx(3, 10, 1);
+	size_t i;
+
+	dx_ctx_add_target(ctx, 0, NULL);
+	for (i = 0; i < 40; i++) {
+		dx_target_add_region(&ctx->targets[0], i * 10, (i + 1) * 10);
+		ctx->targets[0].regions[i].nr_accesses = (i % 2) * 8;
+	}
+	dx_merge_regions(ctx, 0, UINT64_MAX);
+	EXPECT(ctx->targets[0].nr_regions <= 10);
+	expect_sorted_cover(&ctx->targets[0], 0, 400);
+	dx_ctx_free(ctx);
+}
+
+static void test_split_regions_of(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 1000, 1);
+	uint64_t small[] = { 0, 2 }, big[] = { 0, 220 };
+	struct dx_target t;
+	int round;
+
+	/* a region of two minimum sizes or less is never split */
+	t = make_target(small, 1);
+	dx_split_regions_of(ctx, &t, 2);
+	expect_regions(&t, small, 1);
+	dx_target_clear_regions(&t);
+
+	for (round = 0; round < 100; round++) {
+		size_t i;
+
+		t = make_target(big, 1);
+		t.regions[0].nr_accesses = 3;
+		t.regions[0].age = 9;
+		dx_split_regions_of(ctx, &t, 3);
+		EXPECT(t.nr_regions >= 1 && t.nr_regions <= 3);
+		expect_sorted_cover(&t, 0, 220);
+		for (i = 0; i < t.nr_regions; i++) {
+			EXPECT_EQ(t.regions[i].nr_accesses, 3);
+			EXPECT_EQ(t.regions[i].age, 9);
+		}
+		/* the first cut lies between 10% and 90% */
+		if (t.nr_regions >= 2) {
+			uint64_t right = 220 - t.regions[t.nr_regions - 1].start;
+
+			EXPECT(right >= 22 && right <= 198);
+		}
+		dx_target_clear_regions(&t);
+	}
+	dx_ctx_free(ctx);
+}
+
+static size_t count_after_split(uint32_t max_nr, size_t nr_regions,
+				size_t last_nr_regions)
+{
+	struct dx_ctx *ctx = make_ctx(3, max_nr, 1);
+	size_t i, n;
+
+	dx_ctx_add_target(ctx, 0, NULL);
+	for (i = 0; i < nr_regions; i++)
+		dx_target_add_region(&ctx->targets[0], i * 1000, (i + 1) * 1000);
+	ctx->last_nr_regions = last_nr_regions;
+	dx_split_regions(ctx);
+	n = ctx->targets[0].nr_regions;
+	expect_sorted_cover(&ctx->targets[0], 0, nr_regions * 1000);
+	dx_ctx_free(ctx);
+	return n;
+}
+
+static void test_split_gates(void)
+{
+	/* above max/2: no split at all */
+	EXPECT_EQ(count_after_split(100, 51, 0), 51);
+	/* at max/2: split in two */
+	EXPECT_EQ(count_after_split(100, 50, 0), 100);
+	/* count unchanged since the last split and below max/3: in three */
+	EXPECT_EQ(count_after_split(100, 30, 30), 90);
+	/* unchanged but not below max/3: only in two */
+	EXPECT_EQ(count_after_split(100, 33, 33), 66);
+	/* changed since the last split: in two */
+	EXPECT_EQ(count_after_split(100, 30, 20), 60);
+}
+
+static void test_three_regions(void)
+{
+	/* 10-20-25, 200-210-220, 300-305, 307-330 */
+	struct dx_range maps[] = { { 10, 20 }, { 20, 25 }, { 200, 210 },
+				   { 210, 220 }, { 300, 305 }, { 307, 330 } };
+	struct dx_range out[3];
+
+	EXPECT_EQ(dx_three_regions(maps, ARRAY_SIZE(maps), 1, out), 0);
+	EXPECT_EQ(out[0].start, 10);
+	EXPECT_EQ(out[0].end, 25);
+	EXPECT_EQ(out[1].start, 200);
+	EXPECT_EQ(out[1].end, 220);
+	EXPECT_EQ(out[2].start, 300);
+	EXPECT_EQ(out[2].end, 330);
+
+	/* page alignment: ranges grow outward to whole pages */
+	{
+		struct dx_range m[] = { { 0x1000, 0x1800 }, { 0x10000, 0x11000 },
+					{ 0x7f000000, 0x7f001000 } };
+
+		EXPECT_EQ(dx_three_regions(m, 3, 0x1000, out), 0);
+		EXPECT_EQ(out[0].end, 0x2000);
+		EXPECT_EQ(out[1].start, 0x10000);
+		EXPECT_EQ(out[2].end, 0x7f001000);
+	}
+	/* fewer than two gaps: no three regions */
+	{
+		struct dx_range m[] = { { 0, 10 }, { 20, 30 } };
+
+		EXPECT_EQ(dx_three_regions(m, 2, 1, out), -EINVAL);
+		EXPECT_EQ(dx_three_regions(m, 0, 1, out), -EINVAL);
+	}
+}
+
+static void check_apply_three(const struct dx_range *three,
+			      const uint64_t *want, size_t nr_want)
+{
+	/* 10-20-30, 50-55-57-59, 70-80-90-100 */
+	uint64_t in[] = { 10, 20, 20, 30, 50, 55, 55, 57, 57, 59,
+			  70, 80, 80, 90, 90, 100 };
+	struct dx_target t = make_target(in, 8);
+
+	t.regions[0].nr_accesses = 5;
+	EXPECT_EQ(dx_set_regions(&t, three, 3, 1), 0);
+	expect_regions(&t, want, nr_want);
+	dx_target_clear_regions(&t);
+}
+
+static void test_apply_three_regions(void)
+{
+	struct dx_range a[] = { { 5, 27 }, { 45, 55 }, { 73, 104 } };
+	uint64_t wa[] = { 5, 20, 20, 27, 45, 55, 73, 80, 80, 90, 90, 104 };
+	struct dx_range b[] = { { 5, 27 }, { 56, 57 }, { 65, 104 } };
+	uint64_t wb[] = { 5, 20, 20, 27, 56, 57, 65, 80, 80, 90, 90, 104 };
+	struct dx_range c[] = { { 5, 27 }, { 61, 63 }, { 65, 104 } };
+	uint64_t wc[] = { 5, 20, 20, 27, 61, 63, 65, 80, 80, 90, 90, 104 };
+	struct dx_range d[] = { { 5, 7 }, { 30, 32 }, { 65, 68 } };
+	uint64_t wd[] = { 5, 7, 30, 32, 65, 68 };
+
+	check_apply_three(a, wa, 6);
+	check_apply_three(b, wb, 6);
+	check_apply_three(c, wc, 6);
+	check_apply_three(d, wd, 3);
+
+	/* holes inside a range are filled; history of survivors is kept */
+	{
+		uint64_t in[] = { 4, 16, 24, 32 }, want[] = { 8, 16, 16, 24, 24, 28 };
+		struct dx_range r = { 8, 28 };
+		struct dx_target t = make_target(in, 2);
+
+		t.regions[1].nr_accesses = 7;
+		EXPECT_EQ(dx_set_regions(&t, &r, 1, 1), 0);
+		expect_regions(&t, want, 3);
+		EXPECT_EQ(t.regions[2].nr_accesses, 7);
+		EXPECT_EQ(t.regions[1].nr_accesses, 0);
+		dx_target_clear_regions(&t);
+	}
+	/* overlapping or unsorted ranges are refused */
+	{
+		struct dx_range bad[] = { { 10, 30 }, { 20, 40 } };
+		struct dx_target t = { 0 };
+
+		EXPECT_EQ(dx_set_regions(&t, bad, 2, 1), -EINVAL);
+	}
+}
+
+static void test_init_regions(void)
+{
+	struct dx_ctx *ctx = make_ctx(10, 1000, 4096);
+	struct dx_range ranges[] = { { 0x10000, 0x20000 },
+				     { 0x100000, 0x100000 + (1 << 20) },
+				     { 0x7ff000000, 0x7ff001000 } };
+
+	dx_ctx_add_target(ctx, 0, NULL);
+	EXPECT_EQ(dx_init_regions(ctx, &ctx->targets[0], ranges, 3), 0);
+	/* about min_nr_regions pieces, every range covered, page aligned */
+	EXPECT(ctx->targets[0].nr_regions >= 9);
+	{
+		size_t i;
+		uint64_t covered = 0;
+
+		for (i = 0; i < ctx->targets[0].nr_regions; i++) {
+			struct dx_region *r = &ctx->targets[0].regions[i];
+
+			EXPECT_EQ(r->start % 4096, 0);
+			EXPECT_EQ(r->end % 4096, 0);
+			covered += r->end - r->start;
+		}
+		EXPECT_EQ(covered, 0x10000 + (1 << 20) + 0x1000);
+	}
+	dx_ctx_free(ctx);
+}
+
+static void test_access_rate(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 10, 1);
+	struct dx_region r = { .start = 0, .end = 10 };
+	int i;
+
+	/* aggr/sample = 20 samples per aggregation */
+	for (i = 0; i < 20; i++)
+		dx_region_account(ctx, &r, i % 2);
+	EXPECT_EQ(r.nr_accesses, 10);
+	EXPECT_EQ(r.nr_accesses_bp, 100000);
+	/* next aggregation: the moving sum forgets the old one gradually */
+	r.last_nr_accesses = r.nr_accesses;
+	r.nr_accesses = 0;
+	dx_region_account(ctx, &r, false);
+	EXPECT_EQ(r.nr_accesses_bp, 100000 - 10 * 10000 / 20);
+	dx_ctx_free(ctx);
+}
+
+static void test_rand_range(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 10, 1), *again = make_ctx(3, 10, 1);
+	int i, seen[10] = { 0 };
+
+	for (i = 0; i < 10000; i++) {
+		uint64_t v = dx_rand_range(ctx, 1, 10);
+
+		EXPECT(v >= 1 && v < 10);
+		seen[v]++;
+	}
+	for (i = 1; i < 10; i++)
+		EXPECT(seen[i] > 800);
+	EXPECT_EQ(dx_rand_range(ctx, 5, 5), 5);
+	/* the same seed gives the same sequence */
+	ctx = (dx_ctx_free(ctx), make_ctx(3, 10, 1));
+	for (i = 0; i < 100; i++)
+		EXPECT_EQ(dx_rand_u64(ctx), dx_rand_u64(again));
+	dx_ctx_free(ctx);
+	dx_ctx_free(again);
+}
+
+/* End to end on the sim backend: regions stay within the limits, cover the
+ * address space, and the hot range shows up as accessed. */
+static void test_loop_with_sim(void)
+{
+	struct dx_attrs a;
+	struct dx_ctx *ctx = NULL;
+	struct dx_operations ops;
+	struct dx_sim_range hot = { 128 << 20, 256 << 20, 0.9 };
+	struct dx_sim_phase ph = { 10000000, 1, &hot };
+	int i;
+
+	dx_attrs_default(&a);
+	a.max_nr_regions = 100;
+	EXPECT_EQ(dx_ctx_new(&ctx, &a, 7), 0);
+	dx_sim_ops(&ops);
+	dx_ctx_set_ops(ctx, &ops, NULL);
+	ctx->clock = DX_CLOCK_VIRTUAL;
+	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 4096, &ph, 1), 0);
+	for (i = 0; i < 50; i++) {
+		size_t n;
+
+		EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+		n = ctx->snap_nr[0];
+		EXPECT(n >= 1 && n <= 100);
+		EXPECT_EQ(ctx->snap[0].start, 0);
+		EXPECT_EQ(ctx->snap[n - 1].end, 1ULL << 30);
+	}
+	EXPECT_EQ(ctx->stats.nr_aggregations, 50);
+	EXPECT_EQ(ctx->now_ns, 50ULL * 100000 * 1000);
+	{
+		uint64_t hot_found = 0;
+		size_t k;
+
+		for (k = 0; k < ctx->snap_nr[0]; k++)
+			if (ctx->snap[k].nr_accesses >= 10)
+				hot_found += ctx->snap[k].end - ctx->snap[k].start;
+		EXPECT(hot_found >= (128ULL << 20) * 9 / 10);
+		EXPECT(hot_found <= (128ULL << 20) * 11 / 10);
+	}
+	dx_ctx_request_stop(ctx);
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 0);
+	dx_ctx_free(ctx);
+
+	/* invalid workloads */
+	EXPECT_EQ(dx_ctx_new(&ctx, &a, 7), 0);
+	dx_ctx_set_ops(ctx, &ops, NULL);
+	hot.end = 2ULL << 30;
+	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 4096, &ph, 1), -EINVAL);
+	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 3000, &ph, 1), -EINVAL);
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), -EINVAL);	/* no target */
+	dx_ctx_free(ctx);
+}
+
+#define RUN(fn)                     \
+	do {                        \
+		cur_test = #fn;     \
+		fn();               \
+	} while (0)
+
+int main(void)
+{
+	RUN(test_attrs_validation);
+	RUN(test_split_at);
+	RUN(test_split_evenly);
+	RUN(test_merge_two);
+	RUN(test_merge_threshold);
+	RUN(test_merge_enforces_max_nr_regions);
+	RUN(test_split_regions_of);
+	RUN(test_split_gates);
+	RUN(test_three_regions);
+	RUN(test_apply_three_regions);
+	RUN(test_init_regions);
+	RUN(test_access_rate);
+	RUN(test_rand_range);
+	RUN(test_loop_with_sim);
+	printf("%d checks, %d failed\n", nr_checks, nr_failed);
+	return nr_failed ? 1 : 0;
+}

@@ -1,0 +1,5 @@
+import sys
+
+from damonx.cli import main
+
+sys.exit(main())
