@@ -113,3 +113,25 @@ cdef extern from "ops_sim.h" nogil:
     void dx_sim_ops(dx_operations *ops)
     int dx_sim_add_target(dx_ctx *ctx, int64_t id, uint64_t size, uint64_t page_size,
                           const dx_sim_phase *phases, size_t nr_phases)
+
+
+cdef extern from "ops_proc.h" nogil:
+    enum:
+        DX_PROC_VADDR
+        DX_PROC_FVADDR
+        DX_PROC_PADDR
+
+    struct dx_proc_stats:
+        uint64_t nr_pagemap_reads
+        uint64_t nr_kpageflags_reads
+        uint64_t nr_bitmap_writes
+        uint64_t nr_bitmap_reads
+        uint64_t nr_absent
+        uint64_t nr_shared
+        uint64_t nr_maps_reads
+
+    int dx_proc_attach(dx_ctx *ctx, int mode, const char *procfs, const char *sysfs)
+    int dx_proc_add_pid(dx_ctx *ctx, int pid, const dx_range *ranges, size_t nr_ranges)
+    int dx_proc_add_ranges(dx_ctx *ctx, int64_t id, const dx_range *ranges, size_t nr_ranges)
+    int dx_proc_read_maps(const char *maps_path, dx_range **out, size_t *nr_out)
+    const dx_proc_stats *dx_proc_get_stats(const dx_ctx *ctx)

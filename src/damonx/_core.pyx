@@ -26,6 +26,8 @@ cnp.import_array()
 
 from damonx.types import REGION_DTYPE
 
+PROC_MODES = {"vaddr": DX_PROC_VADDR, "fvaddr": DX_PROC_FVADDR, "paddr": DX_PROC_PADDR}
+
 ACTIONS = {
     "stat": DX_ACTION_STAT,
     "willneed": DX_ACTION_WILLNEED,
@@ -39,6 +41,29 @@ cdef int check(int err, str what) except -1:
     if err < 0:
         raise OSError(-err, f"{what}: {os.strerror(-err)}")
     return err
+
+
+cdef dx_range *to_ranges(object ranges, size_t *n) except NULL:
+    cdef size_t i, count = len(ranges)
+    cdef dx_range *rg = <dx_range *>malloc((count + 1) * sizeof(dx_range))
+    if rg is NULL:
+        raise MemoryError()
+    for i, (start, end) in enumerate(ranges):
+        rg[i].start = start
+        rg[i].end = end
+    n[0] = count
+    return rg
+
+
+def read_maps(str path):
+    """The mappings of a process as [(start, end)], as the vaddr ops see them."""
+    cdef dx_range *rg = NULL
+    cdef size_t n = 0, i
+    check(dx_proc_read_maps(path.encode(), &rg, &n), f"cannot read {path}")
+    try:
+        return [(rg[i].start, rg[i].end) for i in range(n)]
+    finally:
+        free(rg)
 
 
 cdef dx_attrs make_attrs(object attrs) except *:
@@ -57,20 +82,24 @@ cdef class Context:
 
     cdef dx_ctx *ctx
     cdef readonly str ops_name
-    cdef list _target_ids
+    cdef readonly str procfs
 
-    def __cinit__(self, attrs, str ops_name, uint64_t seed=0, bint virtual_clock=False, **kw):
+    def __cinit__(self, attrs, str ops_name, uint64_t seed=0, bint virtual_clock=False,
+                  str mode="vaddr", str procfs="/proc", str sysfs="/sys"):
         cdef dx_attrs a = make_attrs(attrs)
         cdef dx_operations ops
         self.ctx = NULL
-        self._target_ids = []
+        self.procfs = procfs
         check(dx_ctx_new(&self.ctx, &a, seed), "invalid monitoring attributes")
+        self.ctx.clock = DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL
         if ops_name == "sim":
             dx_sim_ops(&ops)
+            dx_ctx_set_ops(self.ctx, &ops, NULL)
+        elif ops_name == "proc":
+            check(dx_proc_attach(self.ctx, PROC_MODES[mode], procfs.encode(), sysfs.encode()),
+                  f"cannot open the access check files under {procfs} and {sysfs}")
         else:
             raise ValueError(f"unknown operations set {ops_name!r}")
-        dx_ctx_set_ops(self.ctx, &ops, NULL)
-        self.ctx.clock = DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL
         self.ops_name = ops_name
 
     def __dealloc__(self):
@@ -109,7 +138,38 @@ cdef class Context:
             free(ph)
             free(rg)
         check(err, "invalid simulated workload")
-        self._target_ids.append(target_id)
+
+    def add_pid_target(self, int pid, ranges=None):
+        cdef dx_range *rg = NULL
+        cdef size_t n = 0
+        cdef int err
+        if ranges:
+            rg = to_ranges(ranges, &n)
+        try:
+            err = dx_proc_add_pid(self.ctx, pid, rg, n)
+        finally:
+            free(rg)
+        check(err, f"cannot monitor process {pid}")
+
+    def add_range_target(self, int64_t target_id, ranges):
+        cdef size_t n = 0
+        cdef dx_range *rg = to_ranges(ranges, &n)
+        cdef int err
+        try:
+            err = dx_proc_add_ranges(self.ctx, target_id, rg, n)
+        finally:
+            free(rg)
+        check(err, "cannot monitor the ranges")
+
+    def proc_stats(self):
+        """Counters of the real access checks (files read and written)."""
+        cdef const dx_proc_stats *s
+        if self.ops_name != "proc":
+            return {}
+        s = dx_proc_get_stats(self.ctx)
+        return dict(nr_pagemap_reads=s.nr_pagemap_reads, nr_kpageflags_reads=s.nr_kpageflags_reads,
+                    nr_bitmap_writes=s.nr_bitmap_writes, nr_bitmap_reads=s.nr_bitmap_reads,
+                    nr_absent=s.nr_absent, nr_shared=s.nr_shared, nr_maps_reads=s.nr_maps_reads)
 
     def add_scheme(self, str action, uint64_t min_sz, uint64_t max_sz,
                    unsigned int min_nr_accesses, unsigned int max_nr_accesses,

@@ -104,10 +104,18 @@ class Monitor:
             raise errors.InvalidAttrs("attrs must be a damonx.Attrs")
         self.ops = ops
         self._callbacks = []
-        self._ctx = _core.Context(self.attrs, "sim" if ops == "sim" else "proc", seed,
-                                  virtual_clock=(ops == "sim"), **(
-                                      {} if ops == "sim" else
-                                      {"procfs": procfs, "sysfs": sysfs, "mode": ops}))
+        if ops != "sim":
+            from damonx import features
+
+            features.require(ops, procfs, sysfs)
+        try:
+            if ops == "sim":
+                self._ctx = _core.Context(self.attrs, "sim", seed, virtual_clock=True)
+            else:
+                self._ctx = _core.Context(self.attrs, "proc", seed, mode=ops,
+                                          procfs=procfs, sysfs=sysfs)
+        except OSError as err:
+            raise errors.from_errno(err.errno, err.strerror) from None
         try:
             getattr(self, f"_add_{ops}_targets")(targets)
         except OSError as err:
@@ -239,6 +247,10 @@ class Monitor:
 
     def scheme_stats(self):
         return self._ctx.scheme_stats()
+
+    def access_check_stats(self):
+        """Files read and written by the real access checks (empty for sim)."""
+        return self._ctx.proc_stats()
 
     def close(self):
         self._ctx = _Closed()

@@ -1,0 +1,225 @@
+"""Record data accesses into a file that damonx and damo report on.
+
+Targets: process ids (`damonx record 1234`), a command to start
+(`damonx record -- CMD ARGS`; recording stops when it exits), fixed virtual
+ranges of a process (`--ops fvaddr -r START-END 1234`), physical memory
+(`--ops paddr`, all System RAM unless -r), or a simulated workload
+(`--ops sim --workload W.json`, simulated time).  Ctrl-C or SIGTERM ends the
+recording with a complete file.
+"""
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+from damonx import errors
+
+UNITS_US = {"us": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}
+
+
+def duration_us(text):
+    """'5000' (microseconds), '5ms', '1s', '1.5m' -> microseconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(us|ms|s|m)?\s*", str(text))
+    if not m:
+        raise errors.InvalidAttrs(f"bad interval {text!r}: use microseconds or a unit (5ms, 1s)")
+    return int(round(float(m.group(1)) * UNITS_US[m.group(2) or "us"]))
+
+
+def parse_regions(texts):
+    """['0x1000-0x2000', '4096-8192'] (also comma separated) -> [(start, end)]."""
+    out = []
+    for text in texts:
+        for part in re.split(r"[,\s]+", text.strip()):
+            if not part:
+                continue
+            try:
+                s, e = (int(x, 0) for x in part.split("-"))
+            except ValueError:
+                raise errors.InvalidAttrs(f"bad region {part!r}: use START-END") from None
+            out.append((s, e))
+    return out
+
+
+def set_argparser(parser):
+    parser.add_argument("target", nargs="*", help="process ids, or `-- CMD ARGS` to start one")
+    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
+                        help="operations set (default: vaddr, or sim with --workload)")
+    parser.add_argument("--workload", metavar="FILE.json", help="simulated workload (ops sim)")
+    parser.add_argument("--monitoring_intervals", nargs=3, metavar=("SAMPLE", "AGGR", "UPDATE"),
+                        default=["5ms", "100ms", "1s"],
+                        help="sampling, aggregation and regions update intervals "
+                             "(microseconds, or with a unit: 5ms 100ms 1s)")
+    parser.add_argument("--monitoring_nr_regions_range", nargs=2, type=int, metavar=("MIN", "MAX"),
+                        default=[10, 1000], help="minimum and maximum number of regions")
+    parser.add_argument("-r", "--regions", action="append", default=[], metavar="START-END",
+                        help="monitoring ranges for fvaddr and paddr")
+    parser.add_argument("-o", "--out", default="damon.data", help="output file (default damon.data)")
+    parser.add_argument("--format", "--output_type", dest="format", default="json_compressed",
+                        choices=["json_compressed", "json", "binary"],
+                        help="file format (default json_compressed, which damo reads)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="stop after this long (simulated time for sim; default 10 s there)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
+    parser.add_argument("--procfs", default="/proc", help=argparse_hidden())
+    parser.add_argument("--sysfs", default="/sys", help=argparse_hidden())
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise _Stop()
+
+
+def build_monitor(args, attrs):
+    import damonx
+
+    cmd = None
+    if args.workload:
+        if args.ops not in (None, "sim"):
+            raise errors.InvalidAttrs("--workload goes with --ops sim")
+        wl = damonx.Workload.load(args.workload)
+        return damonx.Monitor("sim", wl, attrs, seed=args.seed), {"ops": "sim", "workload": wl.to_dict()}, None
+    ops = args.ops or "vaddr"
+    if ops == "sim":
+        raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
+    regions = parse_regions(args.regions)
+    if ops == "paddr":
+        if args.target:
+            raise errors.InvalidAttrs("paddr takes no process; give ranges with -r or none for all RAM")
+        return (damonx.Monitor("paddr", regions or None, attrs, seed=args.seed,
+                               procfs=args.procfs, sysfs=args.sysfs),
+                {"ops": "paddr"}, None)
+    if not args.target:
+        raise errors.InvalidAttrs("give process ids, or a command after --")
+    if all(t.isdigit() for t in args.target):
+        pids = [int(t) for t in args.target]
+    else:
+        # checked before the command starts, so a missing capability
+        # does not leave a started command behind
+        from damonx import features
+
+        features.require(ops, args.procfs, args.sysfs)
+        cmd = subprocess.Popen(args.target)
+        pids = [cmd.pid]
+    meta = {"ops": ops, "pids": pids}
+    if cmd is not None:
+        meta["command"] = args.target
+    try:
+        if ops == "fvaddr":
+            if not regions:
+                raise errors.InvalidAttrs("fvaddr needs ranges: -r START-END")
+            mon = damonx.Monitor("fvaddr", {p: regions for p in pids}, attrs, seed=args.seed,
+                                 procfs=args.procfs, sysfs=args.sysfs)
+        else:
+            if regions:
+                raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
+            mon = damonx.Monitor("vaddr", pids, attrs, seed=args.seed,
+                                 procfs=args.procfs, sysfs=args.sysfs)
+    except BaseException:
+        if cmd is not None:
+            cmd.kill()
+            cmd.wait()
+        raise
+    return mon, meta, cmd
+
+
+class Progress:
+    """One status line on a terminal, refreshed once a second."""
+
+    def __init__(self, enabled, out):
+        self.enabled = enabled
+        self.out = out
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def update(self, nr_snapshots, nr_regions, sim_s=None, force=False):
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 1.0 and not force):
+            return
+        self.last = now
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        try:
+            size = os.path.getsize(self.out)
+        except OSError:
+            size = 0
+        sim = f" simulated {sim_s:.1f} s," if sim_s is not None else ""
+        sys.stderr.write(
+            f"\rrecording {now - self.t0:6.1f} s,{sim} {nr_snapshots} snapshots, "
+            f"{nr_regions} regions, {size / 1024:.0f} KiB written, "
+            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s   ")
+        sys.stderr.flush()
+
+    def done(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def main(args):
+    import damonx
+    from damonx.records import RecordWriter
+
+    sample, aggr, update = (duration_us(x) for x in args.monitoring_intervals)
+    lo, hi = args.monitoring_nr_regions_range
+    attrs = damonx.Attrs(sample_us=sample, aggr_us=aggr, ops_update_us=update,
+                         min_nr_regions=lo, max_nr_regions=hi)
+    timeout = args.timeout
+    if timeout is None and args.workload:
+        timeout = 10.0
+    if timeout is not None and timeout <= 0:
+        raise errors.InvalidAttrs("--timeout must be positive")
+
+    mon, meta, cmd = build_monitor(args, attrs)
+    writer = None
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    progress = Progress(sys.stderr.isatty() and not args.quiet, args.out)
+    n = 0
+    reason = "no target left"
+    try:
+        writer = RecordWriter(args.out, args.format, intervals=attrs.intervals, meta=meta,
+                              overwrite=args.overwrite)
+        t0 = None
+        for snap in mon:
+            t0 = snap.start_ns if t0 is None else t0
+            for tid, regions in snap.targets.items():
+                writer.add_snapshot(tid, snap.start_ns, snap.end_ns, regions)
+            n += 1
+            progress.update(n, snap.nr_regions,
+                            (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None)
+            if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
+                reason = "timeout"
+                break
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    except _Stop:
+        reason = "terminated"
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if writer is not None:
+            writer.close()
+        mon.close()
+        if cmd is not None and cmd.poll() is None and reason != "no target left":
+            cmd.terminate()
+            try:
+                cmd.wait(5)
+            except subprocess.TimeoutExpired:
+                cmd.kill()
+                cmd.wait()
+    progress.update(n, 0, force=True)
+    progress.done()
+    if not args.quiet:
+        print(f"damonx record: {n} snapshots to {args.out} ({reason})", file=sys.stderr)
+    return 0

@@ -1,0 +1,193 @@
+"""What access-check mechanisms this machine offers, and why not.
+
+Every check takes the roots of /proc and /sys as parameters so that it can
+be pointed at a fake tree.  Nothing here writes anywhere.
+"""
+
+import ctypes
+import mmap
+import os
+import struct
+from dataclasses import asdict, dataclass
+
+from damonx import errors
+
+PM_PRESENT = 1 << 63
+PM_PFN_MASK = (1 << 55) - 1
+
+
+@dataclass
+class Feature:
+    name: str
+    available: bool
+    detail: str          # what was found, or what is missing and how to get it
+
+
+def _page_idle(procfs, sysfs):
+    path = os.path.join(sysfs, "kernel/mm/page_idle/bitmap")
+    if not os.path.exists(path):
+        return Feature("page_idle", False,
+                       f"{path} does not exist: the kernel was built without "
+                       "CONFIG_IDLE_PAGE_TRACKING (idle page tracking)")
+    try:
+        with open(path, "rb", buffering=0) as f:
+            f.read(8)
+    except OSError as err:
+        return Feature("page_idle", False,
+                       f"cannot read {path}: {err.strerror}; run as root (CAP_SYS_ADMIN)")
+    if not os.access(path, os.W_OK):
+        return Feature("page_idle", False, f"{path} is not writable; run as root")
+    return Feature("page_idle", True, f"{path} is readable and writable")
+
+
+def _touched_page_entry(procfs):
+    """The pagemap entry of a page this process just wrote."""
+    buf = mmap.mmap(-1, mmap.PAGESIZE)
+    try:
+        buf[0:1] = b"x"
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        with open(os.path.join(procfs, "self/pagemap"), "rb", buffering=0) as f:
+            f.seek(addr // mmap.PAGESIZE * 8)
+            data = f.read(8)
+        ctypes.c_char.from_buffer(buf)  # keep buf alive until here
+    finally:
+        try:
+            buf.close()
+        except BufferError:
+            pass
+    if len(data) != 8:
+        raise OSError(0, "short read")
+    return struct.unpack("<Q", data)[0]
+
+
+def _pagemap_pfn(procfs, sysfs):
+    path = os.path.join(procfs, "self/pagemap")
+    try:
+        entry = _touched_page_entry(procfs)
+    except OSError as err:
+        return Feature("pagemap_pfn", False,
+                       f"cannot read {path}: {err.strerror or err}; the kernel needs "
+                       "CONFIG_PROC_PAGE_MONITOR")
+    if not entry & PM_PRESENT:
+        return Feature("pagemap_pfn", False, f"{path} shows a written page as not present")
+    if not entry & PM_PFN_MASK:
+        return Feature("pagemap_pfn", False,
+                       f"{path} hides PFNs: reading them needs CAP_SYS_ADMIN (run as root)")
+    return Feature("pagemap_pfn", True, f"{path} gives PFNs of present pages")
+
+
+def _kpageflags(procfs, sysfs):
+    path = os.path.join(procfs, "kpageflags")
+    if not os.path.exists(path):
+        return Feature("kpageflags", False,
+                       f"{path} does not exist: the kernel needs CONFIG_PROC_PAGE_MONITOR")
+    try:
+        with open(path, "rb", buffering=0) as f:
+            ok = len(f.read(8)) == 8
+    except OSError as err:
+        return Feature("kpageflags", False,
+                       f"cannot read {path}: {err.strerror}; needs CAP_SYS_ADMIN (run as root)")
+    return Feature("kpageflags", ok, f"{path} is readable" if ok else f"{path} reads empty")
+
+
+def _kernel_damon(procfs, sysfs):
+    path = os.path.join(sysfs, "kernel/mm/damon/admin")
+    if os.path.isdir(path):
+        return Feature("kernel_damon_sysfs", True,
+                       f"{path} exists (the kernel's own DAMON; damonx does not need it)")
+    return Feature("kernel_damon_sysfs", False,
+                   f"{path} does not exist: the kernel lacks CONFIG_DAMON_SYSFS "
+                   "(damonx does not need it; only comparisons with the kernel's DAMON do)")
+
+
+def _thp(procfs, sysfs):
+    path = os.path.join(sysfs, "kernel/mm/transparent_hugepage/enabled")
+    try:
+        with open(path) as f:
+            mode = f.read().strip()
+    except OSError:
+        return Feature("thp", False, f"{path} does not exist: no transparent huge pages")
+    return Feature("thp", True, f"transparent huge pages: {mode}")
+
+
+def _iomem(procfs, sysfs):
+    try:
+        ram = system_ram(procfs)
+    except errors.DamonxError as err:
+        return Feature("iomem_system_ram", False, str(err))
+    total = sum(e - s for s, e in ram)
+    return Feature("iomem_system_ram", True,
+                   f"{len(ram)} System RAM ranges, {total / 2**30:.1f} GiB")
+
+
+def _process_madvise(procfs, sysfs):
+    if not hasattr(os, "pidfd_open"):
+        return Feature("process_madvise", False, "this Python has no os.pidfd_open")
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as err:
+        return Feature("process_madvise", False,
+                       f"pidfd_open failed ({err.strerror}): needs Linux 5.10 or newer")
+    return Feature("process_madvise", True, "pidfd_open works (schemes can act on processes)")
+
+
+CHECKS = (_page_idle, _pagemap_pfn, _kpageflags, _iomem, _thp, _process_madvise, _kernel_damon)
+
+#: which features each operations set needs
+NEEDS = {
+    "vaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
+    "fvaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
+    "paddr": ("page_idle", "kpageflags"),
+    "sim": (),
+}
+
+
+def probe(procfs="/proc", sysfs="/sys"):
+    """Every feature, available or not, with what was found."""
+    return {f.name: f for f in (check(procfs, sysfs) for check in CHECKS)}
+
+
+def ops_available(ops, found):
+    return all(found[n].available for n in NEEDS[ops])
+
+
+def require(ops, procfs="/proc", sysfs="/sys"):
+    """Raise a clear error when ops cannot run here."""
+    if not NEEDS.get(ops):
+        return
+    found = probe(procfs, sysfs)
+    for name in NEEDS[ops]:
+        f = found[name]
+        if not f.available:
+            cls = errors.AccessDenied if "root" in f.detail else errors.NotSupported
+            raise cls(f"ops {ops!r} needs {name}: {f.detail}. "
+                      "Run `damonx features` for the full picture; `--ops sim` works anywhere.")
+
+
+def system_ram(procfs="/proc"):
+    """Top-level "System RAM" ranges of /proc/iomem as [(start, end)], end exclusive."""
+    path = os.path.join(procfs, "iomem")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        raise errors.NotSupported(f"cannot read {path}: {err.strerror}") from None
+    ranges = []
+    for line in lines:
+        if line.startswith(" ") or ": " not in line:
+            continue
+        span, name = line.split(" : ", 1) if " : " in line else line.split(": ", 1)
+        if name.strip() != "System RAM":
+            continue
+        start, end = (int(x, 16) for x in span.strip().split("-"))
+        if end > start:
+            ranges.append((start, end + 1))
+    if not ranges:
+        raise errors.NotSupported(f"{path} lists no System RAM")
+    if all(s == 0 for s, _ in ranges):
+        raise errors.AccessDenied(f"{path} hides addresses: reading them needs root")
+    return ranges
+
+
+def as_dict(found):
+    return {name: asdict(f) for name, f in found.items()}

@@ -1,0 +1,204 @@
+"""The monitoring engine on the simulated backend, where ground truth is exact."""
+
+import numpy as np
+import pytest
+
+import damonx
+from damonx.sim import Workload, precision_recall
+
+GIB, MIB = 1 << 30, 1 << 20
+HOT = (128 * MIB, 256 * MIB)
+
+
+def hot_cold(p=0.9):
+    return Workload.hot_cold(GIB, *HOT, probability=p)
+
+
+def check_cover(regions, size):
+    assert regions["start"][0] == 0
+    assert regions["end"][-1] == size
+    assert np.all(regions["start"][1:] == regions["end"][:-1])
+    assert np.all(regions["end"] > regions["start"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hot_range_found_within_20_aggregations(seed):
+    with damonx.Monitor("sim", hot_cold(), seed=seed) as mon:
+        snaps = mon.take(20)
+    assert len(snaps) == 20
+    p, r = precision_recall(snaps[-1].regions, [HOT])
+    assert p >= 0.9 and r >= 0.9, (p, r)
+    # and it stays found
+    for snap in snaps[-3:]:
+        assert min(precision_recall(snap.regions, [HOT])) >= 0.9
+
+
+def test_moving_hot_range_is_followed():
+    second = (640 * MIB, 768 * MIB)
+    wl = Workload.from_dict({"size": GIB, "phases": [
+        {"duration_us": 5_000_000, "ranges": [
+            {"start": HOT[0], "end": HOT[1], "probability": 0.9}]},
+        {"duration_us": 5_000_000, "ranges": [
+            {"start": second[0], "end": second[1], "probability": 0.9}]}]})
+    for seed in range(3):
+        with damonx.Monitor("sim", wl, seed=seed) as mon:
+            snaps = mon.take(70)
+        # first phase: 50 aggregations of 100 ms
+        assert min(precision_recall(snaps[49].regions, [HOT])) >= 0.9
+        # 20 aggregations into the second phase the new hot range is found
+        p, r = precision_recall(snaps[69].regions, [second])
+        assert p >= 0.9 and r >= 0.9, (seed, p, r)
+        # and the old one is no longer reported hot
+        assert precision_recall(snaps[69].regions, [HOT])[1] < 0.1
+
+
+def test_regions_cover_the_space_and_respect_limits():
+    attrs = damonx.Attrs(min_nr_regions=10, max_nr_regions=40)
+    stripes = [{"start": i * 8 * MIB, "end": i * 8 * MIB + 4 * MIB, "probability": 0.5 + (i % 5) / 10}
+               for i in range(0, 128, 2)]
+    wl = Workload.from_dict({"size": GIB, "phases": [{"duration_us": 10**7, "ranges": stripes}]})
+    with damonx.Monitor("sim", wl, attrs, seed=1) as mon:
+        for snap in mon.take(50):
+            regs = snap.regions
+            check_cover(regs, GIB)
+            assert len(regs) <= 40
+            assert np.all(regs["nr_accesses"] <= attrs.max_nr_accesses)
+            assert np.all(regs["start"] % 4096 == 0)
+
+
+def test_snapshot_times_follow_the_virtual_clock():
+    attrs = damonx.Attrs(sample_us=1000, aggr_us=50_000)
+    with damonx.Monitor("sim", hot_cold(), attrs) as mon:
+        snaps = mon.take(10)
+    for i, s in enumerate(snaps):
+        assert s.start_ns == i * 50_000_000
+        assert s.end_ns == (i + 1) * 50_000_000
+    assert mon_stats_after(attrs)["nr_samples"] == 10 * 50
+
+
+def mon_stats_after(attrs, n=10):
+    with damonx.Monitor("sim", hot_cold(), attrs) as mon:
+        mon.take(n)
+        return mon.stats()
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    def run(seed):
+        with damonx.Monitor("sim", hot_cold(0.5), seed=seed) as mon:
+            return [s.regions.copy() for s in mon.take(15)]
+
+    a, b, c = run(3), run(3), run(4)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_nr_accesses_estimates_the_probability():
+    wl = Workload.hot_cold(GIB, 0, GIB, probability=0.3)
+    with damonx.Monitor("sim", wl, seed=5) as mon:
+        snaps = mon.take(40)
+    rates = np.concatenate([s.regions["nr_accesses"] for s in snaps[10:]]) / 20
+    assert abs(rates.mean() - 0.3) < 0.05
+
+
+def test_age_grows_while_the_pattern_holds():
+    with damonx.Monitor("sim", hot_cold(1.0), seed=2) as mon:
+        snaps = mon.take(60)
+    assert snaps[-1].regions["age"].max() >= 20
+
+
+def test_callbacks_run_after_each_aggregation_and_can_stop():
+    seen = []
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        mon.add_callback(lambda snap: seen.append(snap.end_ns) or len(seen) >= 7)
+        n = mon.run()
+    assert n == 7 and len(seen) == 7
+    assert seen == sorted(seen)
+
+
+def test_run_for_simulated_duration():
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        assert mon.run(duration_s=60) == 600   # a minute of monitoring
+
+
+def test_several_sim_targets():
+    wl2 = Workload.hot_cold(256 * MIB, 0, 16 * MIB)
+    with damonx.Monitor("sim", [hot_cold(), wl2]) as mon:
+        snap = mon.take(20)[-1]
+    assert set(snap.targets) == {0, 1}
+    check_cover(snap.targets[0], GIB)
+    check_cover(snap.targets[1], 256 * MIB)
+    assert min(precision_recall(snap.targets[1], [(0, 16 * MIB)])) >= 0.8
+    with pytest.raises(ValueError):
+        snap.regions
+
+
+def test_stat_scheme_counts_matching_regions():
+    with damonx.Monitor("sim", hot_cold(1.0), seed=1) as mon:
+        mon.add_scheme("stat", nr_accesses=(15, 20))
+        snaps = mon.take(30)
+        stats = mon.scheme_stats()[0]
+    assert stats["nr_tried"] > 0
+    # the hot range (128 MiB) is tried about once per aggregation once found
+    assert 20 * 128 * MIB <= stats["sz_tried"] <= 31 * 140 * MIB
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        with pytest.raises(damonx.InvalidAttrs):
+            mon.add_scheme("explode")
+        with pytest.raises(damonx.InvalidAttrs):
+            mon.add_scheme("stat", sz=(10, 5))
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(min_nr_regions=2), "at least 3"),
+    (dict(min_nr_regions=50, max_nr_regions=20), "must not exceed max_nr_regions"),
+    (dict(sample_us=200_000), "must not exceed aggr_us"),
+    (dict(aggr_us=0), "must be positive"),
+    (dict(ops_update_us=-1), "must be positive"),
+    (dict(sample_us=1.5), "must be an integer"),
+    (dict(min_region_sz=3000), "power of two"),
+])
+def test_bad_attrs_are_refused_clearly(kwargs, words):
+    with pytest.raises(damonx.InvalidAttrs, match=words):
+        damonx.Attrs(**kwargs)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"page_size": 4096, "phases": []}, "lacks 'size'"),
+    ({"size": GIB, "phases": []}, "non-empty list"),
+    ({"size": GIB, "phases": [{"ranges": []}]}, "duration_us"),
+    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
+        {"start": 0, "end": 2 * GIB, "probability": 0.5}]}]}, "not inside"),
+    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
+        {"start": 0, "end": 10, "probability": 1.5}]}]}, r"not in \[0, 1\]"),
+    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
+        {"start": 0, "end": 100, "probability": 0.5},
+        {"start": 50, "end": 200, "probability": 0.5}]}]}, "overlaps"),
+    ({"size": 1000, "phases": [{"duration_us": 1}]}, "multiple of page_size"),
+    ({"size": GIB, "phase": []}, "unknown workload keys"),
+])
+def test_bad_workloads_are_refused_clearly(spec, words):
+    with pytest.raises(damonx.InvalidAttrs, match=words):
+        Workload.from_dict(spec)
+
+
+def test_workload_from_json_file(tmp_path):
+    p = tmp_path / "w.json"
+    p.write_text('{"size": 1073741824, "page_size": 4096, "phases": [{"duration_us": 10000000,'
+                 ' "ranges": [{"start": 134217728, "end": 268435456, "probability": 0.9}]}]}')
+    wl = Workload.load(p)
+    assert wl == hot_cold()
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(damonx.InvalidAttrs, match="not valid JSON"):
+        Workload.load(tmp_path / "bad.json")
+    with pytest.raises(damonx.InvalidAttrs, match="cannot read"):
+        Workload.load(tmp_path / "missing.json")
+
+
+def test_bad_monitor_arguments():
+    with pytest.raises(damonx.InvalidAttrs, match="unknown ops"):
+        damonx.Monitor("xaddr", hot_cold())
+    with pytest.raises(damonx.InvalidAttrs, match="Workloads"):
+        damonx.Monitor("sim", "not a workload")
+    mon = damonx.Monitor("sim", hot_cold())
+    mon.close()
+    with pytest.raises(damonx.DamonxError, match="closed"):
+        mon.step()

@@ -1,0 +1,90 @@
+"""Shared pieces of the tests that run inside the project's VM."""
+
+import contextlib
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+WORKLOAD = HERE / "workload.py"
+
+needs_page_idle = pytest.mark.skipif(
+    not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0,
+    reason="needs idle page tracking and root: run inside the project's VM "
+           "(tools/vmtest/run)")
+
+
+class Workload:
+    """A running tests/vm/workload.py process and its address ranges."""
+
+    def __init__(self, proc, start, end, hot_start, hot_end):
+        self.proc = proc
+        self.pid = proc.pid
+        self.range = (start, end)
+        self.hot = (hot_start, hot_end)
+
+    def smaps_field(self, field):
+        """Sum of a /proc/PID/smaps field (kB) over the workload mapping."""
+        total, inside = 0, False
+        with open(f"/proc/{self.pid}/smaps") as f:
+            for line in f:
+                head = line.split()[0]
+                if "-" in head and not head.endswith(":"):
+                    s, e = (int(x, 16) for x in head.split("-"))
+                    inside = s < self.range[1] and e > self.range[0]
+                elif inside and head == field + ":":
+                    total += int(line.split()[1])
+        return total
+
+
+@contextlib.contextmanager
+def workload(size_mib=512, hot_mib=64, thp=False):
+    cmd = [sys.executable, str(WORKLOAD), "--size-mib", str(size_mib), "--hot-mib", str(hot_mib)]
+    if thp:
+        cmd.append("--thp")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "READY", f"workload did not start: {line}"
+        yield Workload(proc, *(int(x, 16) for x in line[1:5]))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def clip(regions, lo, hi):
+    """Regions restricted to [lo, hi)."""
+    r = regions[(regions["end"] > lo) & (regions["start"] < hi)].copy()
+    r["start"] = np.maximum(r["start"], lo)
+    r["end"] = np.minimum(r["end"], hi)
+    return r
+
+
+def hot_precision_recall(regions, hot_ranges, within=None, min_nr_accesses=1):
+    from damonx.sim import precision_recall
+
+    if within is not None:
+        regions = clip(regions, *within)
+    return precision_recall(regions, hot_ranges, min_nr_accesses)
+
+
+def until(deadline_s, step):
+    """Call step() until it returns a true value or deadline_s passes."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        res = step()
+        if res:
+            return res
+    return None
+
+
+def kill(proc):
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
