@@ -1,0 +1,375 @@
+"""Reports on a Record: pure functions returning data (the CLI formats it).
+
+Every report works on records of any length; a record without snapshots
+raises DamonxError saying so.  Percentiles follow damo: the p-th percentile
+of n sorted values is the value at index ``min(int(p / 100 * n), n - 1)``.
+"""
+
+import math
+
+import numpy as np
+
+from damonx.errors import DamonxError
+
+DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
+
+
+# ---------------------------------------------------------------------------
+# human-readable numbers, in damo's style
+
+
+def format_sz(nbytes, raw=False):
+    """'4.000 KiB' style size ('%d' when raw)."""
+    if raw:
+        return "%d" % nbytes
+    nbytes = float(nbytes)
+    for shift, unit in ((60, "EiB"), (50, "PiB"), (40, "TiB"), (30, "GiB"),
+                        (20, "MiB"), (10, "KiB")):
+        if nbytes > (1 << shift):
+            return "%.3f %s" % (nbytes / (1 << shift), unit)
+    return "%d B" % nbytes
+
+
+def format_time_ns(ns, raw=False):
+    """'1 m 3.500 s' / '104.599 ms' style duration ('%d' when raw)."""
+    if raw:
+        return "%d" % ns
+    sign = "-" if ns < 0 else ""
+    ns = abs(float(ns))
+    hour, minute, sec, ms, us = 3.6e12, 6e10, 1e9, 1e6, 1e3
+    if ns >= hour:
+        h = int(ns // hour)
+        rest = ns - h * hour
+        return sign + ("%d h" % h if rest == 0 else "%d h %s" % (h, format_time_ns(rest)))
+    if ns >= minute:
+        m = int(ns // minute)
+        rest = ns - m * minute
+        if rest == 0:
+            return "%s%d m" % (sign, m)
+        if rest % sec == 0:
+            return "%s%d m %d s" % (sign, m, rest / sec)
+        return "%s%d m %.3f s" % (sign, m, rest / sec)
+    for unit, name in ((sec, "s"), (ms, "ms"), (us, "us")):
+        if ns >= unit:
+            if ns % unit == 0:
+                return "%s%d %s" % (sign, ns / unit, name)
+            return "%s%.3f %s" % (sign, ns / unit, name)
+    return "%s%d ns" % (sign, ns)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _require_snapshots(record, targets=None):
+    targets = record.targets if targets is None else targets
+    if not any(t.snapshots for t in targets):
+        raise DamonxError("the record has no snapshots (the recording may have ended "
+                          "before the first aggregation interval)")
+
+
+def _targets(record, target_id=None):
+    if target_id is None:
+        return list(record.targets)
+    return [record.target(target_id)]
+
+
+def percentile_index(p, n):
+    """Index of the p-th percentile in n sorted values (damo's definition)."""
+    if not 0 <= p <= 100:
+        raise DamonxError(f"percentile {p} is outside [0, 100]")
+    return min(int(p / 100.0 * n), n - 1)
+
+
+def distribution(values, percentiles=DEFAULT_PERCENTILES, sortby="size"):
+    """Percentiles of ``values``: sorted by size, or picked in time order.
+
+    Returns a dict with ``avg``, ``min``, ``max`` and ``percentiles`` (a list
+    of ``[percentile, value]``).
+    """
+    if sortby not in ("size", "time"):
+        raise DamonxError(f"sortby must be 'size' or 'time', not {sortby!r}")
+    vals = [int(v) for v in values]
+    if not vals:
+        return {"avg": None, "min": None, "max": None, "percentiles": []}
+    ordered = sorted(vals) if sortby == "size" else vals
+    return {
+        "avg": sum(vals) / len(vals),
+        "min": min(vals),
+        "max": max(vals),
+        "percentiles": [[p, ordered[percentile_index(p, len(vals))]] for p in percentiles],
+    }
+
+
+def _series_report(record, name, fn, target_id, percentiles, sortby):
+    targets = _targets(record, target_id)
+    _require_snapshots(record, targets)
+    base = _base_time(record)
+    out = []
+    for t in targets:
+        values = [fn(s) for s in t.snapshots]
+        out.append({
+            "target_id": t.target_id,
+            "nr_snapshots": len(values),
+            "time_ns": [s.end_ns - base for s in t.snapshots],
+            name: values,
+            "distribution": distribution(values, percentiles, sortby),
+        })
+    return out
+
+
+def _base_time(record):
+    starts = [t.snapshots[0].start_ns for t in record.targets if t.snapshots]
+    return min(starts) if starts else 0
+
+
+# ---------------------------------------------------------------------------
+# reports
+
+
+def raw(record, raw_number=False):
+    """Text of every snapshot in damo's ``report raw`` layout."""
+    _require_snapshots(record)
+    lines = []
+    for t in record.targets:
+        if not t.snapshots:
+            continue
+        base = t.snapshots[0].start_ns
+        lines.append("base_time_absolute: %s\n" % format_time_ns(base, raw_number))
+        for s in t.snapshots:
+            lines.append("monitoring_start:    %16s" % format_time_ns(s.start_ns - base, raw_number))
+            lines.append("monitoring_end:      %16s" % format_time_ns(s.end_ns - base, raw_number))
+            lines.append("monitoring_duration: %16s" % format_time_ns(s.end_ns - s.start_ns,
+                                                                       raw_number))
+            lines.append("target_id: %s" % t.target_id)
+            lines.append("nr_regions: %s" % len(s.regions))
+            for start, end, nr_acc in zip(s.regions["start"].tolist(), s.regions["end"].tolist(),
+                                          s.regions["nr_accesses"].tolist()):
+                lines.append("%012x-%012x(%12s):\t%d" % (
+                    start, end, format_sz(end - start, raw_number), nr_acc))
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+_SORT_KEYS = ("address", "access_rate", "age", "size")
+
+
+def access(record, snapshot=-1, target_id=None, sortby="address"):
+    """Regions of one snapshot (default the last) of each target.
+
+    Per region: address range, size, nr_accesses, access rate in percent of
+    the samples of an aggregation (None when the record lacks intervals), and
+    age in aggregation intervals and microseconds.
+    """
+    if sortby not in _SORT_KEYS:
+        raise DamonxError(f"sortby must be one of {', '.join(_SORT_KEYS)}, not {sortby!r}")
+    targets = _targets(record, target_id)
+    _require_snapshots(record, targets)
+    max_acc = record.max_nr_accesses()
+    aggr_us = record.intervals.aggr_us if record.intervals else None
+    base = _base_time(record)
+    out = []
+    for t in targets:
+        n = len(t.snapshots)
+        if n == 0:
+            continue
+        if not -n <= snapshot < n:
+            raise DamonxError(f"snapshot index {snapshot} out of range: target "
+                              f"{t.target_id} has {n} snapshot(s) (0..{n - 1}, or -1 for the last)")
+        idx = snapshot % n
+        s = t.snapshots[idx]
+        regions = []
+        for start, end, nr_acc, age in zip(s.regions["start"].tolist(), s.regions["end"].tolist(),
+                                           s.regions["nr_accesses"].tolist(),
+                                           s.regions["age"].tolist()):
+            regions.append({
+                "start": start, "end": end, "size": end - start, "nr_accesses": nr_acc,
+                "access_rate": (nr_acc * 100.0 / max_acc) if max_acc else None,
+                "age": age, "age_us": age * aggr_us if aggr_us is not None else None,
+            })
+        key = {"address": lambda r: r["start"], "size": lambda r: -r["size"],
+               "access_rate": lambda r: -r["nr_accesses"], "age": lambda r: -r["age"]}[sortby]
+        regions.sort(key=key)
+        total = sum(r["size"] for r in regions)
+        accessed = sum(r["size"] for r in regions if r["nr_accesses"] > 0)
+        weighted = (sum(r["access_rate"] * r["size"] for r in regions) / total
+                    if total and max_acc else None)
+        out.append({
+            "target_id": t.target_id, "snapshot": idx, "nr_snapshots": n,
+            "start_ns": s.start_ns - base, "end_ns": s.end_ns - base,
+            "nr_regions": len(regions), "total_size": total, "accessed_size": accessed,
+            "mean_access_rate": weighted, "regions": regions,
+        })
+    return out
+
+
+def wss(record, threshold=1, target_id=None, percentiles=DEFAULT_PERCENTILES,
+        sortby="size", min_size=1):
+    """Working set size of each snapshot: the total size of regions with
+    ``nr_accesses >= threshold`` (default 1, i.e. accessed at all) and
+    ``size >= min_size``; its distribution and time series per target."""
+    if threshold < 0:
+        raise DamonxError(f"threshold must be >= 0, not {threshold}")
+
+    def fn(s):
+        r = s.regions
+        size = r["end"] - r["start"]
+        keep = (r["nr_accesses"] >= threshold) & (size >= min_size)
+        return int(size[keep].sum())
+
+    return _series_report(record, "wss", fn, target_id, percentiles, sortby)
+
+
+def nr_regions(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size"):
+    """Number of regions of each snapshot: distribution and time series."""
+    return _series_report(record, "nr_regions", lambda s: len(s.regions), target_id,
+                          percentiles, sortby)
+
+
+def footprint(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size"):
+    """Monitored footprint of each snapshot: the total size of its regions,
+    i.e. how much address space the monitor covered (for a virtual address
+    target: the mapped areas it tracks, not the resident memory)."""
+    return _series_report(record, "footprint", lambda s: s.total_bytes, target_id,
+                          percentiles, sortby)
+
+
+def address_unions(target):
+    """Address ranges covered by the target's regions over the whole record,
+    as a sorted list of [start, end) without overlaps or adjacency."""
+    if not target.snapshots:
+        return []
+    starts = np.concatenate([s.regions["start"] for s in target.snapshots])
+    ends = np.concatenate([s.regions["end"] for s in target.snapshots])
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    out = []
+    cur_s, cur_e = int(starts[0]), int(ends[0])
+    for s, e in zip(starts[1:].tolist(), ends[1:].tolist()):
+        if s <= cur_e:
+            cur_e = max(cur_e, e)
+        else:
+            out.append([cur_s, cur_e])
+            cur_s, cur_e = s, e
+    out.append([cur_s, cur_e])
+    return out
+
+
+def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=None,
+            time_range=None):
+    """Access rate over time x address, one map per target.
+
+    ``address_range``: None picks the largest address range the regions
+    cover (so the unmapped gaps of a process do not flatten the map; the
+    others are listed under ``address_unions``), ``"all"`` spans from the
+    lowest to the highest address, or ``(start, end)`` in bytes.
+    ``time_range``: ``(start_ns, end_ns)`` relative to the record's first
+    snapshot start; default the whole record.
+
+    Each cell holds the time- and size-weighted mean access rate (percent of
+    samples, or nr_accesses when the record lacks intervals; ``unit`` says
+    which) over the part of the cell regions covered, or NaN where no region
+    covered it.
+    """
+    if time_bins < 1 or addr_bins < 1:
+        raise DamonxError(f"resolution must be at least 1x1, not {time_bins}x{addr_bins}")
+    targets = _targets(record, target_id)
+    _require_snapshots(record, targets)
+    max_acc = record.max_nr_accesses()
+    scale = 100.0 / max_acc if max_acc else 1.0
+    base = _base_time(record)
+    out = []
+    for t in targets:
+        if not t.snapshots:
+            continue
+        unions = address_unions(t)
+        if address_range is None:
+            if not unions:
+                raise DamonxError(f"target {t.target_id} has no non-empty region")
+            a0, a1 = max(unions, key=lambda u: u[1] - u[0])
+        elif address_range == "all":
+            if not unions:
+                raise DamonxError(f"target {t.target_id} has no non-empty region")
+            a0, a1 = unions[0][0], unions[-1][1]
+        else:
+            a0, a1 = (int(x) for x in address_range)
+        if a1 <= a0:
+            raise DamonxError(f"empty address range [{a0}, {a1})")
+        times = t.times()
+        s_ns = times["start_ns"].astype(np.float64) - base
+        e_ns = times["end_ns"].astype(np.float64) - base
+        if time_range is None:
+            t0, t1 = float(s_ns.min()), float(e_ns.max())
+        else:
+            t0, t1 = (float(x) for x in time_range)
+        if t1 <= t0:
+            if time_range is None:
+                t1 = t0 + 1  # snapshots of zero length: one instant
+            else:
+                raise DamonxError(f"empty time range [{t0}, {t1})")
+        aedges = np.linspace(a0, a1, addr_bins + 1)
+        tedges = np.linspace(t0, t1, time_bins + 1)
+        # per snapshot: integral of rate and of coverage over each address bin
+        rate_int = np.zeros((len(t.snapshots), addr_bins))
+        cover_int = np.zeros((len(t.snapshots), addr_bins))
+        for i, s in enumerate(t.snapshots):
+            r = s.regions
+            if not len(r):
+                continue
+            order = np.argsort(r["start"], kind="stable")
+            st = r["start"][order].astype(np.float64)
+            en = r["end"][order].astype(np.float64)
+            rate = r["nr_accesses"][order].astype(np.float64) * scale
+            for vals, dst in ((rate, rate_int), (np.ones_like(rate), cover_int)):
+                # clipped overlap of each region with each bin, summed
+                lo = np.maximum(st[:, None], aedges[None, :-1])
+                hi = np.minimum(en[:, None], aedges[None, 1:])
+                ov = np.clip(hi - lo, 0, None)
+                dst[i] = (ov * vals[:, None]).sum(axis=0)
+        # time weights: overlap of each snapshot with each time bin
+        dur = np.maximum(e_ns - s_ns, 0)
+        lo = np.maximum(s_ns[:, None], tedges[None, :-1])
+        hi = np.minimum(e_ns[:, None], tedges[None, 1:])
+        w = np.clip(hi - lo, 0, None)
+        # zero-length snapshots count as an instant in the bin holding them
+        zero = dur == 0
+        if zero.any():
+            idx = np.clip(np.searchsorted(tedges, s_ns[zero], side="right") - 1, 0, time_bins - 1)
+            inside = (s_ns[zero] >= t0) & (s_ns[zero] <= t1)
+            wz = np.zeros((zero.sum(), time_bins))
+            wz[np.arange(zero.sum())[inside], idx[inside]] = 1.0
+            w[zero] = wz
+        num = w.T @ rate_int
+        den = w.T @ cover_int
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+        out.append({
+            "target_id": t.target_id,
+            "unit": "percent" if max_acc else "nr_accesses",
+            "values": values,
+            "address_range": [a0, a1],
+            "time_range_ns": [t0, t1],
+            "addr_edges": aedges,
+            "time_edges_ns": tedges,
+            "address_unions": unions,
+        })
+    return out
+
+
+def to_jsonable(obj):
+    """Turn report output (numpy arrays, NaN) into plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    return obj
