@@ -135,3 +135,16 @@ cdef extern from "ops_proc.h" nogil:
     int dx_proc_add_ranges(dx_ctx *ctx, int64_t id, const dx_range *ranges, size_t nr_ranges)
     int dx_proc_read_maps(const char *maps_path, dx_range **out, size_t *nr_out)
     const dx_proc_stats *dx_proc_get_stats(const dx_ctx *ctx)
+
+
+cdef extern from "bench_adjust.h" nogil:
+    struct dx_bench_adjust_result:
+        uint64_t nr_rounds
+        uint64_t merge_ns
+        uint64_t split_ns
+        uint64_t nr_after_merge
+        uint64_t nr_after_split
+        uint64_t clock_overhead_ns
+
+    int dx_bench_adjust(uint32_t nr_regions, uint32_t nr_rounds, uint64_t seed,
+                        dx_bench_adjust_result *out)

@@ -244,3 +244,18 @@ cdef class Context:
         return dict(nr_samples=s.nr_samples, nr_region_checks=s.nr_region_checks,
                     nr_aggregations=s.nr_aggregations, nr_updates=s.nr_updates,
                     nr_targets_lost=s.nr_targets_lost)
+
+
+def bench_adjust(unsigned int nr_regions, unsigned int nr_rounds, uint64_t seed=0):
+    """Time the end-of-aggregation regions adjustment (merge, then split) of
+    a target of nr_regions regions with random access counts, nr_rounds
+    times (see csrc/bench_adjust.h).  Totals in thread CPU nanoseconds and
+    region counts summed over the rounds."""
+    cdef dx_bench_adjust_result res
+    cdef int err
+    with nogil:
+        err = dx_bench_adjust(nr_regions, nr_rounds, seed, &res)
+    check(err, "bench_adjust failed")
+    return dict(nr_rounds=res.nr_rounds, merge_ns=res.merge_ns, split_ns=res.split_ns,
+                nr_after_merge=res.nr_after_merge, nr_after_split=res.nr_after_split,
+                clock_overhead_ns=res.clock_overhead_ns)

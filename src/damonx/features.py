@@ -21,6 +21,7 @@ class Feature:
     name: str
     available: bool
     detail: str          # what was found, or what is missing and how to get it
+    privilege: bool = False   # missing for want of a privilege, not of a kernel feature
 
 
 def _page_idle(procfs, sysfs):
@@ -34,9 +35,9 @@ def _page_idle(procfs, sysfs):
             f.read(8)
     except OSError as err:
         return Feature("page_idle", False,
-                       f"cannot read {path}: {err.strerror}; run as root (CAP_SYS_ADMIN)")
+                       f"cannot read {path}: {err.strerror}; run as root (CAP_SYS_ADMIN)", True)
     if not os.access(path, os.W_OK):
-        return Feature("page_idle", False, f"{path} is not writable; run as root")
+        return Feature("page_idle", False, f"{path} is not writable; run as root", True)
     return Feature("page_idle", True, f"{path} is readable and writable")
 
 
@@ -72,7 +73,7 @@ def _pagemap_pfn(procfs, sysfs):
         return Feature("pagemap_pfn", False, f"{path} shows a written page as not present")
     if not entry & PM_PFN_MASK:
         return Feature("pagemap_pfn", False,
-                       f"{path} hides PFNs: reading them needs CAP_SYS_ADMIN (run as root)")
+                       f"{path} hides PFNs: reading them needs CAP_SYS_ADMIN (run as root)", True)
     return Feature("pagemap_pfn", True, f"{path} gives PFNs of present pages")
 
 
@@ -86,7 +87,7 @@ def _kpageflags(procfs, sysfs):
             ok = len(f.read(8)) == 8
     except OSError as err:
         return Feature("kpageflags", False,
-                       f"cannot read {path}: {err.strerror}; needs CAP_SYS_ADMIN (run as root)")
+                       f"cannot read {path}: {err.strerror}; needs CAP_SYS_ADMIN (run as root)", True)
     return Feature("kpageflags", ok, f"{path} is readable" if ok else f"{path} reads empty")
 
 
@@ -114,7 +115,8 @@ def _iomem(procfs, sysfs):
     try:
         ram = system_ram(procfs)
     except errors.DamonxError as err:
-        return Feature("iomem_system_ram", False, str(err))
+        return Feature("iomem_system_ram", False, str(err),
+                       isinstance(err, errors.AccessDenied))
     total = sum(e - s for s, e in ram)
     return Feature("iomem_system_ram", True,
                    f"{len(ram)} System RAM ranges, {total / 2**30:.1f} GiB")
@@ -159,7 +161,7 @@ def require(ops, procfs="/proc", sysfs="/sys"):
     for name in NEEDS[ops]:
         f = found[name]
         if not f.available:
-            cls = errors.AccessDenied if "root" in f.detail else errors.NotSupported
+            cls = errors.AccessDenied if f.privilege else errors.NotSupported
             raise cls(f"ops {ops!r} needs {name}: {f.detail}. "
                       "Run `damonx features` for the full picture; `--ops sim` works anywhere.")
 
@@ -172,7 +174,7 @@ def system_ram(procfs="/proc"):
             lines = f.read().splitlines()
     except OSError as err:
         raise errors.NotSupported(f"cannot read {path}: {err.strerror}") from None
-    ranges = []
+    ranges, hidden = [], 0
     for line in lines:
         if line.startswith(" ") or ": " not in line:
             continue
@@ -182,10 +184,12 @@ def system_ram(procfs="/proc"):
         start, end = (int(x, 16) for x in span.strip().split("-"))
         if end > start:
             ranges.append((start, end + 1))
+        else:
+            hidden += 1
+    if not ranges and hidden:
+        raise errors.AccessDenied(f"{path} hides addresses: reading them needs root")
     if not ranges:
         raise errors.NotSupported(f"{path} lists no System RAM")
-    if all(s == 0 for s, _ in ranges):
-        raise errors.AccessDenied(f"{path} hides addresses: reading them needs root")
     return ranges
 
 

@@ -1,0 +1,174 @@
+"""The real access-check backend against small fake /proc and /sys trees.
+
+A regular file stands for the idle page bitmap: what is marked idle reads
+back idle, so no page is ever seen accessed.  /dev/zero stands for a bitmap
+whose pages are always found accessed (writes vanish, reads give zero bits).
+Together they pin down which PFNs are marked and checked, on any machine.
+"""
+
+import os
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+import damonx
+from damonx import features
+
+PAGE = 4096
+PRESENT = 1 << 63
+KPF_LRU, KPF_HEAD, KPF_TAIL, KPF_THP, KPF_NOPAGE = 1 << 5, 1 << 15, 1 << 16, 1 << 22, 1 << 20
+
+# three mappings: not present, 1 MiB of 4 KiB pages, a 2 MiB huge page
+MAP_ABSENT = (0x10000, 0x20000)
+MAP_SMALL = (0x100000, 0x200000)
+MAP_HUGE = (0x7f0000000, 0x7f0200000)
+PFN_SMALL, PFN_HUGE = 0x1000, 0x2000
+
+
+def put_u64(path, index, value):
+    with open(path, "r+b") as f:
+        f.seek(index * 8)
+        f.write(struct.pack("<Q", value))
+
+
+@pytest.fixture
+def child():
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def make_tree(tmp_path, pid, bitmap="file"):
+    proc = tmp_path / "proc"
+    (proc / str(pid)).mkdir(parents=True)
+    os.symlink("/proc/self", proc / "self")
+    (proc / str(pid) / "maps").write_text("".join(
+        f"{s:x}-{e:x} rw-p 00000000 00:00 0\n" for s, e in (MAP_ABSENT, MAP_SMALL, MAP_HUGE))
+        + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n")
+    pagemap = proc / str(pid) / "pagemap"
+    pagemap.write_bytes(b"")
+    os.truncate(pagemap, (MAP_HUGE[1] // PAGE + 1) * 8)
+    for i in range((MAP_SMALL[1] - MAP_SMALL[0]) // PAGE):
+        put_u64(pagemap, MAP_SMALL[0] // PAGE + i, PRESENT | (PFN_SMALL + i))
+    for i in range(512):
+        put_u64(pagemap, MAP_HUGE[0] // PAGE + i, PRESENT | (PFN_HUGE + i))
+    kpf = proc / "kpageflags"
+    kpf.write_bytes(b"")
+    os.truncate(kpf, (PFN_HUGE + 1024) * 8)
+    for i in range(256):
+        put_u64(kpf, PFN_SMALL + i, KPF_LRU)
+    put_u64(kpf, PFN_HUGE, KPF_LRU | KPF_HEAD | KPF_THP)
+    for i in range(1, 512):
+        put_u64(kpf, PFN_HUGE + i, KPF_TAIL | KPF_THP)
+    (proc / "iomem").write_text("00001000-0009fbff : System RAM\n"
+                                "00100000-bffdffff : System RAM\n  01000000-01ffffff : Kernel code\n")
+    idle = tmp_path / "sys/kernel/mm/page_idle"
+    idle.mkdir(parents=True)
+    if bitmap == "file":
+        (idle / "bitmap").write_bytes(b"\0" * ((PFN_HUGE + 1024) // 8))
+    else:
+        os.symlink("/dev/zero", idle / "bitmap")
+    return str(proc), str(tmp_path / "sys")
+
+
+needs_root_pfns = pytest.mark.skipif(
+    not features.probe()["pagemap_pfn"].available,
+    reason="the feature probe reads this process's own pagemap, which needs root")
+
+
+def set_bits(path):
+    words = np.frombuffer(open(path, "rb").read(), dtype="<u8")
+    return {int(w) * 64 + b for w in np.nonzero(words)[0] for b in range(64)
+            if int(words[w]) >> b & 1}
+
+
+@needs_root_pfns
+def test_marks_heads_of_present_pages_and_reads_them_idle(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    with damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs, seed=3) as mon:
+        snaps = mon.take(5)
+        stats = mon.access_check_stats()
+    regs = snaps[-1].targets[child.pid]
+    # the three mappings, page aligned, nothing ever accessed
+    assert regs["start"][0] == MAP_ABSENT[0] and regs["end"][-1] == MAP_HUGE[1]
+    assert (regs["nr_accesses"] == 0).all()
+    marked = set_bits(os.path.join(sysfs, "kernel/mm/page_idle/bitmap"))
+    small = set(range(PFN_SMALL, PFN_SMALL + 256))
+    # only pages of the 4 KiB mapping and the head of the huge page are marked
+    assert marked <= small | {PFN_HUGE}
+    assert PFN_HUGE in marked and marked & small
+    assert stats["nr_absent"] > 0               # samples in the absent mapping
+    assert stats["nr_kpageflags_reads"] > stats["nr_pagemap_reads"]   # tails -> head
+
+
+@needs_root_pfns
+def test_present_pages_read_accessed_absent_ones_never(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid, bitmap="zero")
+    attrs = damonx.Attrs(min_nr_regions=3)
+    with damonx.Monitor("vaddr", [child.pid], attrs, procfs=procfs, sysfs=sysfs) as mon:
+        regs = mon.take(10)[-1].targets[child.pid]
+    mx = attrs.max_nr_accesses
+    for lo, hi, want in ((*MAP_ABSENT, 0), (*MAP_SMALL, mx), (*MAP_HUGE, mx)):
+        inside = regs[(regs["start"] >= lo) & (regs["end"] <= hi)]
+        assert len(inside) and (inside["nr_accesses"] == want).all(), (hex(lo), inside)
+
+
+@needs_root_pfns
+def test_fvaddr_keeps_to_its_ranges(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid, bitmap="zero")
+    with damonx.Monitor("fvaddr", {child.pid: [MAP_SMALL]}, procfs=procfs, sysfs=sysfs) as mon:
+        for snap in mon.take(5):
+            regs = snap.targets[child.pid]
+            assert regs["start"][0] == MAP_SMALL[0] and regs["end"][-1] == MAP_SMALL[1]
+        assert mon.access_check_stats()["nr_maps_reads"] == 0
+
+
+def test_paddr_uses_system_ram_and_pfns_directly(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid, bitmap="zero")
+    assert features.system_ram(procfs) == [(0x1000, 0x9fc00), (0x100000, 0xbffe0000)]
+    with damonx.Monitor("paddr", [(PFN_SMALL * PAGE, (PFN_SMALL + 256) * PAGE)],
+                        procfs=procfs, sysfs=sysfs) as mon:
+        regs = mon.take(3)[-1].targets[0]
+        stats = mon.access_check_stats()
+    assert stats["nr_pagemap_reads"] == 0
+    assert (regs["nr_accesses"] == 20).all()
+
+
+def test_missing_page_idle_is_named(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    os.remove(os.path.join(sysfs, "kernel/mm/page_idle/bitmap"))
+    with pytest.raises(damonx.NotSupported, match="CONFIG_IDLE_PAGE_TRACKING"):
+        damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs)
+    with pytest.raises(damonx.NotSupported, match="CONFIG_IDLE_PAGE_TRACKING"):
+        damonx.Monitor("paddr", None, procfs=procfs, sysfs=sysfs)
+
+
+@needs_root_pfns
+def test_exited_process_is_refused_and_dropped(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    with damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs) as mon:
+        assert len(mon.take(2)) == 2
+        child.kill()
+        child.wait()
+        assert mon.run() <= 1
+        assert mon.live_targets == []
+    with pytest.raises(damonx.NoSuchProcess):
+        damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs)
+
+
+def test_iomem_hidden_addresses_need_root(tmp_path):
+    (tmp_path / "iomem").write_text("00000000-00000000 : System RAM\n")
+    with pytest.raises(damonx.AccessDenied, match="root"):
+        features.system_ram(str(tmp_path))
+
+
+def test_features_report_on_a_fake_tree(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    found = features.probe(procfs, sysfs)
+    assert found["page_idle"].available
+    assert found["kpageflags"].available
+    assert not found["kernel_damon_sysfs"].available
+    assert "CONFIG_DAMON_SYSFS" in found["kernel_damon_sysfs"].detail
