@@ -1,0 +1,53 @@
+# Two entry points: `make demo` (the main job) and `make test` (every test).
+# Both set up what they need first: a virtualenv in .venv with damonx built
+# and installed in it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO := build/demo
+
+.PHONY: setup demo test test-c test-host test-vm kernel clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+
+setup: $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+
+# A simulated recording and its reports; on a machine with idle page
+# tracking, a real process is recorded too.
+demo: setup
+	@mkdir -p $(DEMO)
+	$(VENV)/bin/damonx features
+	$(VENV)/bin/damonx record --ops sim --workload examples/moving-hot.json \
+		--timeout 20 -o $(DEMO)/sim.data --overwrite
+	$(VENV)/bin/damonx report access -i $(DEMO)/sim.data
+	$(VENV)/bin/damonx report wss -i $(DEMO)/sim.data
+	$(VENV)/bin/damonx report heatmap -i $(DEMO)/sim.data --resol 20 60
+	$(VENV)/bin/damonx report heatmap -i $(DEMO)/sim.data -o $(DEMO)/heatmap.png
+	$(VENV)/bin/damonx report wss -i $(DEMO)/sim.data -o $(DEMO)/wss.png
+	@if [ -w /sys/kernel/mm/page_idle/bitmap ]; then \
+		$(VENV)/bin/damonx record --timeout 5 -o $(DEMO)/real.data --overwrite -- \
+			$(PY) tests/vm/workload.py --size-mib 256 --hot-mib 32 && \
+		$(VENV)/bin/damonx report wss -i $(DEMO)/real.data; \
+	else echo "(no idle page tracking here: real recording skipped; see damonx features)"; fi
+	@echo "images: $(DEMO)/heatmap.png $(DEMO)/wss.png"
+
+test: setup test-c test-host test-vm
+
+test-c:
+	$(MAKE) -s -C csrc test
+
+test-host:
+	DAMONX_VMTEST=1 $(PY) -m pytest -q tests
+
+# the real-kernel tier: builds (once, cached) and boots the test kernel
+test-vm:
+	tools/vmtest/run -- $(abspath $(PY)) -m pytest -q -m vm tests/vm
+
+kernel:
+	tools/vmtest/run --build
+
+clean:
+	rm -rf build src/damonx/_core.c src/damonx/*.so
