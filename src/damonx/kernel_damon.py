@@ -1,0 +1,408 @@
+"""Drive the kernel's own DAMON through its sysfs interface.
+
+This is the reference damonx is compared with: one kdamond with one
+monitoring context, whose regions are read back through a DAMOS ``stat``
+scheme that matches every region (the kernel lists the regions a scheme tried
+under ``schemes/<N>/tried_regions`` on request).  See the kernel's
+Documentation/admin-guide/mm/damon/usage.rst for the files used here.
+
+All paths are built under ``sysfs_root`` and ``procfs_root`` so that tests can
+point the class at a fake tree.  Only kdamonds this object started are ever
+stopped: if any kdamond under the root is already running, :meth:`start`
+refuses instead of touching it.
+"""
+
+import errno
+import os
+import time
+
+import numpy as np
+
+from damonx.errors import (
+    AccessDenied,
+    DamonxError,
+    InvalidAttrs,
+    NoSuchProcess,
+    NotSupported,
+)
+
+#: one monitored region: [start, end) in bytes, accesses per aggregation
+#: interval, and age in aggregation intervals
+REGION_DTYPE = np.dtype(
+    [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")]
+)
+
+OPS_CONFIG = {
+    "vaddr": "CONFIG_DAMON_VADDR",
+    "fvaddr": "CONFIG_DAMON_VADDR",
+    "paddr": "CONFIG_DAMON_PADDR",
+}
+
+_U64_MAX = 2**64 - 1
+_U32_MAX = 2**32 - 1
+# state_store() only try-locks the DAMON sysfs mutex and answers EBUSY while
+# kdamond holds it (it does, between the steps of a tried-regions update)
+_EBUSY_RETRY_S = 5.0
+
+
+class KernelDamon:
+    """One kdamond of the kernel's DAMON, configured and read through sysfs.
+
+    Creating the object reads and writes nothing; :meth:`start` does the
+    set-up and :meth:`stop` (or leaving a ``with`` block) turns it off.
+    """
+
+    def __init__(self, sysfs_root="/sys", procfs_root="/proc"):
+        self.sysfs_root = sysfs_root
+        self.procfs_root = procfs_root
+        self.admin = os.path.join(sysfs_root, "kernel", "mm", "damon", "admin")
+        self.kdamonds = os.path.join(self.admin, "kdamonds")
+        self.kdamond = os.path.join(self.kdamonds, "0")
+        self.ctx = os.path.join(self.kdamond, "contexts", "0")
+        #: pid of the kdamond kernel thread while it runs, else None
+        self.kdamond_pid = None
+        self.ops = None
+        self.nr_targets = 0
+        self._started = False
+        self._final_cpu_s = None
+
+    # ------------------------------------------------------------ file I/O
+    _path = staticmethod(os.path.join)
+
+    def _read(self, path):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError as err:
+            raise self._error(err, f"cannot read {path}") from err
+
+    def _write(self, path, value):
+        """Write one value to an existing sysfs file (never create one)."""
+        data = str(value).encode()
+        deadline = time.monotonic() + _EBUSY_RETRY_S
+        while True:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+                return
+            except OSError as err:
+                if err.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise self._error(err, f"cannot write {value!r} to {path}") from err
+
+    @staticmethod
+    def _error(err, what):
+        code = err.errno
+        if code in (errno.EPERM, errno.EACCES):
+            return AccessDenied(f"{what}: {err.strerror}; the kernel's DAMON needs root")
+        if code == errno.ENOENT:
+            return NotSupported(
+                f"{what}: no such file; the kernel's DAMON sysfs interface "
+                "(CONFIG_DAMON_SYSFS) lacks it"
+            )
+        return DamonxError(f"{what}: {err.strerror} (errno {code})")
+
+    # ------------------------------------------------------------- queries
+    def available(self):
+        """True if the DAMON sysfs interface exists under ``sysfs_root``."""
+        return os.path.isdir(self.kdamonds)
+
+    def _check_available(self):
+        if not self.available():
+            raise NotSupported(
+                f"{self.admin} does not exist: the kernel lacks the DAMON sysfs "
+                "interface (CONFIG_DAMON_SYSFS), or sysfs is not mounted there"
+            )
+
+    def running_kdamonds(self):
+        """Indexes of the kdamonds under ``sysfs_root`` whose state is ``on``."""
+        self._check_available()
+        nr = int(self._read(self._path(self.kdamonds, "nr_kdamonds")))
+        return [
+            i
+            for i in range(nr)
+            if self._read(self._path(self.kdamonds, str(i), "state")) == "on"
+        ]
+
+    def is_running(self):
+        """True while the kdamond this object started is on."""
+        if not self._started:
+            return False
+        return self._read(self._path(self.kdamond, "state")) == "on"
+
+    # --------------------------------------------------------------- start
+    def start(
+        self,
+        targets,
+        ops="vaddr",
+        sample_us=5000,
+        aggr_us=100000,
+        update_us=1000000,
+        min_nr_regions=10,
+        max_nr_regions=1000,
+        regions=None,
+    ):
+        """Set up one kdamond with one context and turn it on.
+
+        ``targets``: for ``vaddr`` and ``fvaddr``, a list of PIDs; for
+        ``paddr``, a list of ``(start, end)`` physical address ranges that form
+        the single target.  ``regions``: for ``vaddr`` (optional) and
+        ``fvaddr`` (required), one list of ``(start, end)`` ranges per PID,
+        the initial monitoring regions.  Intervals are in microseconds.
+
+        Every region of a target is read back by :meth:`snapshot`, through a
+        ``stat`` scheme per target that matches any size, access count and age.
+        """
+        if self._started:
+            raise DamonxError("this KernelDamon was already started; stop() it first")
+        target_pids, target_regions = self._check_targets(ops, targets, regions)
+        self._check_attrs(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
+        self._check_available()
+        running = self.running_kdamonds()
+        if running:
+            raise DamonxError(
+                f"kdamond {running[0]} under {self.kdamonds} is already running and "
+                "was not started by this object; refusing to touch it (stop it with "
+                f"'echo off > {self._path(self.kdamonds, str(running[0]), 'state')}' "
+                "if it is yours)"
+            )
+        for pid in target_pids:
+            if pid is not None and not os.path.exists(self._path(self.procfs_root, str(pid))):
+                raise NoSuchProcess(pid)
+
+        try:
+            self._configure(ops, target_pids, target_regions, sample_us, aggr_us,
+                            update_us, min_nr_regions, max_nr_regions)
+            self._write(self._path(self.kdamond, "state"), "on")
+        except DamonxError:
+            self._reset()
+            raise
+        self._started = True
+        self._final_cpu_s = None
+        self.ops = ops
+        self.nr_targets = len(target_pids)
+        pid = self._read(self._path(self.kdamond, "pid"))
+        self.kdamond_pid = int(pid) if pid.lstrip("-").isdigit() and int(pid) > 0 else None
+        return self
+
+    @staticmethod
+    def _check_ranges(ranges, what):
+        out = []
+        try:
+            for start, end in ranges:
+                out.append((int(start), int(end)))
+        except (TypeError, ValueError) as err:
+            raise InvalidAttrs(f"{what} must be (start, end) pairs of integers") from err
+        if not out:
+            raise InvalidAttrs(f"{what} is empty")
+        prev_end = 0
+        for start, end in out:
+            if not 0 <= start < end <= _U64_MAX:
+                raise InvalidAttrs(f"{what}: [{start:#x}, {end:#x}) is not a valid range")
+            if start < prev_end:
+                raise InvalidAttrs(f"{what}: ranges must be sorted and must not overlap")
+            prev_end = end
+        return out
+
+    def _check_targets(self, ops, targets, regions):
+        if ops not in OPS_CONFIG:
+            raise InvalidAttrs(f"ops must be one of {sorted(OPS_CONFIG)}, got {ops!r}")
+        targets = list(targets) if targets is not None else []
+        if not targets:
+            raise InvalidAttrs("no monitoring target given")
+        if ops == "paddr":
+            if regions is not None:
+                raise InvalidAttrs("for paddr, give the address ranges as targets, not regions")
+            return [None], [self._check_ranges(targets, "paddr targets")]
+        pids = []
+        for pid in targets:
+            if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)) or pid <= 0:
+                raise InvalidAttrs(f"{ops} targets must be positive PIDs, got {pid!r}")
+            pids.append(int(pid))
+        if regions is None:
+            if ops == "fvaddr":
+                raise InvalidAttrs("fvaddr needs regions: one list of (start, end) per PID")
+            return pids, [None] * len(pids)
+        regions = list(regions)
+        if len(regions) != len(pids):
+            raise InvalidAttrs(
+                f"regions must hold one list of ranges per target: {len(pids)} targets, "
+                f"{len(regions)} lists"
+            )
+        return pids, [self._check_ranges(r, f"regions of target {i}")
+                      for i, r in enumerate(regions)]
+
+    @staticmethod
+    def _check_attrs(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions):
+        for name, value in (("sample_us", sample_us), ("aggr_us", aggr_us),
+                            ("update_us", update_us), ("min_nr_regions", min_nr_regions),
+                            ("max_nr_regions", max_nr_regions)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not 0 < value <= _U64_MAX:
+                raise InvalidAttrs(f"{name} must be a positive integer, got {value!r}")
+        if aggr_us < sample_us:
+            raise InvalidAttrs(f"aggr_us ({aggr_us}) must not be less than sample_us ({sample_us})")
+        if not 3 <= min_nr_regions <= max_nr_regions:
+            raise InvalidAttrs(
+                "need 3 <= min_nr_regions <= max_nr_regions, got "
+                f"{min_nr_regions} and {max_nr_regions}"
+            )
+
+    def _configure(self, ops, pids, target_regions, sample_us, aggr_us, update_us,
+                   min_nr_regions, max_nr_regions):
+        w = self._write
+        p = self._path
+        # writing nr_* (re)creates fresh child directories with default values
+        w(p(self.kdamonds, "nr_kdamonds"), 1)
+        w(p(self.kdamond, "contexts", "nr_contexts"), 1)
+        avail = self._read(p(self.ctx, "avail_operations")).split()
+        if ops not in avail:
+            raise NotSupported(
+                f"the kernel's DAMON lacks the {ops} operations ({OPS_CONFIG[ops]}); "
+                f"available: {' '.join(avail) or 'none'}"
+            )
+        w(p(self.ctx, "operations"), ops)
+        intervals = p(self.ctx, "monitoring_attrs", "intervals")
+        w(p(intervals, "sample_us"), int(sample_us))
+        w(p(intervals, "aggr_us"), int(aggr_us))
+        w(p(intervals, "update_us"), int(update_us))
+        nr_regions = p(self.ctx, "monitoring_attrs", "nr_regions")
+        w(p(nr_regions, "min"), int(min_nr_regions))
+        w(p(nr_regions, "max"), int(max_nr_regions))
+
+        targets_dir = p(self.ctx, "targets")
+        w(p(targets_dir, "nr_targets"), len(pids))
+        for i, (pid, ranges) in enumerate(zip(pids, target_regions)):
+            tdir = p(targets_dir, str(i))
+            if pid is not None:
+                w(p(tdir, "pid_target"), pid)
+            if ranges is not None:
+                w(p(tdir, "regions", "nr_regions"), len(ranges))
+                for j, (start, end) in enumerate(ranges):
+                    w(p(tdir, "regions", str(j), "start"), start)
+                    w(p(tdir, "regions", str(j), "end"), end)
+
+        # tried_regions carry no target index, so with several targets each
+        # target gets its own scheme that filters out all other targets
+        schemes_dir = p(self.ctx, "schemes")
+        w(p(schemes_dir, "nr_schemes"), len(pids))
+        for i in range(len(pids)):
+            sdir = p(schemes_dir, str(i))
+            w(p(sdir, "action"), "stat")
+            pattern = p(sdir, "access_pattern")
+            for sub, top in (("sz", _U64_MAX), ("nr_accesses", _U32_MAX), ("age", _U32_MAX)):
+                w(p(pattern, sub, "min"), 0)
+                w(p(pattern, sub, "max"), top)
+            if len(pids) > 1:
+                fdir = p(sdir, "filters")
+                w(p(fdir, "nr_filters"), 1)
+                w(p(fdir, "0", "type"), "target")
+                w(p(fdir, "0", "damon_target_idx"), i)
+                # matching=N: filter out the regions of every other target
+                w(p(fdir, "0", "matching"), "N")
+
+    def _reset(self):
+        """Remove this object's kdamond directories (best effort)."""
+        try:
+            if self._read(self._path(self.kdamond, "state")) == "on":
+                return
+            self._write(self._path(self.kdamonds, "nr_kdamonds"), 0)
+        except DamonxError:
+            pass
+
+    # ------------------------------------------------------------ snapshot
+    def snapshot(self):
+        """The current regions, one ``REGION_DTYPE`` array per target.
+
+        Asks the kernel to refresh ``tried_regions`` (this returns after the
+        next scheme application, one aggregation interval or so later) and
+        reads them back, sorted by address.
+        """
+        self._require_started()
+        state = self._path(self.kdamond, "state")
+        try:
+            self._write(state, "update_schemes_tried_regions")
+        except DamonxError as err:
+            if not self.is_running():
+                raise DamonxError(
+                    "the kdamond is not running any more (for vaddr it stops by "
+                    "itself when every target process has exited)"
+                ) from err
+            raise
+        out = []
+        for i in range(max(self.nr_targets, 1)):
+            tdir = self._path(self.ctx, "schemes", str(i), "tried_regions")
+            try:
+                names = os.listdir(tdir)
+            except OSError as err:
+                raise self._error(err, f"cannot list {tdir}") from err
+            idxs = sorted(int(n) for n in names if n.isdigit())
+            arr = np.empty(len(idxs), dtype=REGION_DTYPE)
+            for k, idx in enumerate(idxs):
+                rdir = self._path(tdir, str(idx))
+                arr[k] = (
+                    int(self._read(self._path(rdir, "start"))),
+                    int(self._read(self._path(rdir, "end"))),
+                    int(self._read(self._path(rdir, "nr_accesses"))),
+                    int(self._read(self._path(rdir, "age"))),
+                )
+            arr.sort(order="start")
+            out.append(arr)
+        return out
+
+    # ----------------------------------------------------------------- cpu
+    def cpu_seconds(self):
+        """CPU time (user + system, seconds) the kdamond thread has used.
+
+        After :meth:`stop`, the value read just before the kdamond was turned
+        off.
+        """
+        if self.kdamond_pid is None:
+            if self._final_cpu_s is not None:
+                return self._final_cpu_s
+            raise DamonxError("no kdamond pid known: start() the kdamond first")
+        path = self._path(self.procfs_root, str(self.kdamond_pid), "stat")
+        try:
+            with open(path) as f:
+                stat = f.read()
+        except FileNotFoundError as err:
+            raise NoSuchProcess(
+                self.kdamond_pid, f"kdamond thread {self.kdamond_pid} has exited"
+            ) from err
+        except OSError as err:
+            raise self._error(err, f"cannot read {path}") from err
+        # the command name may contain spaces and parentheses: split after it
+        fields = stat[stat.rindex(")") + 2:].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+    # ---------------------------------------------------------------- stop
+    def stop(self):
+        """Turn the kdamond off and remove its directories; idempotent."""
+        if not self._started:
+            return
+        if self.kdamond_pid is not None:
+            try:
+                self._final_cpu_s = self.cpu_seconds()
+            except DamonxError:
+                pass
+        if self.is_running():
+            self._write(self._path(self.kdamond, "state"), "off")
+        self._started = False
+        self.kdamond_pid = None
+        self._reset()
+
+    def _require_started(self):
+        if not self._started:
+            raise DamonxError("the kdamond is not started: call start() first")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

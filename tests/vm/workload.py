@@ -1,0 +1,84 @@
+"""A process with a known access pattern, for tests that monitor it.
+
+    python tests/vm/workload.py --size-mib 512 --hot-mib 64 [--thp]
+
+Maps ``--size-mib`` MiB of anonymous memory, faults all of it in, prints one
+line ``READY <start_hex> <end_hex> <hot_start_hex> <hot_end_hex>`` (the
+mapping and its hot part, ``[start, end)`` byte addresses, ``0x``-prefixed)
+and then writes one byte of every 4 KiB page of the hot part, over and over,
+until it is killed.  The rest of the mapping is never touched again.  The hot
+part sits in the middle of the mapping, 2 MiB aligned, so that both of its
+edges border cold memory.  ``--thp`` asks for transparent huge pages
+(MADV_HUGEPAGE) and aligns the mapping to 2 MiB.
+
+The process dies with its parent (PR_SET_PDEATHSIG), so a failed test does
+not leave it running.
+"""
+
+import argparse
+import ctypes
+import mmap
+import signal
+import sys
+
+PAGE = 4096
+HUGE = 2 << 20
+MIB = 1 << 20
+PR_SET_PDEATHSIG = 1
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, required=True,
+                        help="size of the anonymous mapping, MiB")
+    parser.add_argument("--hot-mib", type=int, required=True,
+                        help="size of the part touched continuously, MiB")
+    parser.add_argument("--thp", action="store_true",
+                        help="use transparent huge pages (MADV_HUGEPAGE)")
+    args = parser.parse_args(argv)
+    if args.size_mib <= 0:
+        parser.error(f"--size-mib must be positive, got {args.size_mib}")
+    if not 0 <= args.hot_mib <= args.size_mib:
+        parser.error(f"--hot-mib must be between 0 and --size-mib ({args.size_mib}), "
+                     f"got {args.hot_mib}")
+    return args
+
+
+def die_with_parent():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    die_with_parent()
+    size = args.size_mib * MIB
+    hot = args.hot_mib * MIB
+    # one spare huge page so that a 2 MiB aligned start fits inside
+    m = mmap.mmap(-1, size + HUGE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    off = -base % HUGE
+    if args.thp:
+        m.madvise(mmap.MADV_HUGEPAGE, off, size)
+    hot_off = off + (size - hot) // 2 // HUGE * HUGE
+    npages = size // PAGE
+    m[off:off + size:PAGE] = b"\1" * npages          # fault everything in
+    start = base + off
+    print(f"READY {start:#x} {start + size:#x} {base + hot_off:#x} "
+          f"{base + hot_off + hot:#x}", flush=True)
+    nhot = hot // PAGE
+    if nhot == 0:
+        while True:
+            signal.pause()
+    ones, twos = b"\1" * nhot, b"\2" * nhot
+    hot_end = hot_off + hot
+    while True:
+        m[hot_off:hot_end:PAGE] = twos
+        m[hot_off:hot_end:PAGE] = ones
+
+
+if __name__ == "__main__":
+    sys.exit(main())
