@@ -148,3 +148,16 @@ cdef extern from "bench_adjust.h" nogil:
 
     int dx_bench_adjust(uint32_t nr_regions, uint32_t nr_rounds, uint64_t seed,
                         dx_bench_adjust_result *out)
+
+
+cdef extern from "bench_floor.h" nogil:
+    struct dx_floor_result:
+        uint64_t cpu_ns
+        uint64_t nr_checks
+        uint64_t nr_accessed
+        uint64_t nr_absent
+
+    int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
+                       uint64_t start, uint64_t end, size_t nr_regions,
+                       uint32_t nr_samples, uint64_t sample_us, uint64_t seed,
+                       dx_floor_result *out)

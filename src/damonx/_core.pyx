@@ -259,3 +259,21 @@ def bench_adjust(unsigned int nr_regions, unsigned int nr_rounds, uint64_t seed=
     return dict(nr_rounds=res.nr_rounds, merge_ns=res.merge_ns, split_ns=res.split_ns,
                 nr_after_merge=res.nr_after_merge, nr_after_split=res.nr_after_split,
                 clock_overhead_ns=res.clock_overhead_ns)
+
+
+def bench_floor(int pid, uint64_t start, uint64_t end, size_t nr_regions,
+                unsigned int nr_samples, uint64_t sample_us=5000, uint64_t seed=1,
+                str procfs="/proc", str sysfs="/sys"):
+    """Run the bare page_idle check loop (see csrc/bench_floor.h) on
+    [start, end) of a process; a dict of its CPU time and counts."""
+    cdef dx_floor_result res
+    cdef int err
+    cdef bytes p = procfs.encode(), s = sysfs.encode()
+    cdef const char *cp = p
+    cdef const char *cs = s
+    with nogil:
+        err = dx_bench_floor(pid, cp, cs, start, end, nr_regions, nr_samples,
+                             sample_us, seed, &res)
+    check(err, "floor benchmark failed")
+    return dict(cpu_ns=res.cpu_ns, nr_checks=res.nr_checks,
+                nr_accessed=res.nr_accessed, nr_absent=res.nr_absent)
