@@ -101,8 +101,11 @@ def cpu_model():
 
 
 def machine_info():
-    import Cython
-
+    try:
+        import Cython
+        cython_version = Cython.__version__
+    except ImportError:      # a build-time dependency only
+        cython_version = None
     return {
         "cpu_model": cpu_model(),
         "nr_cpus": os.cpu_count(),
@@ -111,7 +114,7 @@ def machine_info():
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "numpy": np.__version__,
-        "cython": Cython.__version__,
+        "cython": cython_version,
         "damonx": getattr(damonx, "__version__", "unknown"),
         "loadavg_at_start": list(os.getloadavg()),
     }
