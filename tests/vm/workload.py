@@ -78,6 +78,20 @@ def main(argv=None):
     while True:
         m[hot_off:hot_end:PAGE] = twos
         m[hot_off:hot_end:PAGE] = ones
+        churn_tlb()
+
+
+def churn_tlb():
+    """Map, touch and unmap a scratch buffer, as allocators do.
+
+    Unmapping more than a few dozen pages flushes this CPU's TLB.  A real CPU
+    evicts translations all the time, and the accessed bit of a page is set
+    again when its translation is reloaded; an emulated CPU (QEMU's TCG) can
+    keep every translation of a small working set cached, so without this the
+    accessed bits cleared by a monitor would never be set again."""
+    scratch = mmap.mmap(-1, 64 * PAGE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    scratch[0:64 * PAGE:PAGE] = b"\1" * 64
+    scratch.close()
 
 
 if __name__ == "__main__":
