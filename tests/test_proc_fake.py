@@ -147,7 +147,9 @@ def test_missing_page_idle_is_named(tmp_path, child):
 
 
 @needs_root_pfns
-def test_exited_process_is_refused_and_dropped(tmp_path, child):
+def test_exited_process_is_dropped_even_if_its_pid_lives_on(tmp_path, child):
+    """The fake /proc keeps the pid's files after the process exits, as a
+    reused pid would: the pidfd still tells that the process is gone."""
     procfs, sysfs = make_tree(tmp_path, child.pid)
     with damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs) as mon:
         assert len(mon.take(2)) == 2

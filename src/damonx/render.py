@@ -48,8 +48,21 @@ def _nice_ticks(lo, hi, n=5):
     return ticks
 
 
+def _byte_step(span, n=6):
+    """A power-of-two tick step for a byte axis of the given span."""
+    return float(2 ** max(0, math.ceil(math.log2(max(span, 1) / n))))
+
+
+def _short_sz(v):
+    """Byte count for a tick label: 256 MiB, 1.5 GiB."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if v >= 1 << shift:
+            return f"{v / (1 << shift):.4g} {unit}"
+    return f"{v:.0f} B"
+
+
 def _addr_label(offset):
-    return "+" + format_sz(offset) if offset else "0"
+    return "+" + _short_sz(offset) if offset else "0"
 
 
 def _color(frac):
@@ -186,6 +199,7 @@ def save_heatmap(hm, path, title=None):
                    cmap="viridis", interpolation="nearest")
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"address - {a0:#x}")
+    ax.yaxis.set_major_locator(plt.MultipleLocator(_byte_step(a1 - a0)))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: _addr_label(v)))
     ax.set_title(title or "access heatmap, target %s" % hm["target_id"])
     fig.colorbar(im, ax=ax, label=_unit_label(hm["unit"]))
@@ -203,7 +217,8 @@ def save_series(time_ns, values, path, ylabel="working set size", title=None):
     ax.plot(np.asarray(time_ns, dtype=float) / 1e9, values)
     ax.set_xlabel("time (s)")
     ax.set_ylabel(ylabel)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_sz(v)))
+    ax.yaxis.set_major_locator(plt.MultipleLocator(_byte_step(max(values, default=1))))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: _short_sz(v)))
     ax.set_title(title or ylabel + " over time")
     ax.set_ylim(bottom=0)
     _save_fig(fig, plt, path)
