@@ -536,18 +536,6 @@ int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed)
 	return 0;
 }
 
-int dx_ctx_set_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs)
-{
-	int err = dx_attrs_validate(attrs);
-
-	if (err)
-		return err;
-	if (ctx->started && attrs->min_region_sz != ctx->attrs.min_region_sz)
-		return -EBUSY;
-	ctx->attrs = *attrs;
-	return 0;
-}
-
 void dx_ctx_set_ops(struct dx_ctx *ctx, const struct dx_operations *ops,
 		    void *ops_priv)
 {
@@ -709,7 +697,7 @@ static int start(struct dx_ctx *ctx)
 			return err;
 	}
 	ctx->now_ns = ctx->clock == DX_CLOCK_VIRTUAL ? 0 : monotonic_ns();
-	ctx->start_ns = ctx->aggr_start_ns = ctx->now_ns;
+	ctx->aggr_start_ns = ctx->now_ns;
 	ctx->next_aggr_sample = aggr_samples ? aggr_samples : 1;
 	ctx->next_update_sample = update_samples ? update_samples : 1;
 	ctx->sz_limit = dx_region_sz_limit(ctx);
@@ -863,7 +851,6 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			return err;
 	}
 	for (;;) {
-		uint64_t deadline = ctx->start_ns + (ctx->passed_samples + 1) * sample_ns;
 		bool aggregated = false;
 
 		if (!ctx->checks_pending) {
@@ -875,15 +862,14 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 				if (err)
 					return err;
 			}
+			/* pages get a whole sampling interval to be accessed */
+			if (ctx->clock == DX_CLOCK_REAL)
+				ctx->now_ns = monotonic_ns();
+			ctx->deadline_ns = ctx->now_ns + sample_ns;
 			ctx->checks_pending = true;
-			if (ctx->clock == DX_CLOCK_REAL && deadline < ctx->now_ns) {
-				/* fell behind (a slow check, a stopped process) */
-				ctx->start_ns += ctx->now_ns - deadline;
-				deadline = ctx->now_ns;
-			}
 		}
 		/* a signal returns to the caller, which may come back to go on */
-		err = sleep_until(ctx, deadline);
+		err = sleep_until(ctx, ctx->deadline_ns);
 		if (err)
 			return err;
 		ctx->checks_pending = false;

@@ -144,8 +144,8 @@ struct dx_ctx {
 	bool started;
 	volatile int stop;		/* set by dx_ctx_request_stop() */
 	bool checks_pending;		/* prepared, sleeping until the check */
+	uint64_t deadline_ns;		/* when the pending checks are due */
 	uint64_t now_ns;		/* context time (virtual or CLOCK_MONOTONIC) */
-	uint64_t start_ns;
 	uint64_t aggr_start_ns;
 	uint64_t passed_samples;
 	uint64_t next_aggr_sample;
@@ -170,7 +170,6 @@ int dx_attrs_validate(const struct dx_attrs *attrs);
 /* Contexts. */
 int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed);
 void dx_ctx_free(struct dx_ctx *ctx);
-int dx_ctx_set_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs);
 void dx_ctx_set_ops(struct dx_ctx *ctx, const struct dx_operations *ops,
 		    void *ops_priv);
 int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv);

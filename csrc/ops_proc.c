@@ -241,35 +241,52 @@ static uint64_t kpageflags(struct proc_ops *po, uint64_t pfn, bool *ok)
 
 /*
  * The PFN whose idle bit stands for the page at pfn: the head of its folio
- * (only the head's bit works; tails always read as accessed).  Folios are
- * naturally aligned, so the head is pfn with low bits cleared: a PMD-sized
- * one is tried first, then orders from small up.  0 when the page cannot
- * be tracked (no page, the zero page, hugetlb, not on an LRU list).
+ * (only the head's bit works; tails always read as accessed).  0 when the
+ * page cannot be tracked (no page, the zero page, hugetlb, not on an LRU
+ * list).
+ *
+ * Folios are naturally aligned: a folio of order k has its head at pfn with
+ * the low k bits cleared, and every such candidate of a smaller order lies
+ * inside the folio.  So the first candidate, from small orders up, that is
+ * not a tail is the head.  A PMD-sized folio would take nine reads that way;
+ * two do: let b be the top set bit of pfn's offset in its PMD block; the
+ * candidate of order b is a tail only if the folio is bigger than 2^b pages,
+ * i.e. (folios being at most PMD-sized) it is the PMD-sized one whose head
+ * starts the block.
  */
 static uint64_t head_pfn(struct proc_ops *po, uint64_t pfn)
 {
-	uint64_t flags, head = pfn, hflags;
+	uint64_t flags, off = pfn & ((1ULL << PMD_ORDER) - 1), cand, cflags;
 	bool ok;
 	int order;
 
 	flags = kpageflags(po, pfn, &ok);
 	if (!ok || flags & (KPF_NOPAGE | KPF_ZERO_PAGE | KPF_HUGE))
 		return 0;
-	if (flags & KPF_COMPOUND_TAIL) {
-		head = pfn & ~((1ULL << PMD_ORDER) - 1);
-		hflags = kpageflags(po, head, &ok);
-		for (order = 1; !(ok && hflags & KPF_COMPOUND_HEAD) && order < PMD_ORDER;
-		     order++) {
-			head = pfn & ~((1ULL << order) - 1);
-			hflags = kpageflags(po, head, &ok);
-		}
-		if (!ok || !(hflags & KPF_COMPOUND_HEAD))
+	if (!(flags & KPF_COMPOUND_TAIL))
+		return flags & KPF_LRU ? pfn : 0;
+	if (off) {
+		cand = pfn & ~((1ULL << (63 - __builtin_clzll(off))) - 1);
+		cflags = cand == pfn ? flags : kpageflags(po, cand, &ok);
+		if (ok && cflags & KPF_COMPOUND_TAIL) {
+			cand = pfn - off;
+			cflags = kpageflags(po, cand, &ok);
+			if (ok && cflags & KPF_COMPOUND_HEAD)
+				return cflags & KPF_LRU ? cand : 0;
 			return 0;
-		flags = hflags;
+		}
 	}
-	if (!(flags & KPF_LRU))
-		return 0;
-	return head;
+	for (order = 1; order <= PMD_ORDER; order++) {
+		cand = pfn & ~((1ULL << order) - 1);
+		if (cand == pfn)
+			continue;	/* a tail, as read above */
+		cflags = kpageflags(po, cand, &ok);
+		if (!ok)
+			return 0;
+		if (!(cflags & KPF_COMPOUND_TAIL))
+			return cflags & KPF_COMPOUND_HEAD && cflags & KPF_LRU ? cand : 0;
+	}
+	return 0;
 }
 
 /* The PFN backing a region's sampling address, or 0 when there is none. */

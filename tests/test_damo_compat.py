@@ -128,6 +128,24 @@ def test_damo_report_wss_agrees(written):
         assert got[r["target_id"]] == dict(map(tuple, r["distribution"]["percentiles"]))
 
 
+def test_damo_default_wss_matches_damonx_exclude_samples(written):
+    """damo leaves out the first 20 snapshots by default; damonx reports all
+    of them unless --exclude_samples asks otherwise."""
+    rec, path = written
+    out = _damo("wss", "-i", path, "--raw_number", "--per_target", "--range", "0", "101", "25")
+    damo_vals = [int(line.split()[1]) for line in out.splitlines()
+                 if line.split() and line.split()[0].isdigit()]
+    res = subprocess.run([sys.executable, "-m", "damonx", "report", "wss", "-i", path, "--json",
+                          "--exclude_samples", "20", "--range", "0", "101", "25"],
+                         capture_output=True, text=True, check=True)
+    import json
+    mine = [v for r in json.loads(res.stdout) for _, v in r["distribution"]["percentiles"]]
+    assert damo_vals == mine
+    everything = [v for r in reports.wss(rec, percentiles=range(0, 101, 25))
+                  for _, v in r["distribution"]["percentiles"]]
+    assert everything != mine    # the first 20 snapshots do change the figures
+
+
 MAKE_DAMO_RECORD = textwrap.dedent("""
     import sys
     import _damon, _damo_records

@@ -20,11 +20,14 @@ PAGE = 4096
 PRESENT = 1 << 63
 KPF_LRU, KPF_HEAD, KPF_TAIL, KPF_THP, KPF_NOPAGE = 1 << 5, 1 << 15, 1 << 16, 1 << 22, 1 << 20
 
-# three mappings: not present, 1 MiB of 4 KiB pages, a 2 MiB huge page
+# mappings: not present, 1 MiB of 4 KiB pages, 256 KiB of 64 KiB folios
+# (order 4), a 2 MiB huge page
 MAP_ABSENT = (0x10000, 0x20000)
 MAP_SMALL = (0x100000, 0x200000)
+MAP_MTHP = (0x900000, 0x940000)
 MAP_HUGE = (0x7f0000000, 0x7f0200000)
-PFN_SMALL, PFN_HUGE = 0x1000, 0x2000
+PFN_SMALL, PFN_HUGE, PFN_MTHP = 0x1000, 0x2000, 0x4000
+MTHP_HEADS = {PFN_MTHP + i for i in range(0, 64, 16)}
 
 
 def put_u64(path, index, value):
@@ -46,7 +49,7 @@ def make_tree(tmp_path, pid, bitmap="file"):
     (proc / str(pid)).mkdir(parents=True)
     os.symlink("/proc/self", proc / "self")
     (proc / str(pid) / "maps").write_text("".join(
-        f"{s:x}-{e:x} rw-p 00000000 00:00 0\n" for s, e in (MAP_ABSENT, MAP_SMALL, MAP_HUGE))
+        f"{s:x}-{e:x} rw-p 00000000 00:00 0\n" for s, e in (MAP_ABSENT, MAP_SMALL, MAP_MTHP, MAP_HUGE))
         + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n")
     pagemap = proc / str(pid) / "pagemap"
     pagemap.write_bytes(b"")
@@ -55,20 +58,24 @@ def make_tree(tmp_path, pid, bitmap="file"):
         put_u64(pagemap, MAP_SMALL[0] // PAGE + i, PRESENT | (PFN_SMALL + i))
     for i in range(512):
         put_u64(pagemap, MAP_HUGE[0] // PAGE + i, PRESENT | (PFN_HUGE + i))
+    for i in range(64):
+        put_u64(pagemap, MAP_MTHP[0] // PAGE + i, PRESENT | (PFN_MTHP + i))
     kpf = proc / "kpageflags"
     kpf.write_bytes(b"")
-    os.truncate(kpf, (PFN_HUGE + 1024) * 8)
+    os.truncate(kpf, (PFN_MTHP + 1024) * 8)
     for i in range(256):
         put_u64(kpf, PFN_SMALL + i, KPF_LRU)
     put_u64(kpf, PFN_HUGE, KPF_LRU | KPF_HEAD | KPF_THP)
     for i in range(1, 512):
         put_u64(kpf, PFN_HUGE + i, KPF_TAIL | KPF_THP)
+    for i in range(64):
+        put_u64(kpf, PFN_MTHP + i, KPF_LRU | KPF_HEAD | KPF_THP if i % 16 == 0 else KPF_TAIL | KPF_THP)
     (proc / "iomem").write_text("00001000-0009fbff : System RAM\n"
                                 "00100000-bffdffff : System RAM\n  01000000-01ffffff : Kernel code\n")
     idle = tmp_path / "sys/kernel/mm/page_idle"
     idle.mkdir(parents=True)
     if bitmap == "file":
-        (idle / "bitmap").write_bytes(b"\0" * ((PFN_HUGE + 1024) // 8))
+        (idle / "bitmap").write_bytes(b"\0" * ((PFN_MTHP + 1024) // 8))
     else:
         os.symlink("/dev/zero", idle / "bitmap")
     return str(proc), str(tmp_path / "sys")
@@ -97,9 +104,9 @@ def test_marks_heads_of_present_pages_and_reads_them_idle(tmp_path, child):
     assert (regs["nr_accesses"] == 0).all()
     marked = set_bits(os.path.join(sysfs, "kernel/mm/page_idle/bitmap"))
     small = set(range(PFN_SMALL, PFN_SMALL + 256))
-    # only pages of the 4 KiB mapping and the head of the huge page are marked
-    assert marked <= small | {PFN_HUGE}
-    assert PFN_HUGE in marked and marked & small
+    # only pages of the 4 KiB mapping and heads of the large folios are marked
+    assert marked <= small | {PFN_HUGE} | MTHP_HEADS
+    assert PFN_HUGE in marked and marked & small and marked & MTHP_HEADS
     assert stats["nr_absent"] > 0               # samples in the absent mapping
     assert stats["nr_kpageflags_reads"] > stats["nr_pagemap_reads"]   # tails -> head
 
@@ -111,9 +118,37 @@ def test_present_pages_read_accessed_absent_ones_never(tmp_path, child):
     with damonx.Monitor("vaddr", [child.pid], attrs, procfs=procfs, sysfs=sysfs) as mon:
         regs = mon.take(10)[-1].targets[child.pid]
     mx = attrs.max_nr_accesses
-    for lo, hi, want in ((*MAP_ABSENT, 0), (*MAP_SMALL, mx), (*MAP_HUGE, mx)):
+    for lo, hi in (MAP_SMALL, MAP_MTHP, MAP_HUGE):
         inside = regs[(regs["start"] >= lo) & (regs["end"] <= hi)]
-        assert len(inside) and (inside["nr_accesses"] == want).all(), (hex(lo), inside)
+        assert len(inside) and (inside["nr_accesses"] == mx).all(), (hex(lo), inside)
+    # the absent mapping and the unmapped gap after it
+    never = regs[regs["end"] <= MAP_SMALL[0]]
+    assert (never["nr_accesses"] == 0).all(), never
+    assert (regs["nr_accesses"] < mx).any()
+
+
+@needs_root_pfns
+@pytest.mark.parametrize("folio", range(4))
+def test_small_large_folios_are_tracked_by_their_own_head(tmp_path, child, folio):
+    """Inside a 64 KiB folio the 2 MiB-aligned PFN is another folio's head:
+    only the sampled folio's own head may be marked."""
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    lo = MAP_MTHP[0] + folio * 16 * PAGE
+    with damonx.Monitor("fvaddr", {child.pid: [(lo, lo + 16 * PAGE)]}, damonx.Attrs(min_nr_regions=3),
+                        procfs=procfs, sysfs=sysfs) as mon:
+        mon.take(3)
+    assert set_bits(os.path.join(sysfs, "kernel/mm/page_idle/bitmap")) == {PFN_MTHP + folio * 16}
+
+
+@needs_root_pfns
+def test_huge_page_tails_cost_two_lookups(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    with damonx.Monitor("fvaddr", {child.pid: [MAP_HUGE]}, procfs=procfs, sysfs=sysfs) as mon:
+        mon.take(5)
+        stats = mon.access_check_stats()
+    assert set_bits(os.path.join(sysfs, "kernel/mm/page_idle/bitmap")) == {PFN_HUGE}
+    # the page's own flags, then at most two candidates (a sample may hit the head)
+    assert stats["nr_kpageflags_reads"] <= 3 * stats["nr_pagemap_reads"]
 
 
 @needs_root_pfns

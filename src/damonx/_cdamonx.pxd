@@ -88,7 +88,6 @@ cdef extern from "damonx.h" nogil:
     int dx_attrs_validate(const dx_attrs *attrs)
     int dx_ctx_new(dx_ctx **out, const dx_attrs *attrs, uint64_t seed)
     void dx_ctx_free(dx_ctx *ctx)
-    int dx_ctx_set_attrs(dx_ctx *ctx, const dx_attrs *attrs)
     void dx_ctx_set_ops(dx_ctx *ctx, const dx_operations *ops, void *ops_priv)
     int dx_ctx_add_target(dx_ctx *ctx, int64_t id, void *priv)
     int dx_ctx_add_scheme(dx_ctx *ctx, const dx_scheme *scheme)
@@ -161,3 +160,25 @@ cdef extern from "bench_floor.h" nogil:
                        uint64_t start, uint64_t end, size_t nr_regions,
                        uint32_t nr_samples, uint64_t sample_us, uint64_t seed,
                        dx_floor_result *out)
+
+
+cdef extern from "bench_fullscan.h" nogil:
+    struct dx_fullscan_interval:
+        uint64_t t_ns
+        uint64_t cpu_ns
+        uint64_t nr_present
+        uint64_t nr_accessed
+
+    struct dx_fullscan_result:
+        uint64_t cpu_ns
+        uint64_t wall_ns
+        uint32_t nr_intervals
+        uint64_t nr_pagemap_reads
+        uint64_t nr_bitmap_reads
+        uint64_t nr_bitmap_writes
+
+    int dx_bench_fullscan(int pid, const char *procfs, const char *sysfs,
+                          uint64_t interval_us, uint32_t max_intervals, int stop_fd,
+                          const dx_range *probes, size_t nr_probes,
+                          dx_fullscan_interval *iv, uint64_t *probe_accessed,
+                          dx_fullscan_result *out)

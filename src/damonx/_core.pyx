@@ -48,9 +48,13 @@ cdef dx_range *to_ranges(object ranges, size_t *n) except NULL:
     cdef dx_range *rg = <dx_range *>malloc((count + 1) * sizeof(dx_range))
     if rg is NULL:
         raise MemoryError()
-    for i, (start, end) in enumerate(ranges):
-        rg[i].start = start
-        rg[i].end = end
+    try:
+        for i, (start, end) in enumerate(ranges):
+            rg[i].start = start
+            rg[i].end = end
+    except BaseException:
+        free(rg)
+        raise
     n[0] = count
     return rg
 
@@ -106,10 +110,6 @@ cdef class Context:
         if self.ctx is not NULL:
             dx_ctx_free(self.ctx)
             self.ctx = NULL
-
-    def set_attrs(self, attrs):
-        cdef dx_attrs a = make_attrs(attrs)
-        check(dx_ctx_set_attrs(self.ctx, &a), "invalid monitoring attributes")
 
     def add_sim_target(self, int64_t target_id, uint64_t size, uint64_t page_size, phases):
         """phases: [(duration_us, [(start, end, probability), ...]), ...]"""
@@ -277,3 +277,58 @@ def bench_floor(int pid, uint64_t start, uint64_t end, size_t nr_regions,
     check(err, "floor benchmark failed")
     return dict(cpu_ns=res.cpu_ns, nr_checks=res.nr_checks,
                 nr_accessed=res.nr_accessed, nr_absent=res.nr_absent)
+
+
+def bench_fullscan(int pid, uint64_t interval_us=100000, unsigned int max_intervals=100000,
+                   int stop_fd=-1, probes=(), str procfs="/proc", str sysfs="/sys"):
+    """Scan every present page of a process through page_idle every
+    interval_us (see csrc/bench_fullscan.h) until max_intervals scans, the
+    process exits, or stop_fd becomes readable.  probes: sorted,
+    non-overlapping (start, end) virtual ranges whose accessed pages are
+    counted per interval.  A dict of totals, with per-interval numpy arrays
+    t_ns, interval_cpu_ns, nr_present, nr_accessed and probe_accessed
+    (nr_intervals x nr_probes)."""
+    cdef size_t nr_probes = len(probes), i
+    cdef dx_range *pr = NULL
+    cdef dx_fullscan_interval *iv = NULL
+    cdef uint64_t *pa = NULL
+    cdef dx_fullscan_result res
+    cdef int err
+    cdef bytes p = procfs.encode(), s = sysfs.encode()
+    cdef const char *cp = p
+    cdef const char *cs = s
+    if max_intervals == 0:
+        raise ValueError("max_intervals must be positive")
+    try:
+        pr = <dx_range *>malloc((nr_probes + 1) * sizeof(dx_range))
+        iv = <dx_fullscan_interval *>malloc(max_intervals * sizeof(dx_fullscan_interval))
+        pa = <uint64_t *>malloc((max_intervals * nr_probes + 1) * sizeof(uint64_t))
+        if pr == NULL or iv == NULL or pa == NULL:
+            raise MemoryError()
+        for i, (lo, hi) in enumerate(probes):
+            pr[i].start = lo
+            pr[i].end = hi
+        with nogil:
+            err = dx_bench_fullscan(pid, cp, cs, interval_us, max_intervals, stop_fd,
+                                    pr, nr_probes, iv, pa, &res)
+        check(err, "full scan benchmark failed")
+        n = res.nr_intervals
+        out = dict(cpu_ns=res.cpu_ns, wall_ns=res.wall_ns, nr_intervals=n,
+                   nr_pagemap_reads=res.nr_pagemap_reads,
+                   nr_bitmap_reads=res.nr_bitmap_reads,
+                   nr_bitmap_writes=res.nr_bitmap_writes)
+        for name in ("t_ns", "interval_cpu_ns", "nr_present", "nr_accessed"):
+            out[name] = np.empty(n, dtype=np.uint64)
+        out["probe_accessed"] = np.empty((n, nr_probes), dtype=np.uint64)
+        for i in range(n):
+            out["t_ns"][i] = iv[i].t_ns
+            out["interval_cpu_ns"][i] = iv[i].cpu_ns
+            out["nr_present"][i] = iv[i].nr_present
+            out["nr_accessed"][i] = iv[i].nr_accessed
+        for i in range(<size_t>n * nr_probes):
+            out["probe_accessed"][i // nr_probes, i % nr_probes] = pa[i]
+        return out
+    finally:
+        free(pr)
+        free(iv)
+        free(pa)

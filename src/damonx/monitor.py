@@ -153,8 +153,8 @@ class Monitor:
             self._add_pid(pid, _check_ranges(ranges))
 
     def _add_pid(self, pid, ranges):
-        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-            raise errors.InvalidAttrs(f"a pid is a positive integer, not {pid!r}")
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
+            raise errors.InvalidAttrs(f"a pid is a positive 32-bit integer, not {pid!r}")
         try:
             self._ctx.add_pid_target(pid, ranges)
         except OSError as err:
@@ -276,8 +276,8 @@ def _check_ranges(ranges):
         raise errors.InvalidAttrs("at least one range is needed")
     prev = -1
     for s, e in out:
-        if not 0 <= s < e:
-            raise errors.InvalidAttrs(f"range [{s:#x}, {e:#x}) is empty or negative")
+        if not 0 <= s < e < 2**64:
+            raise errors.InvalidAttrs(f"range [{s:#x}, {e:#x}) is empty, negative or past 2^64")
         if s < prev:
             raise errors.InvalidAttrs(f"range [{s:#x}, {e:#x}) overlaps another")
         prev = e

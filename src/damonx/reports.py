@@ -259,6 +259,10 @@ def address_unions(target):
     return out
 
 
+#: the largest heatmap (time bins x address bins) computed, about 80 MB of cells
+MAX_HEATMAP_CELLS = 10_000_000
+
+
 def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=None,
             time_range=None):
     """Access rate over time x address, one map per target.
@@ -277,6 +281,9 @@ def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=No
     """
     if time_bins < 1 or addr_bins < 1:
         raise DamonxError(f"resolution must be at least 1x1, not {time_bins}x{addr_bins}")
+    if time_bins * addr_bins > MAX_HEATMAP_CELLS:
+        raise DamonxError(f"resolution {time_bins}x{addr_bins} is more than "
+                          f"{MAX_HEATMAP_CELLS} cells; ask for fewer")
     targets = _targets(record, target_id)
     _require_snapshots(record, targets)
     max_acc = record.max_nr_accesses()
@@ -310,7 +317,8 @@ def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=No
             if time_range is None:
                 t1 = t0 + 1  # snapshots of zero length: one instant
             else:
-                raise DamonxError(f"empty time range [{t0}, {t1})")
+                raise DamonxError(f"empty time range [{format_time_ns(t0)}, "
+                                  f"{format_time_ns(t1)}) after the record start")
         aedges = np.linspace(a0, a1, addr_bins + 1)
         tedges = np.linspace(t0, t1, time_bins + 1)
         # per snapshot: integral of rate and of coverage over each address bin

@@ -76,14 +76,6 @@ def argparse_hidden():
     return argparse.SUPPRESS
 
 
-class _Stop(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame):
-    raise _Stop()
-
-
 def build_monitor(args, attrs):
     import damonx
 
@@ -113,7 +105,10 @@ def build_monitor(args, attrs):
         from damonx import features
 
         features.require(ops, args.procfs, args.sysfs)
-        cmd = subprocess.Popen(args.target)
+        try:
+            cmd = subprocess.Popen(args.target)
+        except OSError as err:
+            raise errors.DamonxError(f"cannot start {args.target[0]}: {err.strerror}") from None
         pids = [cmd.pid]
     meta = {"ops": ops, "pids": pids}
     if cmd is not None:
@@ -182,15 +177,29 @@ def main(args):
     if timeout is not None and timeout <= 0:
         raise errors.InvalidAttrs("--timeout must be positive")
 
-    mon, meta, cmd = build_monitor(args, attrs)
-    writer = None
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    # the output file is created first, so that a bad -o starts no command
+    writer = RecordWriter(args.out, args.format, intervals=attrs.intervals,
+                          overwrite=args.overwrite)
+    try:
+        mon, meta, cmd = build_monitor(args, attrs)
+    except BaseException:
+        writer.close()
+        os.unlink(args.out)
+        raise
+    writer.meta.update(meta)
+    # Ctrl-C and SIGTERM stop the loop at its next sample; the file is then
+    # finished by the normal path, never cut in the middle of a write
+    stopped = []
+
+    def stop(signum, frame):
+        stopped.append(signal.Signals(signum).name)
+        mon.stop()
+
+    old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(sys.stderr.isatty() and not args.quiet, args.out)
     n = 0
     reason = "no target left"
     try:
-        writer = RecordWriter(args.out, args.format, intervals=attrs.intervals, meta=meta,
-                              overwrite=args.overwrite)
         t0 = None
         for snap in mon:
             t0 = snap.start_ns if t0 is None else t0
@@ -202,16 +211,14 @@ def main(args):
             if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
                 reason = "timeout"
                 break
-    except KeyboardInterrupt:
-        reason = "interrupted"
-    except _Stop:
-        reason = "terminated"
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        if writer is not None:
-            writer.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        writer.close()
         mon.close()
-        if cmd is not None and cmd.poll() is None and reason != "no target left":
+        if stopped:
+            reason = f"stopped by {stopped[0]}"
+        if cmd is not None and cmd.poll() is None:
             cmd.terminate()
             try:
                 cmd.wait(5)

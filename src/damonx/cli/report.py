@@ -52,6 +52,9 @@ def _add_dist(p, what):
                    help="size: percentiles of the sorted values; time: the values at "
                         "those positions in time order (default: size)")
     p.add_argument("--all", action="store_true", help="print every snapshot's value")
+    p.add_argument("--exclude_samples", type=int, default=0, metavar="N",
+                   help="leave out the first N snapshots of each target, e.g. while the "
+                        "regions settle (default 0: all; damo's default is 20)")
     p.add_argument("--nr_cols_bar", type=int, default=59, metavar="N",
                    help="width of the bars (0: none)")
     p.add_argument("--output", "-o", metavar="FILE.svg|FILE.png",
@@ -144,6 +147,7 @@ def main(args):
         return 0
     if kind == "heatmap":
         return _heatmap(rec, args)
+    rec = _exclude_first(rec, args.exclude_samples)
     fn = {"wss": lambda: reports.wss(rec, args.acc_thres, args.target_id, _percentiles(args),
                                      args.sortby, args.sz_thres),
           "nr_regions": lambda: reports.nr_regions(rec, args.target_id, _percentiles(args),
@@ -165,6 +169,21 @@ def main(args):
                                f"{label}, target {r['target_id']}")
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _exclude_first(rec, n):
+    from damonx.records import Record, TargetRecord
+
+    if n < 0:
+        raise DamonxError("--exclude_samples must not be negative")
+    if not n:
+        return rec
+    short = [t.target_id for t in rec.targets if len(t.snapshots) <= n]
+    if short:
+        raise DamonxError(f"target {short[0]} has no more than {n} snapshots; "
+                          "lower --exclude_samples")
+    return Record(rec.intervals, [TargetRecord(t.target_id, t.snapshots[n:]) for t in rec.targets],
+                  rec.meta, rec.warning)
 
 
 def _nth_path(path, n):
