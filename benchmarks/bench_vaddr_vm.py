@@ -3,8 +3,9 @@
 Three ways to check the same pages of the same process, in one boot:
   - damonx (fvaddr on the workload's mapping, and vaddr on the whole process);
   - the user-space floor: a bare C loop making only the calls every check
-    needs (pagemap read, kpageflags read, bitmap write, bitmap read) for the
-    same number of regions and samples (damonx._core.bench_floor);
+    needs (pagemap read, kpageflags read, bitmap write, bitmap read) on the
+    regions damonx ended with, for as many samples (damonx._core.bench_floor):
+    the same mix of hot and cold pages, whose checks cost differently;
   - the kernel's DAMON (fvaddr and vaddr) on the same attributes, the CPU
     time of its kdamond thread.
 The VM runs under emulation: compare the ratios, not the absolute figures.
@@ -47,21 +48,22 @@ def run_damonx(ops, pid, rng, attrs, seconds):
         before = mon.stats()
         cpu0, t0 = time.thread_time(), time.monotonic()
         while time.monotonic() - t0 < seconds:
-            mon.step()
+            snap = mon.step()
         cpu = time.thread_time() - cpu0
         after = mon.stats()
+    regs = snap.targets[pid]
     checks = after["nr_region_checks"] - before["nr_region_checks"]
     samples = after["nr_samples"] - before["nr_samples"]
     return {"cpu_s": cpu, "checks": checks, "samples": samples,
-            "regions": checks / samples, "us_per_check": cpu / checks * 1e6}
+            "regions": checks / samples, "us_per_check": cpu / checks * 1e6,
+            "last_regions": [(int(s), int(e)) for s, e in zip(regs["start"], regs["end"])]}
 
 
-def run_floor(pid, rng, nr_regions, nr_samples, attrs):
-    res = _core.bench_floor(pid, rng[0], rng[1], max(1, round(nr_regions)), nr_samples,
-                            attrs.sample_us)
+def run_floor(pid, regions, nr_samples, attrs):
+    res = _core.bench_floor(pid, regions, nr_samples, attrs.sample_us)
     return {"cpu_s": res["cpu_ns"] / 1e9, "checks": res["nr_checks"],
             "us_per_check": res["cpu_ns"] / 1e3 / res["nr_checks"],
-            "regions": round(nr_regions), "absent": res["nr_absent"]}
+            "regions": len(regions), "absent": res["nr_absent"]}
 
 
 def run_kernel(ops, pid, rng, attrs, seconds):
@@ -101,30 +103,32 @@ def main():
     attrs = damonx.Attrs()
     proc, rng, hot = start_workload(args.size_mib, args.hot_mib)
     runs = {k: [] for k in ("damonx_fvaddr", "floor_fvaddr", "kernel_fvaddr",
-                            "damonx_vaddr", "kernel_vaddr")}
+                            "damonx_vaddr", "floor_vaddr", "kernel_vaddr")}
     try:
         for _ in range(args.repeats):
             d = run_damonx("fvaddr", proc.pid, rng, attrs, args.seconds)
             runs["damonx_fvaddr"].append(d)
-            runs["floor_fvaddr"].append(run_floor(proc.pid, rng, d["regions"], d["samples"], attrs))
+            runs["floor_fvaddr"].append(run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
             runs["kernel_fvaddr"].append(run_kernel("fvaddr", proc.pid, rng, attrs, args.seconds))
-            runs["damonx_vaddr"].append(run_damonx("vaddr", proc.pid, rng, attrs, args.seconds))
+            d = run_damonx("vaddr", proc.pid, rng, attrs, args.seconds)
+            runs["floor_vaddr"].append(run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
+            runs["damonx_vaddr"].append(d)
             runs["kernel_vaddr"].append(run_kernel("vaddr", proc.pid, rng, attrs, args.seconds))
     finally:
         proc.kill()
         proc.wait()
     med = {k: statistics.median(r["us_per_check"] for r in v) for k, v in runs.items()}
     regions = {k: statistics.median(r["regions"] for r in v) for k, v in runs.items()}
-    floor = med["floor_fvaddr"]
+    ratio = {k: v / med["floor_" + k.split("_")[1]] for k, v in med.items()}
     print(f"workload: {args.size_mib} MiB, {args.hot_mib} MiB hot; {args.repeats} runs of "
           f"{args.seconds:g} s; medians; VM under emulation: compare ratios")
     print(f"{'what':<16} {'regions':>8} {'us/region/sample':>17} {'vs floor':>9}")
     for k in runs:
-        print(f"{k:<16} {regions[k]:8.1f} {med[k]:17.3f} {med[k] / floor:8.2f}x")
+        print(f"{k:<16} {regions[k]:8.1f} {med[k]:17.3f} {ratio[k]:8.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"median_us_per_check": med, "regions": regions, "runs": runs,
-                       "ratio_to_floor": {k: v / floor for k, v in med.items()},
+                       "ratio_to_floor": ratio,
                        "kernel": os.uname().release}, f, indent=2)
 
 

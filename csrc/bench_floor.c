@@ -26,12 +26,12 @@ static uint64_t xorshift(uint64_t *s)
 }
 
 int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
-		   uint64_t start, uint64_t end, size_t nr_regions,
-		   uint32_t nr_samples, uint64_t sample_us, uint64_t seed,
-		   struct dx_floor_result *out)
+		   const uint64_t *starts, const uint64_t *ends,
+		   size_t nr_regions, uint32_t nr_samples, uint64_t sample_us,
+		   uint64_t seed, struct dx_floor_result *out)
 {
 	const uint64_t page = 4096;
-	uint64_t *pfns, slice, t0;
+	uint64_t *pfns, t0;
 	int pagemap, kpf, bitmap, err = 0;
 	struct timespec nap = { (time_t)(sample_us / 1000000),
 				(long)(sample_us % 1000000) * 1000 };
@@ -39,10 +39,12 @@ int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
 	uint32_t s;
 	size_t i;
 
-	if (!nr_regions || end <= start || (end - start) / page < nr_regions)
+	if (!nr_regions)
 		return -EINVAL;
+	for (i = 0; i < nr_regions; i++)
+		if (ends[i] < starts[i] + page)
+			return -EINVAL;
 	seed = seed ? seed : 1;
-	slice = (end - start) / nr_regions;
 	snprintf(path, sizeof(path), "%s/%d/pagemap", procfs, pid);
 	pagemap = open(path, O_RDONLY);
 	snprintf(path, sizeof(path), "%s/kpageflags", procfs);
@@ -58,7 +60,7 @@ int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
 	for (s = 0; s < nr_samples; s++) {
 		t0 = thread_ns();
 		for (i = 0; i < nr_regions; i++) {
-			uint64_t addr = start + i * slice + xorshift(&seed) % slice;
+			uint64_t addr = starts[i] + xorshift(&seed) % (ends[i] - starts[i]);
 			uint64_t entry = 0, flags = 0, bit;
 
 			pfns[i] = 0;

@@ -19,12 +19,12 @@ struct dx_floor_result {
 };
 
 /*
- * nr_regions equal slices of [start, end) of process pid, each sampled at a
- * random page nr_samples times, sample_us apart.  Returns 0 or -errno.
+ * The regions [starts[i], ends[i]) of process pid, each sampled at a random
+ * page nr_samples times, sample_us apart.  Returns 0 or -errno.
  */
 int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
-		   uint64_t start, uint64_t end, size_t nr_regions,
-		   uint32_t nr_samples, uint64_t sample_us, uint64_t seed,
-		   struct dx_floor_result *out);
+		   const uint64_t *starts, const uint64_t *ends,
+		   size_t nr_regions, uint32_t nr_samples, uint64_t sample_us,
+		   uint64_t seed, struct dx_floor_result *out);
 
 #endif /* DAMONX_BENCH_FLOOR_H */

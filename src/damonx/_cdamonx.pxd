@@ -157,9 +157,9 @@ cdef extern from "bench_floor.h" nogil:
         uint64_t nr_absent
 
     int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
-                       uint64_t start, uint64_t end, size_t nr_regions,
-                       uint32_t nr_samples, uint64_t sample_us, uint64_t seed,
-                       dx_floor_result *out)
+                       const uint64_t *starts, const uint64_t *ends,
+                       size_t nr_regions, uint32_t nr_samples, uint64_t sample_us,
+                       uint64_t seed, dx_floor_result *out)
 
 
 cdef extern from "bench_fullscan.h" nogil:

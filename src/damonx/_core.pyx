@@ -261,18 +261,22 @@ def bench_adjust(unsigned int nr_regions, unsigned int nr_rounds, uint64_t seed=
                 clock_overhead_ns=res.clock_overhead_ns)
 
 
-def bench_floor(int pid, uint64_t start, uint64_t end, size_t nr_regions,
-                unsigned int nr_samples, uint64_t sample_us=5000, uint64_t seed=1,
-                str procfs="/proc", str sysfs="/sys"):
-    """Run the bare page_idle check loop (see csrc/bench_floor.h) on
-    [start, end) of a process; a dict of its CPU time and counts."""
+def bench_floor(int pid, regions, unsigned int nr_samples, uint64_t sample_us=5000,
+                uint64_t seed=1, str procfs="/proc", str sysfs="/sys"):
+    """Run the bare page_idle check loop (see csrc/bench_floor.h) on the
+    regions [(start, end), ...] of a process; a dict of its CPU time and counts."""
     cdef dx_floor_result res
     cdef int err
     cdef bytes p = procfs.encode(), s = sysfs.encode()
     cdef const char *cp = p
     cdef const char *cs = s
+    cdef cnp.ndarray[cnp.uint64_t] starts = np.ascontiguousarray([r[0] for r in regions], dtype=np.uint64)
+    cdef cnp.ndarray[cnp.uint64_t] ends = np.ascontiguousarray([r[1] for r in regions], dtype=np.uint64)
+    cdef size_t n = len(starts)
+    if n == 0:
+        raise ValueError("no regions")
     with nogil:
-        err = dx_bench_floor(pid, cp, cs, start, end, nr_regions, nr_samples,
+        err = dx_bench_floor(pid, cp, cs, &starts[0], &ends[0], n, nr_samples,
                              sample_us, seed, &res)
     check(err, "floor benchmark failed")
     return dict(cpu_ns=res.cpu_ns, nr_checks=res.nr_checks,
