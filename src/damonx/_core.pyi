@@ -13,6 +13,10 @@ def bench_floor(pid: int, regions: Sequence[Tuple[int, int]], nr_samples: int,
                 sample_us: int = ..., seed: int = ..., procfs: str = ...,
                 sysfs: str = ...) -> Dict[str, int]: ...
 
+def bench_fullscan(pid: int, interval_us: int = ..., max_intervals: int = ...,
+                   stop_fd: int = ..., probes: Sequence[Tuple[int, int]] = ...,
+                   procfs: str = ..., sysfs: str = ...) -> Dict[str, Any]: ...
+
 class Context:
     ops_name: str
     procfs: str

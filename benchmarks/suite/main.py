@@ -1,0 +1,196 @@
+"""The benchmark suite's entry point (run through benchmarks/run).
+
+    benchmarks/run [--quick|--full] [--out DIR] [--skip-vm] [--skip-core] [--report-only]
+
+Steps: set-up (gcc, stress-ng), build the C workloads into build/,
+core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
+workloads (host), then one VM boot for overhead, accuracy and scalability
+(suite.guest), then results.json, table.md, plots and the results section of
+benchmarks/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.dirname(HERE)
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+
+from suite import metrics, report, simacc  # noqa: E402
+
+WORKLOADS_C = ("seq", "rand", "hotcold")
+ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
+
+PLANS = {
+    "quick": {"workloads": ["seq", "rand", "hotcold", "stress-ng"], "sizes_mib": [256, 1024],
+              "configs": ALL_CONFIGS, "repeats": 2, "run_seconds": 5,
+              "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048],
+              "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
+              "period_s": 3, "hot_fraction": 8, "calibration_touches": 3_000_000,
+              "stress_method": "write64", "stress_cal_s": 2, "vm_mem": "4G",
+              "sim_sizes_mib": [256, 1024, 8192], "sim_seconds": 30, "sim_period_s": 5},
+    "full": {"workloads": ["seq", "rand", "hotcold", "stress-ng"], "sizes_mib": [256, 2048],
+             "configs": ALL_CONFIGS, "repeats": 3, "run_seconds": 10,
+             "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048, 4096, 8192],
+             "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
+             "period_s": 5, "hot_fraction": 8, "calibration_touches": 5_000_000,
+             "stress_method": "write64", "stress_cal_s": 3, "vm_mem": "12G",
+             "sim_sizes_mib": [256, 1024, 8192, 65536], "sim_seconds": 60, "sim_period_s": 10},
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def setup():
+    if not shutil.which("gcc"):
+        raise SystemExit("gcc is needed to build the workloads (apt-get install gcc)")
+    if not shutil.which("stress-ng"):
+        if os.geteuid() != 0:
+            raise SystemExit("stress-ng is missing: apt-get install stress-ng (as root)")
+        log("installing stress-ng")
+        subprocess.run(["apt-get", "install", "-y", "-q", "stress-ng"], check=True,
+                       stdout=subprocess.DEVNULL)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit("matplotlib is needed for the plots: .venv/bin/pip install matplotlib")
+
+
+def build_workloads(build_dir):
+    os.makedirs(build_dir, exist_ok=True)
+    src = os.path.join(BENCH, "workloads")
+    for name in WORKLOADS_C:
+        subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                        os.path.join(build_dir, name), os.path.join(src, name + ".c")],
+                       check=True)
+    return build_dir
+
+
+def host_info():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": model, "nr_cpus": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+def vm_accel():
+    """What tools/vmtest/run will use (its auto rule)."""
+    want = os.environ.get("DAMONX_VM_ACCEL", "auto")
+    if want != "auto":
+        return want
+    try:
+        with open("/proc/modules") as f:
+            mods = {line.split()[0] for line in f}
+    except OSError:
+        mods = set()
+    if os.access("/dev/kvm", os.W_OK) and mods & {"kvm_intel", "kvm_amd"}:
+        return "kvm"
+    return "tcg"
+
+
+def run_vm(plan, raw_dir):
+    plan_path = os.path.join(raw_dir, "plan.json")
+    out_path = os.path.join(raw_dir, "vm.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f, indent=1)
+    if os.path.exists(out_path):
+        os.remove(out_path)
+    env = dict(os.environ, DAMONX_VM_MEM=plan["vm_mem"], DAMONX_VM_RWDIRS=raw_dir,
+               DAMONX_VM_TIMEOUT=str(plan.get("vm_timeout", 14400)))
+    python = os.path.join(ROOT, ".venv", "bin", "python")
+    cmd = [os.path.join(ROOT, "tools", "vmtest", "run"), "--", python, "-m", "suite.guest",
+           plan_path, out_path]
+    rc = subprocess.run(cmd, cwd=BENCH, env=env).returncode
+    if not os.path.exists(out_path):
+        raise SystemExit(f"the VM run wrote no results (exit status {rc})")
+    with open(out_path) as f:
+        vm = json.load(f)
+    if rc != 0:
+        log(f"the VM run ended with exit status {rc}; keeping the runs that finished")
+    return vm
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="damonx benchmark suite")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_const", dest="mode", const="quick",
+                      help="minutes (the default)")
+    mode.add_argument("--full", action="store_const", dest="mode", const="full",
+                      help="longer runs, more repeats, sizes up to 8 GiB")
+    ap.add_argument("--out", default=os.path.join(BENCH, "results"),
+                    help="output directory (default benchmarks/results)")
+    ap.add_argument("--skip-vm", action="store_true", help="host parts only")
+    ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only redo the table, plots and README section from DIR/results.json")
+    ap.add_argument("--no-readme", action="store_true",
+                    help="do not rewrite the results section of benchmarks/README.md")
+    args = ap.parse_args(argv)
+    args.mode = args.mode or "quick"
+    plan = dict(PLANS[args.mode])
+    out = os.path.abspath(args.out)
+    raw = os.path.join(out, "raw")
+    os.makedirs(raw, exist_ok=True)
+    t0 = time.monotonic()
+    if args.report_only:
+        with open(os.path.join(out, "results.json")) as f:
+            res = json.load(f)
+        write_reports(res, out, args)
+        return
+
+    setup()
+    plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
+    res = {"meta": {"mode": args.mode, "host": host_info(), "vm_accel": vm_accel(),
+                    "date": datetime.date.today().isoformat()}}
+    if not args.skip_core:
+        log("core microbenchmarks (bench_core.py --quick)")
+        core_json = os.path.join(raw, "core.json")
+        subprocess.run([sys.executable, os.path.join(BENCH, "bench_core.py"), "--quick",
+                        "--json", core_json], check=True)
+        with open(core_json) as f:
+            res["core"] = json.load(f)
+    log("accuracy on simulated workloads")
+    res["sim"] = simacc.run(plan["sim_sizes_mib"], plan["sim_period_s"], plan["sim_seconds"],
+                            log=log)
+    if not args.skip_vm:
+        log(f"VM runs ({plan['vm_mem']} guest memory)")
+        vm = run_vm(plan, raw)
+        res["vm"] = vm
+        res["summary"] = metrics.summarize_runs(vm["runs"])
+    res["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
+
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    write_reports(res, out, args)
+    log(f"done in {res['meta']['wall_s']:.0f} s; results in {out}")
+
+
+def write_reports(res, out, args):
+    text = report.markdown(res)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(text)
+    files = report.plots(res, out)
+    if not args.no_readme and out == os.path.join(BENCH, "results"):
+        plots_md = "\n".join(f"![{n}](results/{n})" for n in files)
+        report.update_readme(os.path.join(BENCH, "README.md"),
+                             text + ("\n" + plots_md + "\n" if plots_md else ""))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

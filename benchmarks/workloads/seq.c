@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Sequential sweep: touches every page of the buffer in address order, pass
+ * after pass.  Ground truth: the whole buffer is accessed all the time.
+ * See wl_common.c for the arguments and the protocol.
+ */
+#include "wl_common.c"
+
+static void work(struct wl *w)
+{
+	uint64_t n, p = 0;
+
+	for (n = 0; n < w->touches; n++) {
+		w->buf[p * PAGE]++;
+		if (++p == w->npages)
+			p = 0;
+		churn(w, n);
+	}
+}
