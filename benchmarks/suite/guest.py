@@ -376,15 +376,9 @@ def run_stress(plan, server, size_mib, configs, repeats):
 
 # --------------------------------------------------------------------- main
 def machine():
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    return {"kernel": platform.release(), "cpu": model, "nr_cpus": os.cpu_count(),
+    return {"kernel": platform.release(), "cpu": metrics.cpu_model(), "nr_cpus": os.cpu_count(),
             "mem_gib": round(mem_kb / (1 << 20), 1)}
 
 

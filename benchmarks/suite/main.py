@@ -77,13 +77,7 @@ def build_workloads(build_dir):
 
 
 def host_info():
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": model, "nr_cpus": os.cpu_count(), "kernel": platform.release(),
+    return {"cpu": metrics.cpu_model(), "nr_cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version()}
 
 

@@ -179,3 +179,12 @@ CONFIG_ORDER = ("baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", 
 
 def _cfg_order(cfg):
     return CONFIG_ORDER.index(cfg) if cfg in CONFIG_ORDER else len(CONFIG_ORDER)
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The processor's model name, or "" when /proc/cpuinfo does not say."""
+    with open(cpuinfo) as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""
