@@ -900,28 +900,16 @@ class RecordWriter:
     def _write_pending(self):
         if not self._pending:
             return
-        sec, nsec = divmod(self._pending_end, 1_000_000_000)
-        out = [struct.pack("<qqI", sec, nsec, len(self._pending))]
-        idf = "<i" if self.binary_version == 1 else "<Q"
-        for tid, regions in self._pending:
-            out.append(struct.pack(idf, tid if self.binary_version == 1 else tid % 2**64))
-            out.append(struct.pack("<I", len(regions)))
-            packed = np.zeros(len(regions), dtype=_BIN_REGION_DTYPE)
-            for name in _BIN_REGION_DTYPE.names:
-                packed[name] = regions[name]
-            out.append(packed.tobytes())
-        self._f.write(b"".join(out))
+        self._f.write(_binary_aggregation(self._pending_end, self._pending,
+                                          self.binary_version))
         self._pending = []
         self._pending_end = None
 
     # -- json
 
     def _object_head(self, tid):
-        head = {"target_id": tid, "intervals": _intervals_kv(self.intervals)}
-        if self._nr_objects == 0:
-            head["damonx"] = {"version": 1, "meta": self.meta}
-        text = json.dumps(head)
-        return text[:-1] + ', "snapshots": [\n'
+        return _json_object_head(tid, self.intervals,
+                                 self.meta if self._nr_objects == 0 else None)
 
     def _add_json(self, tid, start_ns, end_ns, regions):
         text = []
@@ -956,6 +944,30 @@ class RecordWriter:
             raise
 
 
+def _binary_aggregation(end_ns, entries, binary_version):
+    """One aggregation of the binary format: entries are (target id, regions)."""
+    sec, nsec = divmod(end_ns, 1_000_000_000)
+    out = [struct.pack("<qqI", sec, nsec, len(entries))]
+    idf = "<i" if binary_version == 1 else "<Q"
+    for tid, regions in entries:
+        out.append(struct.pack(idf, tid if binary_version == 1 else tid % 2**64))
+        out.append(struct.pack("<I", len(regions)))
+        packed = np.zeros(len(regions), dtype=_BIN_REGION_DTYPE)
+        for name in _BIN_REGION_DTYPE.names:
+            packed[name] = regions[name]
+        out.append(packed.tobytes())
+    return b"".join(out)
+
+
+def _json_object_head(tid, intervals, meta=None):
+    """The opening of one target's object, up to its snapshot list; damonx's
+    meta rides in the first object, under a key damo ignores."""
+    head = {"target_id": tid, "intervals": _intervals_kv(intervals)}
+    if meta is not None:
+        head["damonx"] = {"version": 1, "meta": meta}
+    return json.dumps(head)[:-1] + ', "snapshots": [\n'
+
+
 def dumps(record, format="json_compressed", binary_version=2):
     """The bytes of ``record`` in ``format``."""
     if format not in FORMATS:
@@ -967,31 +979,18 @@ def dumps(record, format="json_compressed", binary_version=2):
         events = sorted(((s.end_ns, ti, si) for ti, t in enumerate(record.targets)
                          for si, s in enumerate(t.snapshots)))
         i = 0
-        idf = "<i" if binary_version == 1 else "<Q"
         while i < len(events):
             j = i
             while j < len(events) and events[j][0] == events[i][0]:
                 j += 1
-            sec, nsec = divmod(events[i][0], 1_000_000_000)
-            out.append(struct.pack("<qqI", sec, nsec, j - i))
-            for _, ti, si in events[i:j]:
-                t = record.targets[ti]
-                regs = t.snapshots[si].regions
-                out.append(struct.pack(idf, t.target_id if binary_version == 1
-                                       else t.target_id % 2**64))
-                out.append(struct.pack("<I", len(regs)))
-                packed = np.zeros(len(regs), dtype=_BIN_REGION_DTYPE)
-                for name in _BIN_REGION_DTYPE.names:
-                    packed[name] = regs[name]
-                out.append(packed.tobytes())
+            out.append(_binary_aggregation(events[i][0], [
+                (record.targets[ti].target_id, record.targets[ti].snapshots[si].regions)
+                for _, ti, si in events[i:j]], binary_version))
             i = j
         return b"".join(out)
     objs = []
     for n, t in enumerate(record.targets):
-        head = {"target_id": t.target_id, "intervals": _intervals_kv(record.intervals)}
-        if n == 0:
-            head["damonx"] = {"version": 1, "meta": record.meta}
-        text = json.dumps(head)[:-1] + ', "snapshots": [\n'
+        text = _json_object_head(t.target_id, record.intervals, record.meta if n == 0 else None)
         objs.append(text + ",\n".join(_snapshot_json(s.start_ns, s.end_ns, s.regions)
                                       for s in t.snapshots) + "]}")
     doc = ("[" + ",\n".join(objs) + "]\n").encode()
