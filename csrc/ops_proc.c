@@ -57,6 +57,8 @@ struct proc_target {
 	int pagemap_fd;
 	size_t nr_fixed;
 	struct dx_range *fixed;	/* fvaddr and paddr ranges */
+	size_t nr_maps;
+	struct dx_range *maps;	/* vaddr: the mappings at the last update */
 };
 
 static int read_u64(int fd, uint64_t index, uint64_t *val)
@@ -166,10 +168,30 @@ static int pid_ranges(struct dx_ctx *ctx, struct proc_target *pt,
 		out[0].start = maps[0].start;
 		out[0].end = maps[nr_maps - 1].end;
 		*nr_out = 1;
-		err = 0;
 	}
-	free(maps);
-	return err;
+	/* kept to skip samples that fall between mappings */
+	free(pt->maps);
+	pt->maps = maps;
+	pt->nr_maps = nr_maps;
+	return 0;
+}
+
+/* Whether addr lies in one of the mappings read at the last update. */
+static bool in_maps(const struct proc_target *pt, uint64_t addr)
+{
+	size_t lo = 0, hi = pt->nr_maps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < pt->maps[mid].start)
+			hi = mid;
+		else if (addr >= pt->maps[mid].end)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
 }
 
 static int proc_init(struct dx_ctx *ctx)
@@ -297,6 +319,15 @@ static uint64_t sample_pfn(struct proc_ops *po, struct proc_target *pt,
 
 	if (po->mode == DX_PROC_PADDR)
 		return addr / po->page_size;
+	/*
+	 * The three regions of a process span the holes between its mappings;
+	 * a sample there needs no pagemap read.  A mapping created since the
+	 * last update is seen from the next one on (ops_update_us).
+	 */
+	if (pt->maps && !in_maps(pt, addr)) {
+		po->stats.nr_unmapped++;
+		return 0;
+	}
 	po->stats.nr_pagemap_reads++;
 	if (read_u64(pt->pagemap_fd, addr / po->page_size, &entry))
 		return 0;
@@ -446,6 +477,7 @@ static void free_proc_target(struct proc_target *pt)
 	if (pt->pagemap_fd >= 0)
 		close(pt->pagemap_fd);
 	free(pt->fixed);
+	free(pt->maps);
 	free(pt);
 }
 

@@ -28,6 +28,7 @@ struct dx_proc_stats {
 	uint64_t nr_bitmap_writes;
 	uint64_t nr_bitmap_reads;
 	uint64_t nr_absent;	/* samples on pages not present / no PFN */
+	uint64_t nr_unmapped;	/* of which between mappings: no pagemap read */
 	uint64_t nr_shared;	/* samples answered by another region's check */
 	uint64_t nr_maps_reads;
 };

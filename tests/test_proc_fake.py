@@ -108,6 +108,8 @@ def test_marks_heads_of_present_pages_and_reads_them_idle(tmp_path, child):
     assert marked <= small | {PFN_HUGE} | MTHP_HEADS
     assert PFN_HUGE in marked and marked & small and marked & MTHP_HEADS
     assert stats["nr_absent"] > 0               # samples in the absent mapping
+    # samples between mappings are known absent without reading pagemap
+    assert 0 < stats["nr_unmapped"] < stats["nr_absent"]
     assert stats["nr_kpageflags_reads"] > stats["nr_pagemap_reads"]   # tails -> head
 
 

@@ -126,6 +126,7 @@ cdef extern from "ops_proc.h" nogil:
         uint64_t nr_bitmap_writes
         uint64_t nr_bitmap_reads
         uint64_t nr_absent
+        uint64_t nr_unmapped
         uint64_t nr_shared
         uint64_t nr_maps_reads
 

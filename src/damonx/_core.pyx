@@ -169,7 +169,8 @@ cdef class Context:
         s = dx_proc_get_stats(self.ctx)
         return dict(nr_pagemap_reads=s.nr_pagemap_reads, nr_kpageflags_reads=s.nr_kpageflags_reads,
                     nr_bitmap_writes=s.nr_bitmap_writes, nr_bitmap_reads=s.nr_bitmap_reads,
-                    nr_absent=s.nr_absent, nr_shared=s.nr_shared, nr_maps_reads=s.nr_maps_reads)
+                    nr_absent=s.nr_absent, nr_unmapped=s.nr_unmapped, nr_shared=s.nr_shared,
+                    nr_maps_reads=s.nr_maps_reads)
 
     def add_scheme(self, str action, uint64_t min_sz, uint64_t max_sz,
                    unsigned int min_nr_accesses, unsigned int max_nr_accesses,
