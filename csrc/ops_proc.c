@@ -436,13 +436,35 @@ static bool proc_target_valid(struct dx_ctx *ctx, struct dx_target *t)
 	return poll(&pfd, 1, 0) == 0;
 }
 
+/* Advise [start, end) of a process; the bytes advised, or -errno. */
+static int64_t advise_range(int pidfd, uint64_t start, uint64_t end, int advice)
+{
+	int64_t done = 0;
+
+	while (start < end) {
+		struct iovec iov = { (void *)(uintptr_t)start, end - start };
+		/* one call advises at most about 2 GiB: go on where it stopped */
+		ssize_t n = syscall(SYS_process_madvise, pidfd, &iov, 1, advice, 0);
+
+		if (n <= 0)
+			return done ? done : (n < 0 ? -errno : -EIO);
+		done += n;
+		start += (uint64_t)n;
+	}
+	return done;
+}
+
+/*
+ * Advise the mapped parts of a region: a vaddr region spans the holes
+ * between mappings, and advice on a hole fails with ENOMEM.
+ */
 static int64_t proc_apply_scheme(struct dx_ctx *ctx, struct dx_target *t,
 				 struct dx_region *r, int action)
 {
 	struct proc_target *pt = t->priv;
-	struct iovec iov;
+	int64_t n, applied = 0, err = 0;
 	int advice;
-	ssize_t n;
+	size_t i;
 
 	if (!pt || pt->pidfd < 0)
 		return -EOPNOTSUPP;
@@ -462,10 +484,21 @@ static int64_t proc_apply_scheme(struct dx_ctx *ctx, struct dx_target *t,
 	default:
 		return -EOPNOTSUPP;
 	}
-	iov.iov_base = (void *)(uintptr_t)r->start;
-	iov.iov_len = r->end - r->start;
-	n = syscall(SYS_process_madvise, pt->pidfd, &iov, 1, advice, 0);
-	return n < 0 ? -errno : n;
+	if (!pt->maps)
+		return advise_range(pt->pidfd, r->start, r->end, advice);
+	for (i = 0; i < pt->nr_maps && pt->maps[i].start < r->end; i++) {
+		uint64_t lo = pt->maps[i].start > r->start ? pt->maps[i].start : r->start;
+		uint64_t hi = pt->maps[i].end < r->end ? pt->maps[i].end : r->end;
+
+		if (lo >= hi)
+			continue;
+		n = advise_range(pt->pidfd, lo, hi, advice);
+		if (n < 0)
+			err = n;
+		else
+			applied += n;
+	}
+	return applied ? applied : err;
 }
 
 static void free_proc_target(struct proc_target *pt)
