@@ -416,6 +416,23 @@ int dx_three_regions(const struct dx_range *maps, size_t nr_maps,
 	return 0;
 }
 
+long dx_find_range(const struct dx_range *ranges, size_t nr_ranges, uint64_t addr)
+{
+	size_t lo = 0, hi = nr_ranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < ranges[mid].start)
+			hi = mid;
+		else if (addr >= ranges[mid].end)
+			lo = mid + 1;
+		else
+			return (long)mid;
+	}
+	return -1;
+}
+
 static bool intersects(const struct dx_region *r, uint64_t start, uint64_t end)
 {
 	return !(r->end <= start || end <= r->start);

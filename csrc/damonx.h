@@ -220,6 +220,9 @@ int dx_set_regions(struct dx_target *t, const struct dx_range *ranges,
 int dx_init_regions(struct dx_ctx *ctx, struct dx_target *t,
 		    const struct dx_range *ranges, size_t nr_ranges);
 
+/* Index of the range holding addr among sorted, disjoint ranges, or -1. */
+long dx_find_range(const struct dx_range *ranges, size_t nr_ranges, uint64_t addr);
+
 /* Remove a target's regions and mark it dead. */
 void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t);
 

@@ -176,24 +176,6 @@ static int pid_ranges(struct dx_ctx *ctx, struct proc_target *pt,
 	return 0;
 }
 
-/* Whether addr lies in one of the mappings read at the last update. */
-static bool in_maps(const struct proc_target *pt, uint64_t addr)
-{
-	size_t lo = 0, hi = pt->nr_maps;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (addr < pt->maps[mid].start)
-			hi = mid;
-		else if (addr >= pt->maps[mid].end)
-			lo = mid + 1;
-		else
-			return true;
-	}
-	return false;
-}
-
 static int proc_init(struct dx_ctx *ctx)
 {
 	struct proc_ops *po = ctx->ops_priv;
@@ -324,7 +306,7 @@ static uint64_t sample_pfn(struct proc_ops *po, struct proc_target *pt,
 	 * a sample there needs no pagemap read.  A mapping created since the
 	 * last update is seen from the next one on (ops_update_us).
 	 */
-	if (pt->maps && !in_maps(pt, addr)) {
+	if (pt->maps && dx_find_range(pt->maps, pt->nr_maps, addr) < 0) {
 		po->stats.nr_unmapped++;
 		return 0;
 	}

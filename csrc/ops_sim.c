@@ -5,15 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sim_range {
-	uint64_t start, end;
-	uint64_t threshold;	/* accessed when a 32-bit draw is below this */
-};
-
 struct sim_phase {
 	uint64_t end_us;	/* phase end, simulated time since start */
 	size_t nr_ranges;
-	struct sim_range *ranges;
+	struct dx_range *ranges;
+	/* a page of ranges[i] is accessed when a 32-bit draw is below this */
+	uint64_t *thresholds;
 };
 
 struct sim_target {
@@ -29,8 +26,10 @@ static void free_sim_target(struct sim_target *st)
 
 	if (!st)
 		return;
-	for (i = 0; i < st->nr_phases; i++)
+	for (i = 0; i < st->nr_phases; i++) {
 		free(st->phases[i].ranges);
+		free(st->phases[i].thresholds);
+	}
 	free(st->phases);
 	free(st);
 }
@@ -44,23 +43,6 @@ static const struct sim_phase *phase_at(const struct sim_target *st,
 		if (t_us < st->phases[i].end_us)
 			break;
 	return &st->phases[i];
-}
-
-static const struct sim_range *range_of(const struct sim_phase *p, uint64_t addr)
-{
-	size_t lo = 0, hi = p->nr_ranges;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (addr < p->ranges[mid].start)
-			hi = mid;
-		else if (addr >= p->ranges[mid].end)
-			lo = mid + 1;
-		else
-			return &p->ranges[mid];
-	}
-	return NULL;
 }
 
 static int sim_init(struct dx_ctx *ctx)
@@ -98,8 +80,8 @@ static int sim_check_accesses(struct dx_ctx *ctx)
 		for (j = 0; j < t->nr_regions; j++) {
 			struct dx_region *r = &t->regions[j];
 			uint64_t page = r->sampling_addr - r->sampling_addr % st->page_size;
-			const struct sim_range *sr = range_of(p, page);
-			bool accessed = sr && (dx_rand_u64(ctx) >> 32) < sr->threshold;
+			long k = dx_find_range(p->ranges, p->nr_ranges, page);
+			bool accessed = k >= 0 && (dx_rand_u64(ctx) >> 32) < p->thresholds[k];
 
 			dx_region_account(ctx, r, accessed);
 			if (r->nr_accesses > max_nr)
@@ -159,8 +141,10 @@ int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 		p->end_us = end_us;
 		p->ranges = calloc(in->nr_ranges ? in->nr_ranges : 1,
 				   sizeof(*p->ranges));
+		p->thresholds = calloc(in->nr_ranges ? in->nr_ranges : 1,
+				       sizeof(*p->thresholds));
 		err = -ENOMEM;
-		if (!p->ranges)
+		if (!p->ranges || !p->thresholds)
 			goto fail;
 		p->nr_ranges = in->nr_ranges;
 		for (j = 0; j < in->nr_ranges; j++) {
@@ -173,7 +157,7 @@ int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 				goto fail;
 			p->ranges[j].start = r->start;
 			p->ranges[j].end = r->end;
-			p->ranges[j].threshold = (uint64_t)(r->prob * 4294967296.0);
+			p->thresholds[j] = (uint64_t)(r->prob * 4294967296.0);
 		}
 	}
 	err = dx_ctx_add_target(ctx, id, st);

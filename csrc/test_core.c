@@ -377,6 +377,20 @@ static void test_three_regions(void)
 	}
 }
 
+static void test_find_range(void)
+{
+	struct dx_range r[] = { { 10, 20 }, { 20, 25 }, { 40, 50 } };
+
+	EXPECT_EQ(dx_find_range(r, 3, 10), 0);
+	EXPECT_EQ(dx_find_range(r, 3, 19), 0);
+	EXPECT_EQ(dx_find_range(r, 3, 20), 1);
+	EXPECT_EQ(dx_find_range(r, 3, 49), 2);
+	EXPECT_EQ((long long)dx_find_range(r, 3, 9), -1);
+	EXPECT_EQ((long long)dx_find_range(r, 3, 25), -1);	/* a hole */
+	EXPECT_EQ((long long)dx_find_range(r, 3, 50), -1);
+	EXPECT_EQ((long long)dx_find_range(r, 0, 15), -1);
+}
+
 static void check_apply_three(const struct dx_range *three,
 			      const uint64_t *want, size_t nr_want)
 {
@@ -567,6 +581,7 @@ int main(void)
 	RUN(test_split_regions_of);
 	RUN(test_split_gates);
 	RUN(test_three_regions);
+	RUN(test_find_range);
 	RUN(test_apply_three_regions);
 	RUN(test_init_regions);
 	RUN(test_access_rate);
