@@ -405,17 +405,20 @@ static int proc_check_accesses(struct dx_ctx *ctx)
 }
 
 /* A process is gone when its pidfd turns readable. */
+static bool pidfd_alive(int pidfd)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 0;
+}
+
 static bool proc_target_valid(struct dx_ctx *ctx, struct dx_target *t)
 {
 	struct proc_target *pt = t->priv;
-	struct pollfd pfd;
 
 	if (!pt || pt->pidfd < 0)
 		return true;	/* physical memory does not go away */
-	pfd.fd = pt->pidfd;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	return poll(&pfd, 1, 0) == 0;
+	return pidfd_alive(pt->pidfd);
 }
 
 /* Advise [start, end) of a process; the bytes advised, or -errno. */
@@ -590,7 +593,6 @@ int dx_proc_add_pid(struct dx_ctx *ctx, int pid, const struct dx_range *ranges,
 {
 	struct proc_ops *po = ctx->ops_priv;
 	struct proc_target *pt;
-	struct pollfd pfd;
 	char path[300];
 	int err;
 
@@ -609,10 +611,7 @@ int dx_proc_add_pid(struct dx_ctx *ctx, int pid, const struct dx_range *ranges,
 	if (pt->pagemap_fd < 0)
 		goto fail_errno;
 	/* the pagemap is this process's only if it still ran once it was open */
-	pfd.fd = pt->pidfd;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	if (poll(&pfd, 1, 0) != 0) {
+	if (!pidfd_alive(pt->pidfd)) {
 		err = -ESRCH;
 		goto fail;
 	}
