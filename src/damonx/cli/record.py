@@ -8,6 +8,7 @@ ranges of a process (`--ops fvaddr -r START-END 1234`), physical memory
 recording with a complete file.
 """
 
+import argparse
 import os
 import re
 import resource
@@ -65,15 +66,9 @@ def set_argparser(parser):
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="stop after this long (simulated time for sim; default 10 s there)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
-    parser.add_argument("--procfs", default="/proc", help=argparse_hidden())
-    parser.add_argument("--sysfs", default="/sys", help=argparse_hidden())
+    parser.add_argument("--procfs", default="/proc", help=argparse.SUPPRESS)
+    parser.add_argument("--sysfs", default="/sys", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def build_monitor(args, attrs):
