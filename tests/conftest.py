@@ -12,3 +12,12 @@ def pytest_configure(config):
         "vmtool: boots the test VM from the host to test tools/vmtest itself; "
         "skipped unless DAMONX_VMTEST=1",
     )
+    config.addinivalue_line(
+        "markers",
+        "fresh_memory: needs physical memory as a fresh boot leaves it (not yet "
+        "scattered by other tests); runs before the other tests of a session",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("fresh_memory") is None)

@@ -100,7 +100,7 @@ def test_constructor_touches_nothing(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
     before = tree_contents(tmp_path)
     kd = KernelDamon(sysfs, procfs)
-    assert kd.available()
+    assert kd.available
     assert tree_contents(tmp_path) == before
     KernelDamon(str(tmp_path / "nowhere"))          # no tree at all: still fine
 
@@ -185,7 +185,7 @@ def test_refuses_when_a_kdamond_is_already_running(tmp_path, states):
 
 def test_missing_sysfs_interface_names_the_config(tmp_path):
     kd = KernelDamon(str(tmp_path / "sys"), str(tmp_path / "proc"))
-    assert not kd.available()
+    assert not kd.available
     with pytest.raises(NotSupported, match="CONFIG_DAMON_SYSFS"):
         kd.start([os.getpid()])
     with pytest.raises(NotSupported, match="CONFIG_DAMON_SYSFS"):

@@ -107,12 +107,13 @@ class KernelDamon:
         return DamonxError(f"{what}: {err.strerror} (errno {code})")
 
     # ------------------------------------------------------------- queries
+    @property
     def available(self):
         """True if the DAMON sysfs interface exists under ``sysfs_root``."""
         return os.path.isdir(self.kdamonds)
 
     def _check_available(self):
-        if not self.available():
+        if not self.available:
             raise NotSupported(
                 f"{self.admin} does not exist: the kernel lacks the DAMON sysfs "
                 "interface (CONFIG_DAMON_SYSFS), or sysfs is not mounted there"
