@@ -29,8 +29,10 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -232,35 +234,97 @@ class CWorkload:
         self.proc.wait(timeout=30)
 
 
-def run_c(plan, server, wl_name, size_mib, configs, repeats):
-    binary = os.path.join(plan["bin_dir"], wl_name)
+class RedisWorkload:
+    """Debian's redis-server holding size_mib MiB of 4000-byte values (one
+    per 4 KiB allocation) under its own load generator: each run is
+    redis-benchmark doing a fixed number of GETs of keys drawn uniformly from
+    the first 1/hot_fraction of the keys, so that most of the data stays cold.
+    Where in the heap those keys' values lie is the allocator's business:
+    overhead only, no ground truth."""
+
+    VALUE_BYTES = 4000
+
+    def __init__(self, size_mib, hot_fraction):
+        # Debian ships the server in redis-tools as redis-check-rdb, which
+        # runs as the server when called by the name redis-server.
+        exe = shutil.which("redis-server") or shutil.which("redis-check-rdb")
+        if exe is None or not shutil.which("redis-benchmark"):
+            raise RuntimeError("redis is missing: apt-get install redis-tools")
+        self.dir = tempfile.mkdtemp(prefix="damonx-bench-redis-")
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", self.sock, "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--loglevel", "warning"],
+            executable=exe, stdout=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 60
+        while self.cli("PING", check=False) != "PONG":
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.1)
+        self.nr_keys = size_mib * MIB // 4096
+        self.hot_keys = max(1, self.nr_keys // hot_fraction)
+        fill = ("local v = string.rep('x', ARGV[3]) for i = ARGV[1], ARGV[2] - 1 do "
+                "redis.call('SET', string.format('key:%012d', i), v) end")
+        for lo in range(0, self.nr_keys, 65536):
+            self.cli("EVAL", fill, "0", str(lo), str(min(lo + 65536, self.nr_keys)),
+                     str(self.VALUE_BYTES))
+        if int(self.cli("DBSIZE")) != self.nr_keys:
+            raise RuntimeError("redis-server did not take every key")
+
+    def cli(self, *args, check=True):
+        out = subprocess.run(["redis-cli", "-s", self.sock, *args], capture_output=True,
+                             text=True, check=check)
+        return out.stdout.strip()
+
+    def go(self, requests):
+        t0 = time.monotonic_ns()
+        subprocess.run(["redis-benchmark", "-s", self.sock, "-q", "-c", "4", "-n",
+                        str(requests), "-r", str(self.hot_keys), "GET", "key:__rand_int__"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t1 = time.monotonic_ns()
+        return t0, t1, (t1 - t0) / 1e9
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_served(plan, server, wl_name, size_mib, configs, repeats):
+    """Runs of a workload that one process serves: a C workload or redis."""
     args, period_s, hot = [], None, None
     if wl_name == "hotcold":
         hot = size_mib * MIB // plan["hot_fraction"]
         period_s = plan["period_s"]
         args = ["--hot-mib", str(hot // MIB), "--period-ms", str(int(period_s * 1000))]
     t = time.monotonic()
-    wl = CWorkload(binary, size_mib, args)
+    if wl_name == "redis":
+        wl, unit, cal = RedisWorkload(size_mib, plan["hot_fraction"]), "requests", \
+            plan["redis_calibration_requests"]
+    else:
+        wl, unit, cal = CWorkload(os.path.join(plan["bin_dir"], wl_name), size_mib, args), \
+            "touches", plan["calibration_touches"]
     fault_in = time.monotonic() - t
     runs = []
     try:
-        probe_ranges = metrics.probes(wl_name, wl.start, wl.end, hot)
-        cal = plan["calibration_touches"]
+        probe_ranges = None if wl_name == "redis" else \
+            metrics.probes(wl_name, wl.start, wl.end, hot)
         _, _, rt = wl.go(cal)
-        touches = max(cal, int(cal * plan["run_seconds"] / max(rt, 1e-3)))
-        log(f"{wl_name} {size_mib} MiB: faulted in in {fault_in:.1f} s; "
-            f"{cal} touches in {rt:.2f} s; runs of {touches} touches")
+        amount = max(cal, int(cal * plan["run_seconds"] / max(rt, 1e-3)))
+        log(f"{wl_name} {size_mib} MiB: set up in {fault_in:.1f} s; "
+            f"{cal} {unit} in {rt:.2f} s; runs of {amount} {unit}")
         for rep in range(repeats):
             order = configs[rep % len(configs):] + configs[:rep % len(configs)]
             for cfg in order:
                 run = {"workload": wl_name, "size_mib": size_mib, "config": cfg,
-                       "rep": rep, "touches": touches}
+                       "rep": rep, unit: amount}
                 mon = None
                 if cfg != "baseline":
-                    mon = start_monitor(server, cfg, wl.pid, probe_ranges)
+                    mon = start_monitor(server, cfg, wl.pid, probe_ranges or [])
                     time.sleep(0.3)
                     w0, c0 = time.monotonic(), mon.cpu()
-                t0, t1, rt = wl.go(touches)
+                t0, t1, rt = wl.go(amount)
                 run["runtime_s"] = rt
                 if mon is not None:
                     c1, w1 = mon.cpu(), time.monotonic()
@@ -277,7 +341,7 @@ def run_c(plan, server, wl_name, size_mib, configs, repeats):
     finally:
         wl.close()
     return runs, {"workload": wl_name, "size_mib": size_mib, "fault_in_s": fault_in,
-                  "touches": touches, "hot_bytes": hot, "period_s": period_s}
+                  unit: amount, "hot_bytes": hot, "period_s": period_s}
 
 
 def finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1):
@@ -411,7 +475,7 @@ def main():
                 if wl == "stress-ng":
                     runs, info = run_stress(plan, server, size, configs, plan["repeats"])
                 else:
-                    runs, info = run_c(plan, server, wl, size, configs, plan["repeats"])
+                    runs, info = run_served(plan, server, wl, size, configs, plan["repeats"])
             except Exception as err:  # recorded; the other workloads still run
                 log(f"{wl} {size} MiB failed: {type(err).__name__}: {err}")
                 result["errors"].append({"workload": wl, "size_mib": size,

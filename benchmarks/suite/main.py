@@ -30,19 +30,21 @@ WORKLOADS_C = ("seq", "rand", "hotcold")
 ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
 
 PLANS = {
-    "quick": {"workloads": ["seq", "rand", "hotcold", "stress-ng"], "sizes_mib": [256, 1024],
+    "quick": {"workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"], "sizes_mib": [256, 1024],
               "configs": ALL_CONFIGS, "repeats": 2, "run_seconds": 5,
               "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048],
               "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
               "period_s": 3, "hot_fraction": 8, "calibration_touches": 3_000_000,
-              "stress_method": "write64", "stress_cal_s": 2, "vm_mem": "4G",
+              "stress_method": "write64", "stress_cal_s": 2,
+              "redis_calibration_requests": 20_000, "vm_mem": "4G",
               "sim_sizes_mib": [256, 1024, 8192], "sim_seconds": 30, "sim_period_s": 5},
-    "full": {"workloads": ["seq", "rand", "hotcold", "stress-ng"], "sizes_mib": [256, 2048],
+    "full": {"workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"], "sizes_mib": [256, 2048],
              "configs": ALL_CONFIGS, "repeats": 3, "run_seconds": 10,
              "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048, 4096, 8192],
              "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
              "period_s": 5, "hot_fraction": 8, "calibration_touches": 5_000_000,
-             "stress_method": "write64", "stress_cal_s": 3, "vm_mem": "12G",
+             "stress_method": "write64", "stress_cal_s": 3,
+             "redis_calibration_requests": 30_000, "vm_mem": "12G",
              "sim_sizes_mib": [256, 1024, 8192, 65536], "sim_seconds": 60, "sim_period_s": 10},
 }
 
@@ -51,14 +53,21 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def setup():
+# workload -> (a program it runs, the Debian package that has it)
+PACKAGES = {"stress-ng": ("stress-ng", "stress-ng"), "redis": ("redis-benchmark", "redis-tools")}
+
+
+def setup(workloads):
     if not shutil.which("gcc"):
         raise SystemExit("gcc is needed to build the workloads (apt-get install gcc)")
-    if not shutil.which("stress-ng"):
+    for wl in workloads:
+        program, package = PACKAGES.get(wl, (None, None))
+        if program is None or shutil.which(program):
+            continue
         if os.geteuid() != 0:
-            raise SystemExit("stress-ng is missing: apt-get install stress-ng (as root)")
-        log("installing stress-ng")
-        subprocess.run(["apt-get", "install", "-y", "-q", "stress-ng"], check=True,
+            raise SystemExit(f"{program} is missing: apt-get install {package} (as root)")
+        log(f"installing {package}")
+        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True,
                        stdout=subprocess.DEVNULL)
     try:
         import matplotlib  # noqa: F401
@@ -119,7 +128,7 @@ def run_vm(plan, raw_dir):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="damonx benchmark suite")
+    ap = argparse.ArgumentParser(prog="benchmarks/run", description="damonx benchmark suite")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_const", dest="mode", const="quick",
                       help="minutes (the default)")
@@ -127,6 +136,9 @@ def main(argv=None):
                       help="longer runs, more repeats, sizes up to 8 GiB")
     ap.add_argument("--out", default=os.path.join(BENCH, "results"),
                     help="output directory (default benchmarks/results)")
+    ap.add_argument("--workloads", metavar="NAME,...",
+                    help="only these VM workloads (default: all of "
+                         f"{','.join(PLANS['full']['workloads'])})")
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
     ap.add_argument("--report-only", action="store_true",
@@ -136,6 +148,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.mode = args.mode or "quick"
     plan = dict(PLANS[args.mode])
+    if args.workloads:
+        chosen = args.workloads.split(",")
+        unknown = sorted(set(chosen) - set(plan["workloads"]))
+        if unknown:
+            ap.error(f"unknown workload(s) {', '.join(unknown)}: "
+                     f"choose from {','.join(plan['workloads'])}")
+        plan["workloads"] = [w for w in plan["workloads"] if w in chosen]
+        if plan["scale_workload"] not in chosen:
+            plan["scale_sizes_mib"] = []
     out = os.path.abspath(args.out)
     raw = os.path.join(out, "raw")
     os.makedirs(raw, exist_ok=True)
@@ -146,7 +167,7 @@ def main(argv=None):
         write_reports(res, out, args)
         return
 
-    setup()
+    setup(plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     res = {"meta": {"mode": args.mode, "host": host_info(), "vm_accel": vm_accel(),
                     "date": datetime.date.today().isoformat()}}

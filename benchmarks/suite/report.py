@@ -159,8 +159,8 @@ def markdown(res):
         out += ["", "CPU: the monitor's CPU time over the workload's run, % of one CPU. "
                 "Slowdown: workload runtime / unmonitored runtime - 1 (same boot). "
                 "P/R: precision/recall by bytes of the hot set, settled (samples at least "
-                "1 s after the hot set appeared or moved); n/a for stress-ng, whose hot "
-                "set is not known.", ""]
+                "1 s after the hot set appeared or moved); n/a for stress-ng and redis, whose "
+                "hot sets are not known.", ""]
         out.append(main_table(summary, plan.get("workloads", []), plan.get("sizes_mib", [])))
         base = [r for r in vm.get("runs", []) if r["config"] == "baseline"]
         spread = baseline_spread(base)
