@@ -293,47 +293,44 @@ def bench_fullscan(int pid, uint64_t interval_us=100000, unsigned int max_interv
     counted per interval.  A dict of totals, with per-interval numpy arrays
     t_ns, interval_cpu_ns, nr_present, nr_accessed and probe_accessed
     (nr_intervals x nr_probes)."""
-    cdef size_t nr_probes = len(probes), i
+    cdef size_t nr_probes = 0, i
     cdef dx_range *pr = NULL
     cdef dx_fullscan_interval *iv = NULL
-    cdef uint64_t *pa = NULL
     cdef dx_fullscan_result res
+    cdef cnp.ndarray pa
+    cdef uint64_t *pa_data
     cdef int err
     cdef bytes p = procfs.encode(), s = sysfs.encode()
     cdef const char *cp = p
     cdef const char *cs = s
     if max_intervals == 0:
         raise ValueError("max_intervals must be positive")
+    # per interval and probe, the accessed pages: C fills the array in place
+    pa = np.zeros((max_intervals, len(probes)), dtype=np.uint64)
+    pa_data = <uint64_t *>cnp.PyArray_DATA(pa)
+    pr = to_ranges(probes, &nr_probes)
     try:
-        pr = <dx_range *>malloc((nr_probes + 1) * sizeof(dx_range))
         iv = <dx_fullscan_interval *>malloc(max_intervals * sizeof(dx_fullscan_interval))
-        pa = <uint64_t *>malloc((max_intervals * nr_probes + 1) * sizeof(uint64_t))
-        if pr == NULL or iv == NULL or pa == NULL:
+        if iv == NULL:
             raise MemoryError()
-        for i, (lo, hi) in enumerate(probes):
-            pr[i].start = lo
-            pr[i].end = hi
         with nogil:
             err = dx_bench_fullscan(pid, cp, cs, interval_us, max_intervals, stop_fd,
-                                    pr, nr_probes, iv, pa, &res)
+                                    pr, nr_probes, iv, pa_data, &res)
         check(err, "full scan benchmark failed")
         n = res.nr_intervals
         out = dict(cpu_ns=res.cpu_ns, wall_ns=res.wall_ns, nr_intervals=n,
                    nr_pagemap_reads=res.nr_pagemap_reads,
                    nr_bitmap_reads=res.nr_bitmap_reads,
-                   nr_bitmap_writes=res.nr_bitmap_writes)
+                   nr_bitmap_writes=res.nr_bitmap_writes,
+                   probe_accessed=pa[:n].copy())
         for name in ("t_ns", "interval_cpu_ns", "nr_present", "nr_accessed"):
             out[name] = np.empty(n, dtype=np.uint64)
-        out["probe_accessed"] = np.empty((n, nr_probes), dtype=np.uint64)
         for i in range(n):
             out["t_ns"][i] = iv[i].t_ns
             out["interval_cpu_ns"][i] = iv[i].cpu_ns
             out["nr_present"][i] = iv[i].nr_present
             out["nr_accessed"][i] = iv[i].nr_accessed
-        for i in range(<size_t>n * nr_probes):
-            out["probe_accessed"][i // nr_probes, i % nr_probes] = pa[i]
         return out
     finally:
         free(pr)
         free(iv)
-        free(pa)
