@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import damonx
+from damonx import _core
 from damonx.sim import overlap_bytes
 from tests.vm.helpers import (HERE, hot_precision_recall, kill, needs_page_idle,
                               workload)
@@ -216,3 +217,20 @@ def test_pageout_scheme_reduces_rss():
     assert st["sz_applied"] > 0
     assert rss1 < rss0 - 100 * 1024   # most of the 224 MiB cold part is gone
     assert rss1 >= 32 * 1024 * 0.9     # the hot part stayed
+
+
+def test_fullscan_baseline_sees_the_hot_pages():
+    """The benchmarks' full page_idle scan (csrc/bench_fullscan.c)."""
+    page = 4096
+    with workload(64, 8) as w:
+        (lo, hi), (hot_lo, hot_hi) = w.range, w.hot
+        probes = [(lo, hot_lo), (hot_lo, hot_hi), (hot_hi, hi)]
+        res = _core.bench_fullscan(w.pid, 100_000, 5, -1, probes)
+    acc = res["probe_accessed"]
+    assert res["nr_intervals"] == 5 and acc.shape == (5, 3)
+    # the first scan finds every page accessed: nothing was marked idle before
+    assert acc[0].tolist() == [(e - s) // page for s, e in probes]
+    hot_pages = (hot_hi - hot_lo) // page
+    assert np.all(acc[1:, 1] >= 0.8 * hot_pages), acc
+    assert np.all(acc[1:, [0, 2]] == 0), acc
+    assert np.all(res["nr_accessed"][1:] < res["nr_present"][1:])
