@@ -18,7 +18,7 @@ import random
 
 import numpy as np
 
-from damonx.types import REGION_DTYPE
+from damonx.dtypes import REGION_DTYPE
 
 U32 = 0xFFFFFFFF
 

@@ -16,7 +16,7 @@ import pytest
 
 from damonx import records, reports
 from damonx.records import Record, Snapshot, TargetRecord, make_regions
-from damonx.types import Intervals
+from damonx.attrs import Intervals
 
 try:
     import damo as _damo_pkg

@@ -15,7 +15,8 @@ import pytest
 from damonx import records
 from damonx.errors import DamonxError, InvalidRecord
 from damonx.records import Record, RecordWriter, Snapshot, TargetRecord, load, make_regions
-from damonx.types import REGION_DTYPE, Intervals
+from damonx.attrs import Intervals
+from damonx.dtypes import REGION_DTYPE
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 IV = Intervals(5000, 100000, 1000000)
@@ -222,7 +223,7 @@ def test_writer_flushes_after_interval(tmp_path):
 WRITER_SCRIPT = textwrap.dedent("""
     import sys, time
     from damonx.records import RecordWriter, make_regions
-    from damonx.types import Intervals
+    from damonx.attrs import Intervals
     w = RecordWriter(sys.argv[1], format=sys.argv[2], intervals=Intervals(5000, 100000, 1000000),
                      flush_interval_s=0.2)
     i = 0

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from damonx import records
 from damonx.errors import InvalidRecord
 from damonx.records import Record, Snapshot, TargetRecord, make_regions
-from damonx.types import Intervals
+from damonx.attrs import Intervals
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

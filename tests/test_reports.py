@@ -10,7 +10,7 @@ from damonx import records, reports
 from damonx.cli import main as cli_main
 from damonx.errors import DamonxError
 from damonx.records import Record, Snapshot, TargetRecord, make_regions
-from damonx.types import Intervals
+from damonx.attrs import Intervals
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 DAMO_FILE = os.path.join(DATA, "damo-3.4.3-two-targets.data")

@@ -9,11 +9,11 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Attrs": "damonx.monitor",
+    "Attrs": "damonx.attrs",
     "Monitor": "damonx.monitor",
     "Snapshot": "damonx.monitor",
     "Workload": "damonx.sim",
-    "REGION_DTYPE": "damonx.monitor",
+    "REGION_DTYPE": "damonx.dtypes",
     "features": "damonx.features",
     "errors": "damonx.errors",
     "DamonxError": "damonx.errors",
@@ -22,6 +22,9 @@ _LAZY = {
     "NotSupported": "damonx.errors",
     "InvalidRecord": "damonx.errors",
     "InvalidAttrs": "damonx.errors",
+    "ZombieProcess": "damonx.errors",
+    "FileNotFound": "damonx.errors",
+    "FileExists": "damonx.errors",
 }
 
 

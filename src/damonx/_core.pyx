@@ -24,7 +24,7 @@ from damonx._cdamonx cimport *
 
 cnp.import_array()
 
-from damonx.types import REGION_DTYPE
+from damonx.dtypes import REGION_DTYPE
 
 PROC_MODES = {"vaddr": DX_PROC_VADDR, "fvaddr": DX_PROC_FVADDR, "paddr": DX_PROC_PADDR}
 

@@ -12,52 +12,13 @@ arrays of ``REGION_DTYPE`` (start, end, nr_accesses, age)::
             print(snap.end_ns, len(snap.regions))
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from damonx import errors
-from damonx.types import REGION_DTYPE, Intervals  # noqa: F401 (re-exported)
+from damonx.attrs import Attrs, Intervals  # noqa: F401 (re-exported)
+from damonx.dtypes import REGION_DTYPE  # noqa: F401 (re-exported)
 
 OPS = ("sim", "vaddr", "fvaddr", "paddr")
-
-
-@dataclass(frozen=True)
-class Attrs:
-    """Monitoring attributes (DAMON's names; defaults of the original DAMON)."""
-
-    sample_us: int = 5000
-    aggr_us: int = 100_000
-    ops_update_us: int = 1_000_000
-    min_nr_regions: int = 10
-    max_nr_regions: int = 1000
-    min_region_sz: int = 4096
-
-    def __post_init__(self):
-        for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise errors.InvalidAttrs(f"{name} must be an integer, not {value!r}")
-            if value <= 0:
-                raise errors.InvalidAttrs(f"{name} must be positive, not {value}")
-        if self.sample_us > self.aggr_us:
-            raise errors.InvalidAttrs(
-                f"sample_us ({self.sample_us}) must not exceed aggr_us ({self.aggr_us})")
-        if self.min_nr_regions < 3:
-            raise errors.InvalidAttrs(
-                f"min_nr_regions must be at least 3 (three regions of a process), not {self.min_nr_regions}")
-        if self.min_nr_regions > self.max_nr_regions:
-            raise errors.InvalidAttrs(
-                f"min_nr_regions ({self.min_nr_regions}) must not exceed "
-                f"max_nr_regions ({self.max_nr_regions})")
-        if self.min_region_sz & (self.min_region_sz - 1):
-            raise errors.InvalidAttrs(f"min_region_sz {self.min_region_sz} is not a power of two")
-
-    @property
-    def intervals(self):
-        return Intervals(self.sample_us, self.aggr_us, self.ops_update_us)
-
-    @property
-    def max_nr_accesses(self):
-        """The largest nr_accesses a region can reach in one aggregation."""
-        return self.aggr_us // self.sample_us
 
 
 @dataclass
@@ -115,11 +76,11 @@ class Monitor:
                 self._ctx = _core.Context(self.attrs, "proc", seed, mode=ops,
                                           procfs=procfs, sysfs=sysfs)
         except OSError as err:
-            raise errors.from_errno(err.errno, err.strerror) from None
+            raise errors.from_oserror(err, "cannot set up the monitor") from err
         try:
             getattr(self, f"_add_{ops}_targets")(targets)
         except OSError as err:
-            raise errors.from_errno(err.errno, err.strerror) from None
+            raise errors.from_oserror(err, "cannot set up the monitor") from err
 
     # -- targets -----------------------------------------------------------
     def _add_sim_targets(self, targets):
@@ -158,7 +119,8 @@ class Monitor:
         try:
             self._ctx.add_pid_target(pid, ranges)
         except OSError as err:
-            raise errors.from_errno(err.errno, f"cannot monitor process {pid}", pid=pid) from None
+            raise errors.from_oserror(err, f"cannot monitor process {pid}", pid=pid,
+                                      procfs=self._ctx.procfs) from err
 
     def _add_paddr_targets(self, targets):
         from damonx.features import system_ram
@@ -167,7 +129,7 @@ class Monitor:
         try:
             self._ctx.add_range_target(0, ranges)
         except OSError as err:
-            raise errors.from_errno(err.errno, "cannot monitor physical memory") from None
+            raise errors.from_oserror(err, "cannot monitor physical memory") from err
 
     # -- running -----------------------------------------------------------
     def add_callback(self, fn):
@@ -191,7 +153,7 @@ class Monitor:
             if not self._ctx.run_aggregation():
                 return None
         except OSError as err:
-            raise errors.from_errno(err.errno, err.strerror) from None
+            raise errors.from_oserror(err, "monitoring failed") from err
         start_ns, end_ns, targets = self._ctx.snapshot()
         snap = Snapshot(start_ns, end_ns, dict(targets))
         for fn in self._callbacks:

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from damonx.errors import DamonxError, InvalidRecord
-from damonx.types import REGION_DTYPE, Intervals
+from damonx.attrs import Intervals
+from damonx.dtypes import REGION_DTYPE
 
 FORMATS = ("json_compressed", "json", "binary")
 
@@ -64,7 +65,7 @@ _U32_MAX = 2**32 - 1
 class Snapshot:
     """Regions of one target after one aggregation interval.
 
-    ``regions`` is an array of :data:`damonx.types.REGION_DTYPE`.
+    ``regions`` is an array of :data:`damonx.dtypes.REGION_DTYPE`.
     """
 
     start_ns: int
