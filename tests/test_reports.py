@@ -9,7 +9,7 @@ import pytest
 from damonx import records, reports
 from damonx.cli import main as cli_main
 from damonx.errors import DamonxError
-from damonx.records import Record, Snapshot, TargetRecord, make_regions
+from damonx.records import Record, TargetSnapshot, TargetRecord, make_regions
 from damonx.attrs import Intervals
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -23,7 +23,7 @@ def rec_of(snaps, iv=IV, tid=7):
 
 
 def snap(i, rows, length=100_000_000):
-    return Snapshot(i * length, (i + 1) * length, make_regions(rows))
+    return TargetSnapshot(i * length, (i + 1) * length, make_regions(rows))
 
 
 def run_cli(capsys, *argv):

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from damonx import errors
 from damonx.errors import DamonxError
 
 TYPES = ("raw", "access", "heatmap", "wss", "nr_regions", "footprint")
@@ -111,7 +112,7 @@ def _load(args):
     from damonx import records
 
     if not os.path.exists(args.input):
-        raise DamonxError(f"record file {args.input} does not exist (give one with -i)")
+        raise errors.FileNotFound(f"record file {args.input} does not exist (give one with -i)")
     rec = records.load(args.input, partial_ok=args.allow_partial)
     if rec.warning:
         print(f"damonx report: warning: {rec.warning}; reporting what was readable",
