@@ -116,6 +116,42 @@ def test_heatmap_values_and_gap_skipping():
     assert tr["values"][0, 0] == 0
 
 
+def test_heatmap_address_range_choice():
+    unions = [[0, MiB], [4 * MiB, 7 * MiB], [10 * MiB, 11 * MiB]]
+    assert reports.heatmap_address_range(unions) == (4 * MiB, 7 * MiB)  # the largest
+    assert reports.heatmap_address_range(unions, "all") == (0, 11 * MiB)
+    assert reports.heatmap_address_range(unions, ("4096", 8192)) == (4096, 8192)
+    with pytest.raises(DamonxError, match="empty address range"):
+        reports.heatmap_address_range(unions, (8192, 4096))
+    with pytest.raises(DamonxError, match="target 3 has no non-empty region"):
+        reports.heatmap_address_range([], None, 3)
+
+
+def test_heatmap_time_range_choice():
+    starts, ends = np.array([5.0, 10.0]), np.array([10.0, 20.0])
+    assert reports.heatmap_time_range(starts, ends) == (5.0, 20.0)
+    assert reports.heatmap_time_range(starts, ends, (0, 7)) == (0.0, 7.0)
+    assert reports.heatmap_time_range(np.array([3.0]), np.array([3.0])) == (3.0, 4.0)
+    with pytest.raises(DamonxError, match="empty time range"):
+        reports.heatmap_time_range(starts, ends, (7, 7))
+
+
+def test_address_bin_integrals():
+    edges = np.array([0.0, 100.0, 200.0])
+    snaps = [snap(0, [(50, 150, 4)]), snap(1, [(150, 160, 2), (0, 10, 1)]), snap(2, [])]
+    rate, cover = reports.address_bin_integrals(snaps, edges, scale=10.0)
+    # a region's rate times its overlap with each bin, and the overlap alone
+    np.testing.assert_allclose(rate, [[50 * 40, 50 * 40], [10 * 10, 10 * 20], [0, 0]])
+    np.testing.assert_allclose(cover, [[50, 50], [10, 10], [0, 0]])
+
+
+def test_time_weights():
+    edges = np.array([0.0, 10.0, 20.0])
+    w = reports.time_weights([0, 5, 12, 25, 20], [10, 15, 12, 30, 20], edges)
+    # overlaps in ns; zero-length snapshots weigh 1 in their bin, if inside
+    np.testing.assert_allclose(w, [[10, 0], [5, 5], [0, 1], [0, 0], [0, 1]])
+
+
 def test_cli_json_and_errors(capsys, tmp_path):
     rc, out, _ = run_cli(capsys, "wss", "-i", DAMO_FILE, "--json", "--percentiles", "90")
     res = json.loads(out)

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from damonx.errors import DamonxError
-from damonx.reports import format_sz
+from damonx.units import format_size as format_sz
 
 
 def _image_kind(path):

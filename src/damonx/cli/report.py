@@ -195,33 +195,33 @@ def _nth_path(path, n):
 
 
 def _print_access(res, rec, raw):
-    from damonx.reports import format_sz, format_time_ns
+    from damonx.units import format_duration_ns, format_size
 
     if rec.intervals is None:
         print("# the record has no monitoring intervals: access rates are unknown")
     for r in res:
         print(f"# target {r['target_id']}, snapshot {r['snapshot']} of {r['nr_snapshots']}, "
-              f"time [{format_time_ns(r['start_ns'], raw)}, {format_time_ns(r['end_ns'], raw)})")
+              f"time [{format_duration_ns(r['start_ns'], raw)}, {format_duration_ns(r['end_ns'], raw)})")
         print("# %-27s %12s %11s %8s %12s" % ("address range", "size", "nr_accesses",
                                             "access", "age"))
         for g in r["regions"]:
             rate = "%7.2f%%" % g["access_rate"] if g["access_rate"] is not None else "     n/a"
-            age = (format_time_ns(g["age_us"] * 1000, raw) if g["age_us"] is not None
+            age = (format_duration_ns(g["age_us"] * 1000, raw) if g["age_us"] is not None
                    else "%d aggr" % g["age"])
             print("%012x-%012x   %12s %11d %8s %12s" % (g["start"], g["end"],
-                                                      format_sz(g["size"], raw),
+                                                      format_size(g["size"], raw),
                                                       g["nr_accesses"], rate, age))
         mean = ("%.2f%%" % r["mean_access_rate"] if r["mean_access_rate"] is not None
                 else "n/a")
-        print(f"# nr_regions: {r['nr_regions']}  total size: {format_sz(r['total_size'], raw)}"
-              f"  accessed: {format_sz(r['accessed_size'], raw)}  mean access rate: {mean}")
+        print(f"# nr_regions: {r['nr_regions']}  total size: {format_size(r['total_size'], raw)}"
+              f"  accessed: {format_size(r['accessed_size'], raw)}  mean access rate: {mean}")
         print()
 
 
 def _print_dist(res, kind, args):
-    from damonx.reports import format_sz
+    from damonx.units import format_size
 
-    fmt = (lambda v, raw: "%d" % v) if kind == "nr_regions" else format_sz
+    fmt = (lambda v, raw: "%d" % v) if kind == "nr_regions" else format_size
     for r in res:
         vals = r[kind]
         d = r["distribution"]
@@ -284,7 +284,7 @@ def _heatmap(rec, args):
 
 def text_heatmap(hm, color="none", raw=False):
     """Terminal heatmap: one row per time bin, characters 0-9 (blank: no region)."""
-    from damonx.reports import format_sz, format_time_ns
+    from damonx.units import format_duration_ns, format_size
 
     vals = np.asarray(hm["values"], dtype=float)
     finite = vals[np.isfinite(vals)]
@@ -309,11 +309,11 @@ def text_heatmap(hm, color="none", raw=False):
     unit = "%" if hm["unit"] == "percent" else " nr_accesses"
     lines.append(f"# target {hm['target_id']}; access rate 0-9: {lo:.3g}-{hi:.3g}{unit}, "
                  "blank: not monitored")
-    lines.append(f"# x-axis: space [{a0:#x}, {a1:#x}) ({format_sz(a1 - a0, raw)})")
-    lines.append(f"# y-axis: time [{format_time_ns(t0, raw)}, {format_time_ns(t1, raw)}) "
-                 f"({format_time_ns(t1 - t0, raw)})")
-    lines.append(f"# resolution: {na}x{nt} ({format_sz((a1 - a0) / na, raw)} and "
-                 f"{format_time_ns((t1 - t0) / nt, raw)} for each character)")
+    lines.append(f"# x-axis: space [{a0:#x}, {a1:#x}) ({format_size(a1 - a0, raw)})")
+    lines.append(f"# y-axis: time [{format_duration_ns(t0, raw)}, {format_duration_ns(t1, raw)}) "
+                 f"({format_duration_ns(t1 - t0, raw)})")
+    lines.append(f"# resolution: {na}x{nt} ({format_size((a1 - a0) / na, raw)} and "
+                 f"{format_duration_ns((t1 - t0) / nt, raw)} for each character)")
     others = [u for u in hm["address_unions"] if u != [a0, a1]]
     if others:
         lines.append("# other monitored address ranges (see --address_range): " +
