@@ -15,21 +15,26 @@ import numpy as np
 import pytest
 
 from damonx import records, reports
-from damonx.records import Record, Snapshot, TargetRecord, make_regions
 from damonx.attrs import Intervals
+from damonx.records import Record, TargetRecord, TargetSnapshot, make_regions
 
 try:
     import damo as _damo_pkg
+
     DAMO_DIR = os.path.dirname(_damo_pkg.__file__)
 except ImportError:
     DAMO_DIR = None
-DAMO = shutil.which("damo")
+# the damo command of the environment running the tests, even when its bin
+# directory is not on PATH (e.g. .venv/bin/python -m pytest)
+DAMO = shutil.which("damo", path=os.path.dirname(sys.executable)) or shutil.which("damo")
 
 pytestmark = [
-    pytest.mark.skipif(DAMO_DIR is None or DAMO is None,
-                       reason="damo is not installed (pip install damo==3.4.3)"),
-    pytest.mark.skipif(shutil.which("file") is None,
-                       reason="damo needs the 'file' command to read record files"),
+    pytest.mark.skipif(
+        DAMO_DIR is None or DAMO is None, reason="damo is not installed (pip install damo==3.4.3)"
+    ),
+    pytest.mark.skipif(
+        shutil.which("file") is None, reason="damo needs the 'file' command to read record files"
+    ),
 ]
 
 IV = Intervals(5000, 100000, 1000000)
@@ -43,13 +48,22 @@ def _record():
         for i in range(25):
             n = int(rng.integers(3, 9))
             bounds = np.sort(rng.choice(np.arange(1, 4000), n, replace=False)) * 4096
-            rows = [(int(0x7f0000000000 + bounds[k]), int(0x7f0000000000 + bounds[k + 1]),
-                     int(rng.integers(0, 21)) if rng.random() > 0.3 else 0,
-                     int(rng.integers(0, 30))) for k in range(n - 1)]
-            snaps.append(Snapshot(10**9 + i * 10**8, 10**9 + (i + 1) * 10**8, make_regions(rows)))
+            rows = [
+                (
+                    int(0x7F0000000000 + bounds[k]),
+                    int(0x7F0000000000 + bounds[k + 1]),
+                    int(rng.integers(0, 21)) if rng.random() > 0.3 else 0,
+                    int(rng.integers(0, 30)),
+                )
+                for k in range(n - 1)
+            ]
+            snaps.append(
+                TargetSnapshot(10**9 + i * 10**8, 10**9 + (i + 1) * 10**8, make_regions(rows))
+            )
         targets.append(TargetRecord(tid, snaps))
-    return Record(IV, targets, {"ops": "sim", "workload": {"size": 1 << 24, "page_size": 4096,
-                                                           "phases": []}})
+    return Record(
+        IV, targets, {"ops": "sim", "workload": {"size": 1 << 24, "page_size": 4096, "phases": []}}
+    )
 
 
 def _damo(*args):
@@ -62,7 +76,9 @@ def _damo(*args):
 def written(tmp_path_factory):
     rec = _record()
     path = tmp_path_factory.mktemp("compat") / "damonx.data"
-    # streamed with interleaved targets, as damonx record writes
+    # streamed with interleaved targets, as damonx record writes.  (damo reads
+    # plain json only when `file` calls it "JSON data"; Debian 12's says
+    # "JSON text data", so json_compressed, damo's default, is what is checked)
     with records.RecordWriter(path, intervals=IV, meta=rec.meta) as w:
         for i in range(25):
             for t in rec.targets:
@@ -73,12 +89,29 @@ def written(tmp_path_factory):
 
 def test_damo_report_access_agrees(written):
     rec, path = written
-    out = _damo("access", "-i", path, "--raw_number", "--dont_merge_regions",
-                "--format", "set", "record_head", "target <target id>",
-                "--format", "set", "snapshot_head", "snapshot <start time> <end time>",
-                "--format", "set", "region", "region <start address> <end address> "
-                "<access rate> <age>",
-                "--format", "set", "snapshot_tail", "total <total bytes>")
+    out = _damo(
+        "access",
+        "-i",
+        path,
+        "--raw_number",
+        "--dont_merge_regions",
+        "--format",
+        "set",
+        "record_head",
+        "target <target id>",
+        "--format",
+        "set",
+        "snapshot_head",
+        "snapshot <start time> <end time>",
+        "--format",
+        "set",
+        "region",
+        "region <start address> <end address> <access rate> <age>",
+        "--format",
+        "set",
+        "snapshot_tail",
+        "total <total bytes>",
+    )
     got = {}
     tid = snap = None
     for line in out.splitlines():
@@ -98,7 +131,7 @@ def test_damo_report_access_agrees(written):
     assert sorted(got) == [11, 12]
     for t in rec.targets:
         assert len(got[t.target_id]) == len(t.snapshots)
-        for idx, s in enumerate(t.snapshots):
+        for idx in range(len(t.snapshots)):
             d = got[t.target_id][idx]
             (mine,) = reports.access(rec, snapshot=idx, target_id=t.target_id)
             # both show times relative to the start of the record
@@ -112,8 +145,19 @@ def test_damo_report_access_agrees(written):
 
 def test_damo_report_wss_agrees(written):
     rec, path = written
-    out = _damo("wss", "-i", path, "--raw_number", "--exclude_samples", "0", "--per_target",
-                "--range", "0", "101", "10")
+    out = _damo(
+        "wss",
+        "-i",
+        path,
+        "--raw_number",
+        "--exclude_samples",
+        "0",
+        "--per_target",
+        "--range",
+        "0",
+        "101",
+        "10",
+    )
     got = {}
     for line in out.splitlines():
         f = line.split()
@@ -133,17 +177,42 @@ def test_damo_default_wss_matches_damonx_exclude_samples(written):
     of them unless --exclude_samples asks otherwise."""
     rec, path = written
     out = _damo("wss", "-i", path, "--raw_number", "--per_target", "--range", "0", "101", "25")
-    damo_vals = [int(line.split()[1]) for line in out.splitlines()
-                 if line.split() and line.split()[0].isdigit()]
-    res = subprocess.run([sys.executable, "-m", "damonx", "report", "wss", "-i", path, "--json",
-                          "--exclude_samples", "20", "--range", "0", "101", "25"],
-                         capture_output=True, text=True, check=True)
+    damo_vals = [
+        int(line.split()[1])
+        for line in out.splitlines()
+        if line.split() and line.split()[0].isdigit()
+    ]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "damonx",
+            "report",
+            "wss",
+            "-i",
+            path,
+            "--json",
+            "--exclude_samples",
+            "20",
+            "--range",
+            "0",
+            "101",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import json
+
     mine = [v for r in json.loads(res.stdout) for _, v in r["distribution"]["percentiles"]]
     assert damo_vals == mine
-    everything = [v for r in reports.wss(rec, percentiles=range(0, 101, 25))
-                  for _, v in r["distribution"]["percentiles"]]
-    assert everything != mine    # the first 20 snapshots do change the figures
+    everything = [
+        v
+        for r in reports.wss(rec, percentiles=range(0, 101, 25))
+        for _, v in r["distribution"]["percentiles"]
+    ]
+    assert everything != mine  # the first 20 snapshots do change the figures
 
 
 MAKE_DAMO_RECORD = textwrap.dedent("""
@@ -169,8 +238,9 @@ def test_damonx_reads_damo_written_records(tmp_path, fmt):
     path = tmp_path / "damo.data"
     # damo's modules import each other by bare name, hence its own directory
     env = dict(os.environ, PYTHONPATH=DAMO_DIR)
-    subprocess.run([sys.executable, "-c", MAKE_DAMO_RECORD, str(path), fmt], check=True,
-                   env=env, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", MAKE_DAMO_RECORD, str(path), fmt], check=True, env=env, timeout=60
+    )
     rec = records.load(path)
     assert rec.complete and rec.intervals == IV and rec.target_ids == [5, 6]
     for t in rec.targets:
@@ -179,6 +249,7 @@ def test_damonx_reads_damo_written_records(tmp_path, fmt):
             assert (s.start_ns, s.end_ns) == (i * 10**8, (i + 1) * 10**8)
             assert s.regions["start"].tolist() == [4096 * 16 * k for k in range(5)]
             assert s.regions["end"].tolist() == [4096 * 16 * (k + 1) for k in range(5)]
-            assert s.regions["nr_accesses"].tolist() == [(k * 7 + i + t.target_id) % 21
-                                                         for k in range(5)]
+            assert s.regions["nr_accesses"].tolist() == [
+                (k * 7 + i + t.target_id) % 21 for k in range(5)
+            ]
             assert s.regions["age"].tolist() == [i * k for k in range(5)]

@@ -12,11 +12,19 @@ import zlib
 import numpy as np
 import pytest
 
-from damonx import records
-from damonx.errors import DamonxError, InvalidRecord
-from damonx.records import Record, RecordWriter, Snapshot, TargetRecord, load, make_regions
+from damonx import errors, records
 from damonx.attrs import Intervals
 from damonx.dtypes import REGION_DTYPE
+from damonx.errors import DamonxError, InvalidRecord
+from damonx.records import (
+    Record,
+    RecordWriter,
+    TargetRecord,
+    TargetSnapshot,
+    detect,
+    load,
+    make_regions,
+)
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 IV = Intervals(5000, 100000, 1000000)
@@ -28,12 +36,14 @@ def sample_record(nr_targets=2, nr_snapshots=3, meta=None):
     for tid in range(nr_targets):
         snaps = []
         for i in range(nr_snapshots):
-            regs = make_regions([(4096 * 10 * k, 4096 * 10 * (k + 1), k * 3 + i + tid, i + k)
-                                 for k in range(4)])
-            snaps.append(Snapshot(i * 100_000_000, (i + 1) * 100_000_000, regs))
+            regs = make_regions(
+                [(4096 * 10 * k, 4096 * 10 * (k + 1), k * 3 + i + tid, i + k) for k in range(4)]
+            )
+            snaps.append(TargetSnapshot(i * 100_000_000, (i + 1) * 100_000_000, regs))
         targets.append(TargetRecord(tid + 100, snaps))
-    return Record(IV, targets, meta or {"ops": "sim", "workload": {"size": 163840,
-                                                                     "page_size": 4096}})
+    return Record(
+        IV, targets, meta or {"ops": "sim", "workload": {"size": 163840, "page_size": 4096}}
+    )
 
 
 def assert_same(a, b, ages=True, times=True):
@@ -99,16 +109,56 @@ def test_reads_damo_written_text_numbers():
 
 
 def test_percent_and_usec_only_regions():
-    doc = ('[{"target_id": 1, "intervals": {"sample_us": "5 ms", "aggr_us": 100000, '
-           '"ops_update_us": 1000000}, "snapshots": [{"start_time": "1 s", "end_time": '
-           '"1.100 s", "regions": [{"start": "4 KiB", "end": "8,192", "nr_accesses": '
-           '{"samples": null, "percent": 50}, "age": {"usec": 300000, "aggr_intervals": '
-           'null}}]}]}]')
+    doc = (
+        '[{"target_id": 1, "intervals": {"sample_us": "5 ms", "aggr_us": 100000, '
+        '"ops_update_us": 1000000}, "snapshots": [{"start_time": "1 s", "end_time": '
+        '"1.100 s", "regions": [{"start": "4 KiB", "end": "8,192", "nr_accesses": '
+        '{"samples": null, "percent": 50}, "age": {"usec": 300000, "aggr_intervals": '
+        "null}}]}]}]"
+    )
     rec = load(doc.encode())
     assert rec.intervals == IV
     s = rec.targets[0].snapshots[0]
     assert (s.start_ns, s.end_ns) == (1_000_000_000, 1_100_000_000)
     assert s.regions.tolist() == [(4096, 8192, 10, 3)]
+
+
+@pytest.mark.parametrize(
+    "start,end,age_usec,expected",
+    [
+        ('"1 m 3.500 s"', '"1 m 3.600 s"', '"300 ms"', (63_500_000_000, 63_600_000_000, 3)),
+        ('"1,000"', "2000.0", '"0.3 s"', (1000, 2000, 3)),
+    ],
+)
+def test_human_readable_times_and_ages(start, end, age_usec, expected):
+    doc = (
+        '[{"target_id": 1, "intervals": {"sample_us": "5,000", "aggr_us": "100 ms", '
+        f'"ops_update_us": "1 s"}}, "snapshots": [{{"start_time": {start}, "end_time": {end}, '
+        '"regions": [{"start": "1 MiB", "end": "2MiB", "nr_accesses": {"percent": "25 %"}, '
+        f'"age": {{"usec": {age_usec}}}}}]}}]}}]'
+    )
+    rec = load(doc.encode())
+    assert rec.intervals == IV
+    s = rec.targets[0].snapshots[0]
+    assert (s.start_ns, s.end_ns, int(s.regions["age"][0])) == expected
+    assert s.regions[["start", "end", "nr_accesses"]].tolist() == [(1 << 20, 2 << 20, 5)]
+
+
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        ('"99999999999 d"', "too large"),
+        ('"-1 s"', "negative"),
+        ('"5 parsecs"', "not a number"),
+        ('"nan"', "not a finite number"),
+        ("1e400", "not a finite number"),
+    ],
+)
+def test_bad_human_readable_numbers_are_corruption(value, reason):
+    snapshot = f'{{"start_time": {value}, "end_time": 0, "regions": []}}'
+    doc = f'[{{"target_id": 1, "snapshots": [{snapshot}]}}]'
+    with pytest.raises(InvalidRecord, match=f"corrupted: .*{reason}.*snapshot 0 of target 1"):
+        load(doc.encode())
 
 
 def test_arrays_and_helpers():
@@ -144,8 +194,12 @@ def test_truncation_gives_partial_prefix(fmt):
     rng = np.random.default_rng(1)
     rec = sample_record(1, 5)
     for s in rec.targets[0].snapshots:  # incompressible enough to cut mid-way
-        s.regions = make_regions([(k * 4096, (k + 1) * 4096, int(rng.integers(0, 20)),
-                                   int(rng.integers(0, 1000))) for k in range(200)])
+        s.regions = make_regions(
+            [
+                (k * 4096, (k + 1) * 4096, int(rng.integers(0, 20)), int(rng.integers(0, 1000)))
+                for k in range(200)
+            ]
+        )
     data = records.dumps(rec, fmt)
     cut = data[: len(data) * 2 // 3]
     with pytest.raises(InvalidRecord) as ei:
@@ -172,8 +226,23 @@ def test_errors_name_the_place():
         load(b"hello")
     with pytest.raises(InvalidRecord, match="empty"):
         load(b"")
-    with pytest.raises(DamonxError, match="does not exist"):
+    with pytest.raises(errors.FileNotFound, match="No such file") as ei:
         load("/nonexistent/record")
+    assert isinstance(ei.value, FileNotFoundError)
+
+
+def test_unreadable_files_raise_damonx_errors(tmp_path, monkeypatch):
+    with pytest.raises(DamonxError, match="is a directory, not a record file"):
+        load(tmp_path)
+
+    def denied(path, mode="r"):
+        raise PermissionError(13, "Permission denied", path)
+
+    # root reads any file: the denial is simulated
+    monkeypatch.setattr(detect, "open", denied, raising=False)
+    with pytest.raises(errors.AccessDenied, match="cannot read the record") as ei:
+        load(tmp_path / "r")
+    assert isinstance(ei.value, PermissionError)
 
 
 def test_writer_streams_and_regroups_interleaved_targets(tmp_path):
@@ -199,16 +268,104 @@ def test_writer_streams_and_regroups_interleaved_targets(tmp_path):
 def test_writer_refuses_existing_and_bad_input(tmp_path):
     p = tmp_path / "x"
     p.write_bytes(b"keep me")
-    with pytest.raises(DamonxError, match="exists"):
+    with pytest.raises(errors.FileExists, match="exists; remove it or pass overwrite=True"):
         RecordWriter(p)
+    with pytest.raises(FileExistsError):
+        records.save(sample_record(), p)
     assert p.read_bytes() == b"keep me"
-    with pytest.raises(DamonxError, match="unknown record format"):
+    with pytest.raises(errors.FileNotFound, match="cannot create"):
+        RecordWriter(tmp_path / "no" / "dir")
+    with pytest.raises(errors.InvalidAttrs, match="unknown record format"):
         RecordWriter(tmp_path / "y", format="yaml")
-    with RecordWriter(tmp_path / "z", format="binary") as w:
-        with pytest.raises(DamonxError, match="bad snapshot times"):
+    with pytest.raises(errors.InvalidAttrs, match="binary_version"):
+        records.dumps(sample_record(), "binary", binary_version=3)
+    with pytest.raises(errors.InvalidAttrs, match="JSON-serialisable"):
+        RecordWriter(tmp_path / "y", meta={"f": object()})
+    assert not (tmp_path / "y").exists()  # bad arguments create no file
+    with RecordWriter(tmp_path / "z", format="binary", binary_version=1) as w:
+        with pytest.raises(errors.InvalidAttrs, match="bad snapshot times"):
             w.add_snapshot(1, 10, 5, np.zeros(0, REGION_DTYPE))
+        with pytest.raises(errors.InvalidAttrs, match="does not fit binary version 1"):
+            w.add_snapshot(2**40, 0, 5, np.zeros(0, REGION_DTYPE))
+        with pytest.raises(errors.InvalidAttrs, match="lacks field"):
+            w.add_snapshot(1, 0, 5, np.zeros(1, [("start", "<u8")]))
     with pytest.raises(DamonxError, match="closed"):
         w.add_snapshot(1, 0, 5, np.zeros(0, REGION_DTYPE))
+
+
+def test_public_names():
+    for name in (
+        "load",
+        "save",
+        "dumps",
+        "Record",
+        "TargetRecord",
+        "TargetSnapshot",
+        "RecordWriter",
+        "detect_format",
+        "make_regions",
+        "FLAT_REGION_DTYPE",
+        "SNAPSHOT_TIME_DTYPE",
+        "FORMATS",
+        "BINARY_MAGIC",
+    ):
+        assert hasattr(records, name), name
+    # a monitor.Snapshot holds every target; one target's is a TargetSnapshot
+    assert not hasattr(records, "Snapshot")
+    assert records.BINARY_MAGIC == b"damon_recfmt_ver"
+
+
+@pytest.mark.parametrize("fmt", records.FORMATS)
+def test_streamed_file_is_what_dumps_writes(tmp_path, fmt):
+    """The writer and dumps share one encoder per format: a record streamed
+    target after target (nothing to regroup) is the same document."""
+    rec = sample_record(2, 3)
+    p = tmp_path / "r"
+    with RecordWriter(p, fmt, intervals=IV, meta=rec.meta) as w:
+        for t in rec.targets:
+            for s in t.snapshots:
+                w.add_snapshot(t.target_id, s.start_ns, s.end_ns, s.regions)
+    streamed, dumped = p.read_bytes(), records.dumps(rec, fmt)
+    if fmt == "json_compressed":  # the stream has sync points; the text is the same
+        streamed, dumped = zlib.decompress(streamed), zlib.decompress(dumped)
+    if fmt == "binary":
+        # aggregations come in arrival order from the writer, by end time from
+        # dumps (one per time, both targets in it); they read back the same
+        assert len(streamed) > len(dumped)
+        assert_same(load(streamed), load(dumped))
+        assert_same(load(streamed), rec, ages=False)
+    else:
+        assert streamed == dumped
+
+
+def test_writer_meta_is_written_with_the_first_snapshot(tmp_path):
+    p = tmp_path / "r"
+    with RecordWriter(p, intervals=IV, meta={"ops": "sim"}) as w:
+        w.meta.update({"pids": [1]})  # as damonx record does, before any snapshot
+        w.add_snapshot(1, 0, 10, make_regions([(0, 4096, 1)]))
+    assert load(p).meta == {"ops": "sim", "pids": [1]}
+    with RecordWriter(p, intervals=IV, meta={"ops": "sim"}, overwrite=True) as w:
+        w.meta = {"ops": "vaddr"}
+        w.add_snapshot(1, 0, 10, make_regions([(0, 4096, 1)]))
+    assert load(p).meta == {"ops": "vaddr"}
+
+
+def test_rewritten_files_get_the_usual_permissions(tmp_path):
+    """save() and the regrouping of interleaved targets write a temporary
+    file renamed over the target: it is created like any file (0666 less the
+    umask), not with a temporary file's 0600."""
+    old = os.umask(0o022)
+    try:
+        records.save(sample_record(), tmp_path / "saved")
+        with RecordWriter(tmp_path / "regrouped", intervals=IV) as w:
+            for tid in (1, 2, 1):
+                w.add_snapshot(tid, 0, 10, make_regions([(0, 4096, 1)]))
+    finally:
+        os.umask(old)
+    for name in ("saved", "regrouped"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert zlib.decompress((tmp_path / "regrouped").read_bytes()).count(b'"target_id"') == 2
+    assert sorted(os.listdir(tmp_path)) == ["regrouped", "saved"]
 
 
 def test_writer_flushes_after_interval(tmp_path):
@@ -241,8 +398,9 @@ WRITER_SCRIPT = textwrap.dedent("""
 def test_killed_writer_leaves_readable_prefix(tmp_path, fmt):
     p = tmp_path / "killed.data"
     env = dict(os.environ, PYTHONPATH=SRC)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(p), fmt],
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(p), fmt], stdout=subprocess.PIPE, env=env
+    )
     try:
         assert proc.stdout.readline() == b"ready\n"
         time.sleep(0.5)  # more than flush_interval_s after the first 30

@@ -1,39 +1,45 @@
 """Images of reports: heatmaps and time series as SVG or PNG.
 
-SVG is written by hand and needs nothing beyond the standard library.  PNG
-needs matplotlib (``pip install 'damonx[plot]'``).
+Both formats need nothing beyond numpy and the standard library.  A figure
+is drawn once, on a canvas offering rectangles, lines, text and a raster
+image: :class:`_SvgCanvas` turns that into SVG text, where a heatmap's cells
+are one embedded PNG (scaled without smoothing) under vector axes and
+labels; :class:`damonx._raster.Canvas` into pixels written as PNG, labelled
+with a built-in bitmap font.
 """
 
+import base64
 import math
 import os
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from damonx import _fileio
+from damonx._raster import BLACK, WHITE, Canvas, encode_png
 from damonx.errors import DamonxError
-from damonx.reports import format_sz
+from damonx.units import format_size_short
+
+NO_DATA = (221, 221, 221)  # cells no region covered
+LINE_COLOR = (31, 119, 180)
+_TITLE_SIZE = 2  # title text, times the size of labels
 
 
 def _image_kind(path):
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext not in (".svg", ".png"):
-        raise DamonxError(f"cannot tell the image format of {os.fspath(path)!r}: "
-                          "name it .svg or .png")
+        raise DamonxError(
+            f"cannot tell the image format of {os.fspath(path)!r}: name it .svg or .png"
+        )
     return ext[1:]
 
 
-def _pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise DamonxError("PNG output needs matplotlib: pip install 'damonx[plot]' "
-                          "(or write .svg, which needs nothing)") from err
-    return plt
+# ---------------------------------------------------------------------------
+# scales
 
 
 def _nice_ticks(lo, hi, n=5):
+    """About ``n`` round values (1, 2 or 5 times a power of ten apart) in [lo, hi]."""
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / n
@@ -48,37 +54,183 @@ def _nice_ticks(lo, hi, n=5):
     return ticks
 
 
-def _byte_step(span, n=6):
-    """A power-of-two tick step for a byte axis of the given span."""
-    return float(2 ** max(0, math.ceil(math.log2(max(span, 1) / n))))
-
-
-def _short_sz(v):
-    """Byte count for a tick label: 256 MiB, 1.5 GiB."""
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if v >= 1 << shift:
-            return f"{v / (1 << shift):.4g} {unit}"
-    return f"{v:.0f} B"
+def _byte_ticks(span, n=6):
+    """Multiples of a power of two in [0, span], at most about ``n`` of them."""
+    step = float(2 ** max(0, math.ceil(math.log2(max(span, 1) / n))))
+    return [k * step for k in range(int(span // step) + 1)]
 
 
 def _addr_label(offset):
-    return "+" + _short_sz(offset) if offset else "0"
+    return "+" + format_size_short(offset) if offset else "0"
 
 
-def _color(frac):
-    """Dark blue to yellow (viridis-like) for frac in [0, 1]."""
-    stops = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)),
-             (0.75, (94, 201, 98)), (1.0, (253, 231, 37))]
-    frac = min(max(frac, 0.0), 1.0)
-    for (f0, c0), (f1, c1) in zip(stops, stops[1:]):
-        if frac <= f1:
-            k = (frac - f0) / (f1 - f0)
-            return tuple(int(round(a + (b - a) * k)) for a, b in zip(c0, c1))
-    return stops[-1][1]
+# dark blue to yellow, viridis-like
+_COLOR_STOPS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+_COLORS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)])
+
+
+def colormap(frac):
+    """RGB (uint8, a trailing axis of 3) of ``frac`` (array, 0 to 1 from
+    dark blue to yellow; clipped); NaN is light gray."""
+    frac = np.asarray(frac, dtype=np.float64)
+    clipped = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+    rgb = np.stack([np.interp(clipped, _COLOR_STOPS, _COLORS[:, k]) for k in range(3)], axis=-1)
+    rgb = np.round(rgb).astype(np.uint8)
+    rgb[np.isnan(frac)] = NO_DATA
+    return rgb
 
 
 def _unit_label(unit):
     return "access rate (%)" if unit == "percent" else "nr_accesses per aggregation"
+
+
+# ---------------------------------------------------------------------------
+# the SVG canvas (the raster one is damonx._raster.Canvas)
+
+
+def _hex(color):
+    r, g, b = color
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+class _SvgCanvas:
+    """The drawing calls of :class:`damonx._raster.Canvas`, as SVG elements."""
+
+    def __init__(self, width, height, background=WHITE):
+        self.width, self.height = width, height
+        self.out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+            f'<rect width="{width}" height="{height}" fill="{_hex(background)}"/>',
+        ]
+
+    def rect(self, x, y, w, h, fill=None, stroke=None):
+        paint = f'fill="{_hex(fill)}"' if fill is not None else 'fill="none"'
+        if stroke is not None:
+            paint += f' stroke="{_hex(stroke)}"'
+        self.out.append(f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" {paint}/>')
+
+    def line(self, x0, y0, x1, y1, color, width=1):
+        self.out.append(
+            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" '
+            f'stroke="{_hex(color)}"' + (f' stroke-width="{width}"' if width != 1 else "") + "/>"
+        )
+
+    def polyline(self, points, color, width=1):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        self.out.append(
+            f'<polyline points="{pts}" fill="none" stroke="{_hex(color)}" stroke-width="{width}"/>'
+        )
+
+    def text(self, x, y, text, color=BLACK, anchor="start", scale=1, vertical=False):
+        attrs = f'x="{x:.1f}" y="{y:.1f}"'
+        if anchor != "start":
+            attrs += f' text-anchor="{anchor}"'
+        if scale != 1:
+            attrs += ' font-size="14"'
+        if tuple(color) != BLACK:
+            attrs += f' fill="{_hex(color)}"'
+        if vertical:
+            attrs += f' transform="rotate(-90 {x:.1f} {y:.1f})"'
+        self.out.append(f"<text {attrs}>{escape(text)}</text>")
+
+    def image(self, x, y, w, h, rgb):
+        data = "data:image/png;base64," + base64.b64encode(encode_png(rgb)).decode()
+        self.out.append(
+            f'<image x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" '
+            'preserveAspectRatio="none" image-rendering="optimizeSpeed" '
+            f'style="image-rendering:pixelated" href={quoteattr(data)}/>'
+        )
+
+    def svg(self):
+        return "\n".join(self.out + ["</svg>"]) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# figures
+
+_LEFT, _TOP = 90, 40  # the plot area's top left corner
+_HEATMAP_SIZE = (800, 500)
+_SERIES_SIZE = (720, 400)
+#: (left, top, width, height) of the cells in a heatmap image, in pixels
+HEATMAP_CELLS_AREA = (_LEFT, _TOP, _HEATMAP_SIZE[0] - _LEFT - 110, _HEATMAP_SIZE[1] - _TOP - 60)
+
+
+def _x_time_axis(c, x, y, w, t0_ns, t1_ns, offset_ns=0):
+    """Ticks and labels (seconds) under a plot area spanning [t0, t1)."""
+    span = t1_ns - t0_ns
+    for tv in _nice_ticks(0, span / 1e9):
+        tx = x + tv * 1e9 / span * w
+        c.line(tx, y, tx, y + 5, BLACK)
+        c.text(tx, y + 18, f"{tv + offset_ns / 1e9:g} s", anchor="middle")
+    c.text(x + w / 2, c.height - 12, "time (s)", anchor="middle")
+
+
+def _y_ticks(c, x, y, h, ticks, vmax, label):
+    """Ticks on the left edge of a plot area from value 0 (bottom) to vmax."""
+    for v in ticks:
+        ty = y + h - v / vmax * h
+        c.line(x - 5, ty, x, ty, BLACK)
+        c.text(x - 8, ty + 4, label(v), anchor="end")
+
+
+def _draw_heatmap(c, hm, title):
+    vals = np.asarray(hm["values"], dtype=float)
+    a0, a1 = hm["address_range"]
+    t0, t1 = hm["time_range_ns"]
+    if hm["unit"] == "percent":
+        vmax = 100.0
+    else:
+        vmax = float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
+    vmax = vmax or 1.0
+    _, _, pw, ph = HEATMAP_CELLS_AREA
+    c.text(
+        _LEFT + pw / 2,
+        20,
+        title or f"access heatmap, target {hm['target_id']}",
+        anchor="middle",
+        scale=_TITLE_SIZE,
+    )
+    # one pixel per cell, low addresses at the bottom
+    c.image(_LEFT, _TOP, pw, ph, colormap(vals.T[::-1] / vmax))
+    c.rect(_LEFT, _TOP, pw, ph, stroke=BLACK)
+    _x_time_axis(c, _LEFT, _TOP + ph, pw, t0, t1, offset_ns=t0)
+    _y_ticks(c, _LEFT, _TOP, ph, _byte_ticks(a1 - a0), a1 - a0, _addr_label)
+    c.text(14, _TOP + ph / 2, f"address - {a0:#x}", anchor="middle", vertical=True)
+    # colour bar
+    bx, bw = _LEFT + pw + 20, 16
+    c.image(bx, _TOP, bw, ph, colormap(np.linspace(1, 0, 256))[:, None, :])
+    c.rect(bx, _TOP, bw, ph, stroke=BLACK)
+    for v in _nice_ticks(0, vmax, 4):
+        c.text(bx + bw + 4, _TOP + ph - v / vmax * ph + 4, f"{v:g}")
+    c.text(c.width - 8, _TOP + ph / 2, _unit_label(hm["unit"]), anchor="middle", vertical=True)
+
+
+def _draw_series(c, time_ns, values, ylabel, title, unit):
+    time_ns = np.asarray(time_ns, dtype=float)
+    values = np.asarray(values, dtype=float)
+    pw, ph = c.width - _LEFT - 30, c.height - _TOP - 60
+    tmax = float(time_ns.max()) if time_ns.max() > 0 else 1.0
+    vmax = float(values.max()) * 1.05 if values.max() > 0 else 1.0  # room above the line
+    c.text(_LEFT + pw / 2, 20, title or ylabel + " over time", anchor="middle", scale=_TITLE_SIZE)
+    c.rect(_LEFT, _TOP, pw, ph, stroke=BLACK)
+    c.polyline(
+        [(_LEFT + t / tmax * pw, _TOP + ph - v / vmax * ph) for t, v in zip(time_ns, values)],
+        LINE_COLOR,
+        2,
+    )
+    _x_time_axis(c, _LEFT, _TOP + ph, pw, 0, tmax)
+    if unit == "bytes":
+        ticks = _byte_ticks(vmax, 4)
+        label = format_size_short
+    else:
+        ticks = _nice_ticks(0, vmax, 4)
+
+        def label(v):
+            return f"{v:g}"
+
+    _y_ticks(c, _LEFT, _TOP, ph, ticks, vmax, label)
+    c.text(14, _TOP + ph / 2, ylabel, anchor="middle", vertical=True)
 
 
 def heatmap_svg(hm, title=None):
@@ -86,149 +238,53 @@ def heatmap_svg(hm, title=None):
 
     x: time since the record start, y: address offset from the range start.
     """
-    vals = np.asarray(hm["values"], dtype=float)
-    nt, na = vals.shape
-    a0, a1 = hm["address_range"]
-    t0, t1 = hm["time_range_ns"]
-    vmax = 100.0 if hm["unit"] == "percent" else (np.nanmax(vals) if np.isfinite(vals).any() else 1.0)
-    vmax = vmax or 1.0
-    left, top, pw, ph = 90, 40, 600, 400
-    W, H = left + pw + 110, top + ph + 60
-    cw, ch = pw / nt, ph / na
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{left + pw / 2}" y="20" text-anchor="middle" font-size="14">'
-           f'{escape(title or "access heatmap, target %s" % hm["target_id"])}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#dddddd"/>']
-    for i in range(nt):
-        for j in range(na):
-            v = vals[i, j]
-            if not np.isfinite(v):
-                continue
-            r, g, b = _color(v / vmax)
-            # low addresses at the bottom
-            y = top + ph - (j + 1) * ch
-            out.append(f'<rect x="{left + i * cw:.2f}" y="{y:.2f}" width="{cw + 0.05:.2f}" '
-                       f'height="{ch + 0.05:.2f}" fill="#{r:02x}{g:02x}{b:02x}"/>')
-    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>')
-    for tv in _nice_ticks(0, (t1 - t0) / 1e9):
-        x = left + (tv * 1e9) / (t1 - t0) * pw
-        out.append(f'<line x1="{x:.1f}" y1="{top + ph}" x2="{x:.1f}" y2="{top + ph + 5}" stroke="black"/>')
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="middle">{tv + t0 / 1e9:g} s</text>')
-    for av in _nice_ticks(0, a1 - a0):
-        y = top + ph - av / (a1 - a0) * ph
-        out.append(f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="black"/>')
-        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{escape(_addr_label(av))}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{H - 12}" text-anchor="middle">time (s)</text>')
-    out.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 14 {top + ph / 2})">address - {a0:#x}</text>')
-    # colour bar
-    bx, bw = left + pw + 20, 16
-    steps = 50
-    for k in range(steps):
-        r, g, b = _color((k + 0.5) / steps)
-        y = top + ph - (k + 1) * ph / steps
-        out.append(f'<rect x="{bx}" y="{y:.2f}" width="{bw}" height="{ph / steps + 0.05:.2f}" '
-                   f'fill="#{r:02x}{g:02x}{b:02x}"/>')
-    out.append(f'<rect x="{bx}" y="{top}" width="{bw}" height="{ph}" fill="none" stroke="black"/>')
-    for v in _nice_ticks(0, vmax, 4):
-        y = top + ph - v / vmax * ph
-        out.append(f'<text x="{bx + bw + 4}" y="{y + 4:.1f}">{v:g}</text>')
-    out.append(f'<text x="{bx}" y="{top + ph + 18}">{escape(_unit_label(hm["unit"]))}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    c = _SvgCanvas(*_HEATMAP_SIZE)
+    _draw_heatmap(c, hm, title)
+    return c.svg()
 
 
-def series_svg(time_ns, values, ylabel="working set size", title=None):
-    """SVG text of a line plot of byte sizes over time."""
-    time_ns = np.asarray(time_ns, dtype=float)
-    values = np.asarray(values, dtype=float)
+def heatmap_png(hm, title=None):
+    """PNG bytes of one heatmap (see :func:`heatmap_svg`)."""
+    c = Canvas(*_HEATMAP_SIZE)
+    _draw_heatmap(c, hm, title)
+    return c.png()
+
+
+def _check_series(values):
     if not len(values):
         raise DamonxError("nothing to plot: no snapshots")
-    left, top, pw, ph = 90, 40, 600, 300
-    W, H = left + pw + 30, top + ph + 60
-    tmax = float(time_ns.max()) if time_ns.max() > 0 else 1.0
-    vmax = float(values.max()) if values.max() > 0 else 1.0
-    pts = " ".join(f"{left + t / tmax * pw:.1f},{top + ph - v / vmax * ph:.1f}"
-                   for t, v in zip(time_ns, values))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{left + pw / 2}" y="20" text-anchor="middle" font-size="14">'
-           f'{escape(title or ylabel + " over time")}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>',
-           f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>']
-    for tv in _nice_ticks(0, tmax / 1e9):
-        x = left + tv * 1e9 / tmax * pw
-        out.append(f'<line x1="{x:.1f}" y1="{top + ph}" x2="{x:.1f}" y2="{top + ph + 5}" stroke="black"/>')
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="middle">{tv:g} s</text>')
-    for v in _nice_ticks(0, vmax, 4):
-        y = top + ph - v / vmax * ph
-        out.append(f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="black"/>')
-        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{escape(format_sz(v))}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{H - 12}" text-anchor="middle">time (s)</text>')
-    out.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 14 {top + ph / 2})">{escape(ylabel)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
 
 
-def _write_text(path, text):
-    try:
-        with open(path, "w") as f:
-            f.write(text)
-    except OSError as err:
-        raise DamonxError(f"cannot write {os.fspath(path)}: {err.strerror}") from None
+def series_svg(time_ns, values, ylabel="working set size", title=None, unit="bytes"):
+    """SVG text of a line plot over time of sizes (``unit`` "bytes") or of
+    counts (any other ``unit``)."""
+    _check_series(values)
+    c = _SvgCanvas(*_SERIES_SIZE)
+    _draw_series(c, time_ns, values, ylabel, title, unit)
+    return c.svg()
+
+
+def series_png(time_ns, values, ylabel="working set size", title=None, unit="bytes"):
+    """PNG bytes of a line plot (see :func:`series_svg`)."""
+    _check_series(values)
+    c = Canvas(*_SERIES_SIZE)
+    _draw_series(c, time_ns, values, ylabel, title, unit)
+    return c.png()
 
 
 def save_heatmap(hm, path, title=None):
     """Write a heatmap to ``path``; .svg or .png by the name."""
-    kind = _image_kind(path)
-    if kind == "svg":
-        _write_text(path, heatmap_svg(hm, title))
-        return
-    plt = _pyplot()
-    vals = np.asarray(hm["values"], dtype=float)
-    a0, a1 = hm["address_range"]
-    t0, t1 = hm["time_range_ns"]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    vmax = 100.0 if hm["unit"] == "percent" else None
-    im = ax.imshow(np.ma.masked_invalid(vals.T), origin="lower", aspect="auto",
-                   extent=[t0 / 1e9, t1 / 1e9, 0, a1 - a0], vmin=0, vmax=vmax,
-                   cmap="viridis", interpolation="nearest")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(f"address - {a0:#x}")
-    ax.yaxis.set_major_locator(plt.MultipleLocator(_byte_step(a1 - a0)))
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: _addr_label(v)))
-    ax.set_title(title or "access heatmap, target %s" % hm["target_id"])
-    fig.colorbar(im, ax=ax, label=_unit_label(hm["unit"]))
-    _save_fig(fig, plt, path)
+    if _image_kind(path) == "svg":
+        data = heatmap_svg(hm, title).encode()
+    else:
+        data = heatmap_png(hm, title)
+    _fileio.atomic_write(path, data)
 
 
-def save_series(time_ns, values, path, ylabel="working set size", title=None):
-    """Write a byte-size time series to ``path``; .svg or .png by the name."""
-    kind = _image_kind(path)
-    if kind == "svg":
-        _write_text(path, series_svg(time_ns, values, ylabel, title))
-        return
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    ax.plot(np.asarray(time_ns, dtype=float) / 1e9, values)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(ylabel)
-    ax.yaxis.set_major_locator(plt.MultipleLocator(_byte_step(max(values, default=1))))
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: _short_sz(v)))
-    ax.set_title(title or ylabel + " over time")
-    ax.set_ylim(bottom=0)
-    _save_fig(fig, plt, path)
-
-
-def _save_fig(fig, plt, path):
-    try:
-        fig.tight_layout()
-        fig.savefig(os.fspath(path), format="png")
-    except OSError as err:
-        raise DamonxError(f"cannot write {os.fspath(path)}: {err.strerror}") from None
-    finally:
-        plt.close(fig)
+def save_series(time_ns, values, path, ylabel="working set size", title=None, unit="bytes"):
+    """Write a time series to ``path``; .svg or .png by the name."""
+    if _image_kind(path) == "svg":
+        data = series_svg(time_ns, values, ylabel, title, unit).encode()
+    else:
+        data = series_png(time_ns, values, ylabel, title, unit)
+    _fileio.atomic_write(path, data)

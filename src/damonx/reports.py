@@ -10,51 +10,9 @@ import math
 import numpy as np
 
 from damonx.errors import DamonxError
+from damonx.units import format_duration_ns, format_size
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
-
-
-# ---------------------------------------------------------------------------
-# human-readable numbers, in damo's style
-
-
-def format_sz(nbytes, raw=False):
-    """'4.000 KiB' style size ('%d' when raw)."""
-    if raw:
-        return "%d" % nbytes
-    nbytes = float(nbytes)
-    for shift, unit in ((60, "EiB"), (50, "PiB"), (40, "TiB"), (30, "GiB"),
-                        (20, "MiB"), (10, "KiB")):
-        if nbytes > (1 << shift):
-            return "%.3f %s" % (nbytes / (1 << shift), unit)
-    return "%d B" % nbytes
-
-
-def format_time_ns(ns, raw=False):
-    """'1 m 3.500 s' / '104.599 ms' style duration ('%d' when raw)."""
-    if raw:
-        return "%d" % ns
-    sign = "-" if ns < 0 else ""
-    ns = abs(float(ns))
-    hour, minute, sec, ms, us = 3.6e12, 6e10, 1e9, 1e6, 1e3
-    if ns >= hour:
-        h = int(ns // hour)
-        rest = ns - h * hour
-        return sign + ("%d h" % h if rest == 0 else "%d h %s" % (h, format_time_ns(rest)))
-    if ns >= minute:
-        m = int(ns // minute)
-        rest = ns - m * minute
-        if rest == 0:
-            return "%s%d m" % (sign, m)
-        if rest % sec == 0:
-            return "%s%d m %d s" % (sign, m, rest / sec)
-        return "%s%d m %.3f s" % (sign, m, rest / sec)
-    for unit, name in ((sec, "s"), (ms, "ms"), (us, "us")):
-        if ns >= unit:
-            if ns % unit == 0:
-                return "%s%d %s" % (sign, ns / unit, name)
-            return "%s%.3f %s" % (sign, ns / unit, name)
-    return "%s%d ns" % (sign, ns)
 
 
 # ---------------------------------------------------------------------------
@@ -64,8 +22,10 @@ def format_time_ns(ns, raw=False):
 def _require_snapshots(record, targets=None):
     targets = record.targets if targets is None else targets
     if not any(t.snapshots for t in targets):
-        raise DamonxError("the record has no snapshots (the recording may have ended "
-                          "before the first aggregation interval)")
+        raise DamonxError(
+            "the record has no snapshots (the recording may have ended "
+            "before the first aggregation interval)"
+        )
 
 
 def _targets(record, target_id=None):
@@ -108,13 +68,15 @@ def _series_report(record, name, fn, target_id, percentiles, sortby):
     out = []
     for t in targets:
         values = [fn(s) for s in t.snapshots]
-        out.append({
-            "target_id": t.target_id,
-            "nr_snapshots": len(values),
-            "time_ns": [s.end_ns - base for s in t.snapshots],
-            name: values,
-            "distribution": distribution(values, percentiles, sortby),
-        })
+        out.append(
+            {
+                "target_id": t.target_id,
+                "nr_snapshots": len(values),
+                "time_ns": [s.end_ns - base for s in t.snapshots],
+                name: values,
+                "distribution": distribution(values, percentiles, sortby),
+            }
+        )
     return out
 
 
@@ -135,18 +97,23 @@ def raw(record, raw_number=False):
         if not t.snapshots:
             continue
         base = t.snapshots[0].start_ns
-        lines.append("base_time_absolute: %s\n" % format_time_ns(base, raw_number))
+        lines.append(f"base_time_absolute: {format_duration_ns(base, raw_number)}\n")
         for s in t.snapshots:
-            lines.append("monitoring_start:    %16s" % format_time_ns(s.start_ns - base, raw_number))
-            lines.append("monitoring_end:      %16s" % format_time_ns(s.end_ns - base, raw_number))
-            lines.append("monitoring_duration: %16s" % format_time_ns(s.end_ns - s.start_ns,
-                                                                       raw_number))
-            lines.append("target_id: %s" % t.target_id)
-            lines.append("nr_regions: %s" % len(s.regions))
-            for start, end, nr_acc in zip(s.regions["start"].tolist(), s.regions["end"].tolist(),
-                                          s.regions["nr_accesses"].tolist()):
-                lines.append("%012x-%012x(%12s):\t%d" % (
-                    start, end, format_sz(end - start, raw_number), nr_acc))
+            start_s = format_duration_ns(s.start_ns - base, raw_number)
+            end_s = format_duration_ns(s.end_ns - base, raw_number)
+            duration_s = format_duration_ns(s.end_ns - s.start_ns, raw_number)
+            lines.append(f"monitoring_start:    {start_s:>16}")
+            lines.append(f"monitoring_end:      {end_s:>16}")
+            lines.append(f"monitoring_duration: {duration_s:>16}")
+            lines.append(f"target_id: {t.target_id}")
+            lines.append(f"nr_regions: {len(s.regions)}")
+            for start, end, nr_acc in zip(
+                s.regions["start"].tolist(),
+                s.regions["end"].tolist(),
+                s.regions["nr_accesses"].tolist(),
+            ):
+                size = format_size(end - start, raw_number)
+                lines.append(f"{start:012x}-{end:012x}({size:>12}):\t{nr_acc}")
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -174,37 +141,64 @@ def access(record, snapshot=-1, target_id=None, sortby="address"):
         if n == 0:
             continue
         if not -n <= snapshot < n:
-            raise DamonxError(f"snapshot index {snapshot} out of range: target "
-                              f"{t.target_id} has {n} snapshot(s) (0..{n - 1}, or -1 for the last)")
+            raise DamonxError(
+                f"snapshot index {snapshot} out of range: target "
+                f"{t.target_id} has {n} snapshot(s) (0..{n - 1}, or -1 for the last)"
+            )
         idx = snapshot % n
         s = t.snapshots[idx]
         regions = []
-        for start, end, nr_acc, age in zip(s.regions["start"].tolist(), s.regions["end"].tolist(),
-                                           s.regions["nr_accesses"].tolist(),
-                                           s.regions["age"].tolist()):
-            regions.append({
-                "start": start, "end": end, "size": end - start, "nr_accesses": nr_acc,
-                "access_rate": (nr_acc * 100.0 / max_acc) if max_acc else None,
-                "age": age, "age_us": age * aggr_us if aggr_us is not None else None,
-            })
-        key = {"address": lambda r: r["start"], "size": lambda r: -r["size"],
-               "access_rate": lambda r: -r["nr_accesses"], "age": lambda r: -r["age"]}[sortby]
+        for start, end, nr_acc, age in zip(
+            s.regions["start"].tolist(),
+            s.regions["end"].tolist(),
+            s.regions["nr_accesses"].tolist(),
+            s.regions["age"].tolist(),
+        ):
+            regions.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "size": end - start,
+                    "nr_accesses": nr_acc,
+                    "access_rate": (nr_acc * 100.0 / max_acc) if max_acc else None,
+                    "age": age,
+                    "age_us": age * aggr_us if aggr_us is not None else None,
+                }
+            )
+        key = {
+            "address": lambda r: r["start"],
+            "size": lambda r: -r["size"],
+            "access_rate": lambda r: -r["nr_accesses"],
+            "age": lambda r: -r["age"],
+        }[sortby]
         regions.sort(key=key)
         total = sum(r["size"] for r in regions)
         accessed = sum(r["size"] for r in regions if r["nr_accesses"] > 0)
-        weighted = (sum(r["access_rate"] * r["size"] for r in regions) / total
-                    if total and max_acc else None)
-        out.append({
-            "target_id": t.target_id, "snapshot": idx, "nr_snapshots": n,
-            "start_ns": s.start_ns - base, "end_ns": s.end_ns - base,
-            "nr_regions": len(regions), "total_size": total, "accessed_size": accessed,
-            "mean_access_rate": weighted, "regions": regions,
-        })
+        weighted = (
+            sum(r["access_rate"] * r["size"] for r in regions) / total
+            if total and max_acc
+            else None
+        )
+        out.append(
+            {
+                "target_id": t.target_id,
+                "snapshot": idx,
+                "nr_snapshots": n,
+                "start_ns": s.start_ns - base,
+                "end_ns": s.end_ns - base,
+                "nr_regions": len(regions),
+                "total_size": total,
+                "accessed_size": accessed,
+                "mean_access_rate": weighted,
+                "regions": regions,
+            }
+        )
     return out
 
 
-def wss(record, threshold=1, target_id=None, percentiles=DEFAULT_PERCENTILES,
-        sortby="size", min_size=1):
+def wss(
+    record, threshold=1, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size", min_size=1
+):
     """Working set size of each snapshot: the total size of regions with
     ``nr_accesses >= threshold`` (default 1, i.e. accessed at all) and
     ``size >= min_size``; its distribution and time series per target."""
@@ -222,16 +216,18 @@ def wss(record, threshold=1, target_id=None, percentiles=DEFAULT_PERCENTILES,
 
 def nr_regions(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size"):
     """Number of regions of each snapshot: distribution and time series."""
-    return _series_report(record, "nr_regions", lambda s: len(s.regions), target_id,
-                          percentiles, sortby)
+    return _series_report(
+        record, "nr_regions", lambda s: len(s.regions), target_id, percentiles, sortby
+    )
 
 
 def footprint(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size"):
     """Monitored footprint of each snapshot: the total size of its regions,
     i.e. how much address space the monitor covered (for a virtual address
     target: the mapped areas it tracks, not the resident memory)."""
-    return _series_report(record, "footprint", lambda s: s.total_bytes, target_id,
-                          percentiles, sortby)
+    return _series_report(
+        record, "footprint", lambda s: s.total_bytes, target_id, percentiles, sortby
+    )
 
 
 def address_unions(target):
@@ -263,8 +259,9 @@ def address_unions(target):
 MAX_HEATMAP_CELLS = 10_000_000
 
 
-def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=None,
-            time_range=None):
+def heatmap(
+    record, target_id=None, time_bins=20, addr_bins=80, address_range=None, time_range=None
+):
     """Access rate over time x address, one map per target.
 
     ``address_range``: None picks the largest address range the regions
@@ -282,8 +279,10 @@ def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=No
     if time_bins < 1 or addr_bins < 1:
         raise DamonxError(f"resolution must be at least 1x1, not {time_bins}x{addr_bins}")
     if time_bins * addr_bins > MAX_HEATMAP_CELLS:
-        raise DamonxError(f"resolution {time_bins}x{addr_bins} is more than "
-                          f"{MAX_HEATMAP_CELLS} cells; ask for fewer")
+        raise DamonxError(
+            f"resolution {time_bins}x{addr_bins} is more than "
+            f"{MAX_HEATMAP_CELLS} cells; ask for fewer"
+        )
     targets = _targets(record, target_id)
     _require_snapshots(record, targets)
     max_acc = record.max_nr_accesses()
@@ -294,78 +293,110 @@ def heatmap(record, target_id=None, time_bins=20, addr_bins=80, address_range=No
         if not t.snapshots:
             continue
         unions = address_unions(t)
-        if address_range is None:
-            if not unions:
-                raise DamonxError(f"target {t.target_id} has no non-empty region")
-            a0, a1 = max(unions, key=lambda u: u[1] - u[0])
-        elif address_range == "all":
-            if not unions:
-                raise DamonxError(f"target {t.target_id} has no non-empty region")
-            a0, a1 = unions[0][0], unions[-1][1]
-        else:
-            a0, a1 = (int(x) for x in address_range)
-        if a1 <= a0:
-            raise DamonxError(f"empty address range [{a0}, {a1})")
+        a0, a1 = heatmap_address_range(unions, address_range, t.target_id)
         times = t.times()
-        s_ns = times["start_ns"].astype(np.float64) - base
-        e_ns = times["end_ns"].astype(np.float64) - base
-        if time_range is None:
-            t0, t1 = float(s_ns.min()), float(e_ns.max())
-        else:
-            t0, t1 = (float(x) for x in time_range)
-        if t1 <= t0:
-            if time_range is None:
-                t1 = t0 + 1  # snapshots of zero length: one instant
-            else:
-                raise DamonxError(f"empty time range [{format_time_ns(t0)}, "
-                                  f"{format_time_ns(t1)}) after the record start")
+        start_ns = times["start_ns"].astype(np.float64) - base
+        end_ns = times["end_ns"].astype(np.float64) - base
+        t0, t1 = heatmap_time_range(start_ns, end_ns, time_range)
         aedges = np.linspace(a0, a1, addr_bins + 1)
         tedges = np.linspace(t0, t1, time_bins + 1)
-        # per snapshot: integral of rate and of coverage over each address bin
-        rate_int = np.zeros((len(t.snapshots), addr_bins))
-        cover_int = np.zeros((len(t.snapshots), addr_bins))
-        for i, s in enumerate(t.snapshots):
-            r = s.regions
-            if not len(r):
-                continue
-            order = np.argsort(r["start"], kind="stable")
-            st = r["start"][order].astype(np.float64)
-            en = r["end"][order].astype(np.float64)
-            rate = r["nr_accesses"][order].astype(np.float64) * scale
-            for vals, dst in ((rate, rate_int), (np.ones_like(rate), cover_int)):
-                # clipped overlap of each region with each bin, summed
-                lo = np.maximum(st[:, None], aedges[None, :-1])
-                hi = np.minimum(en[:, None], aedges[None, 1:])
-                ov = np.clip(hi - lo, 0, None)
-                dst[i] = (ov * vals[:, None]).sum(axis=0)
-        # time weights: overlap of each snapshot with each time bin
-        dur = np.maximum(e_ns - s_ns, 0)
-        lo = np.maximum(s_ns[:, None], tedges[None, :-1])
-        hi = np.minimum(e_ns[:, None], tedges[None, 1:])
-        w = np.clip(hi - lo, 0, None)
-        # zero-length snapshots count as an instant in the bin holding them
-        zero = dur == 0
-        if zero.any():
-            idx = np.clip(np.searchsorted(tedges, s_ns[zero], side="right") - 1, 0, time_bins - 1)
-            inside = (s_ns[zero] >= t0) & (s_ns[zero] <= t1)
-            wz = np.zeros((zero.sum(), time_bins))
-            wz[np.arange(zero.sum())[inside], idx[inside]] = 1.0
-            w[zero] = wz
+        rate_int, cover_int = address_bin_integrals(t.snapshots, aedges, scale)
+        w = time_weights(start_ns, end_ns, tedges)
         num = w.T @ rate_int
         den = w.T @ cover_int
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-        out.append({
-            "target_id": t.target_id,
-            "unit": "percent" if max_acc else "nr_accesses",
-            "values": values,
-            "address_range": [a0, a1],
-            "time_range_ns": [t0, t1],
-            "addr_edges": aedges,
-            "time_edges_ns": tedges,
-            "address_unions": unions,
-        })
+        out.append(
+            {
+                "target_id": t.target_id,
+                "unit": "percent" if max_acc else "nr_accesses",
+                "values": values,
+                "address_range": [a0, a1],
+                "time_range_ns": [t0, t1],
+                "addr_edges": aedges,
+                "time_edges_ns": tedges,
+                "address_unions": unions,
+            }
+        )
     return out
+
+
+def heatmap_address_range(unions, address_range=None, target_id=None):
+    """[start, end) of a heatmap's address axis (see :func:`heatmap`):
+    the largest of ``unions`` (from :func:`address_unions`) for None, their
+    whole span for ``"all"``, else ``address_range`` itself."""
+    if address_range is None or address_range == "all":
+        if not unions:
+            raise DamonxError(f"target {target_id} has no non-empty region")
+        if address_range is None:
+            a0, a1 = max(unions, key=lambda u: u[1] - u[0])
+        else:
+            a0, a1 = unions[0][0], unions[-1][1]
+    else:
+        a0, a1 = (int(x) for x in address_range)
+    if a1 <= a0:
+        raise DamonxError(f"empty address range [{a0}, {a1})")
+    return a0, a1
+
+
+def heatmap_time_range(start_ns, end_ns, time_range=None):
+    """[t0, t1) of a heatmap's time axis: ``time_range`` or, by default,
+    from the first snapshot start to the last snapshot end (times relative to
+    the record start, as floats).  Snapshots of zero length span one ns."""
+    if time_range is None:
+        t0, t1 = float(np.min(start_ns)), float(np.max(end_ns))
+        return t0, (t1 if t1 > t0 else t0 + 1)
+    t0, t1 = (float(x) for x in time_range)
+    if t1 <= t0:
+        raise DamonxError(
+            f"empty time range [{format_duration_ns(t0)}, "
+            f"{format_duration_ns(t1)}) after the record start"
+        )
+    return t0, t1
+
+
+def address_bin_integrals(snapshots, edges, scale=1.0):
+    """Per snapshot and address bin: the integral over the bin of the access
+    rate (nr_accesses x ``scale``) and of the coverage (1 where a region is),
+    in rate x bytes and bytes.  Two arrays of shape (snapshots, bins)."""
+    nbins = len(edges) - 1
+    rate_int = np.zeros((len(snapshots), nbins))
+    cover_int = np.zeros((len(snapshots), nbins))
+    for i, s in enumerate(snapshots):
+        r = s.regions
+        if not len(r):
+            continue
+        order = np.argsort(r["start"], kind="stable")
+        st = r["start"][order].astype(np.float64)
+        en = r["end"][order].astype(np.float64)
+        rate = r["nr_accesses"][order].astype(np.float64) * scale
+        # clipped overlap of each region with each bin
+        lo = np.maximum(st[:, None], edges[None, :-1])
+        hi = np.minimum(en[:, None], edges[None, 1:])
+        ov = np.clip(hi - lo, 0, None)
+        rate_int[i] = (ov * rate[:, None]).sum(axis=0)
+        cover_int[i] = ov.sum(axis=0)
+    return rate_int, cover_int
+
+
+def time_weights(start_ns, end_ns, edges):
+    """Weight of each snapshot in each time bin, shape (snapshots, bins): the
+    overlap of [start, end) with the bin in ns.  A zero-length snapshot
+    counts as an instant (weight 1) in the bin holding it, if inside."""
+    start_ns = np.asarray(start_ns, dtype=np.float64)
+    end_ns = np.asarray(end_ns, dtype=np.float64)
+    nbins = len(edges) - 1
+    lo = np.maximum(start_ns[:, None], edges[None, :-1])
+    hi = np.minimum(end_ns[:, None], edges[None, 1:])
+    w = np.clip(hi - lo, 0, None)
+    zero = np.flatnonzero(end_ns <= start_ns)
+    if len(zero):
+        at = start_ns[zero]
+        idx = np.clip(np.searchsorted(edges, at, side="right") - 1, 0, nbins - 1)
+        inside = (at >= edges[0]) & (at <= edges[-1])
+        w[zero] = 0.0
+        w[zero[inside], idx[inside]] = 1.0
+    return w
 
 
 def to_jsonable(obj):

@@ -17,17 +17,7 @@ import subprocess
 import sys
 import time
 
-from damonx import errors
-
-UNITS_US = {"us": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}
-
-
-def duration_us(text):
-    """'5000' (microseconds), '5ms', '1s', '1.5m' -> microseconds."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(us|ms|s|m)?\s*", str(text))
-    if not m:
-        raise errors.InvalidAttrs(f"bad interval {text!r}: use microseconds or a unit (5ms, 1s)")
-    return int(round(float(m.group(1)) * UNITS_US[m.group(2) or "us"]))
+from damonx import errors, units
 
 
 def parse_regions(texts):
@@ -162,7 +152,9 @@ def main(args):
     import damonx
     from damonx.records import RecordWriter
 
-    sample, aggr, update = (duration_us(x) for x in args.monitoring_intervals)
+    sample, aggr, update = (units.parse_duration_us(x, f"--monitoring_intervals {name}")
+                            for x, name in zip(args.monitoring_intervals,
+                                               ("SAMPLE", "AGGR", "UPDATE")))
     lo, hi = args.monitoring_nr_regions_range
     attrs = damonx.Attrs(sample_us=sample, aggr_us=aggr, ops_update_us=update,
                          min_nr_regions=lo, max_nr_regions=hi)

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from damonx import errors
 from damonx.errors import DamonxError
 
 TYPES = ("raw", "access", "heatmap", "wss", "nr_regions", "footprint")
@@ -31,34 +32,67 @@ def _percentiles(args):
 
 
 def _add_common(p):
-    p.add_argument("-i", "--input", default="damon.data", metavar="FILE",
-                   help="record file (default: damon.data)")
+    p.add_argument(
+        "-i",
+        "--input",
+        default="damon.data",
+        metavar="FILE",
+        help="record file (default: damon.data)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--allow_partial", action="store_true",
-                   help="report on the readable prefix of a truncated or damaged file "
-                        "(e.g. left by a killed recorder) instead of failing")
-    p.add_argument("--target_id", type=int, metavar="ID",
-                   help="only this target (default: all)")
-    p.add_argument("--raw_number", action="store_true",
-                   help="print plain numbers instead of human-readable units")
+    p.add_argument(
+        "--allow_partial",
+        action="store_true",
+        help="report on the readable prefix of a truncated or damaged file "
+        "(e.g. left by a killed recorder) instead of failing",
+    )
+    p.add_argument("--target_id", type=int, metavar="ID", help="only this target (default: all)")
+    p.add_argument(
+        "--raw_number",
+        action="store_true",
+        help="print plain numbers instead of human-readable units",
+    )
 
 
 def _add_dist(p, what):
-    p.add_argument("--percentiles", type=float, nargs="+", metavar="P",
-                   help=f"percentiles of the {what} to show, added to 0 25 50 75 100")
-    p.add_argument("-r", "--range", type=int, nargs=3, metavar=("START", "STOP", "STEP"),
-                   help="percentiles to show as range(START, STOP, STEP), like damo")
-    p.add_argument("-s", "--sortby", choices=["size", "time"], default="size",
-                   help="size: percentiles of the sorted values; time: the values at "
-                        "those positions in time order (default: size)")
+    p.add_argument(
+        "--percentiles",
+        type=float,
+        nargs="+",
+        metavar="P",
+        help=f"percentiles of the {what} to show, added to 0 25 50 75 100",
+    )
+    p.add_argument(
+        "-r",
+        "--range",
+        type=int,
+        nargs=3,
+        metavar=("START", "STOP", "STEP"),
+        help="percentiles to show as range(START, STOP, STEP), like damo",
+    )
+    p.add_argument(
+        "-s",
+        "--sortby",
+        choices=["size", "time"],
+        default="size",
+        help="size: percentiles of the sorted values; time: the values at "
+        "those positions in time order (default: size)",
+    )
     p.add_argument("--all", action="store_true", help="print every snapshot's value")
-    p.add_argument("--exclude_samples", type=int, default=0, metavar="N",
-                   help="leave out the first N snapshots of each target, e.g. while the "
-                        "regions settle (default 0: all; damo's default is 20)")
-    p.add_argument("--nr_cols_bar", type=int, default=59, metavar="N",
-                   help="width of the bars (0: none)")
-    p.add_argument("--output", "-o", metavar="FILE.svg|FILE.png",
-                   help="also plot the time series to an image")
+    p.add_argument(
+        "--exclude_samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out the first N snapshots of each target, e.g. while the "
+        "regions settle (default 0: all; damo's default is 20)",
+    )
+    p.add_argument(
+        "--nr_cols_bar", type=int, default=59, metavar="N", help="width of the bars (0: none)"
+    )
+    p.add_argument(
+        "--output", "-o", metavar="FILE.svg|FILE.png", help="also plot the time series to an image"
+    )
 
 
 def set_argparser(parser):
@@ -68,41 +102,82 @@ def set_argparser(parser):
 
     p = sub.add_parser("access", help="regions of one snapshot with access rate and age")
     _add_common(p)
-    p.add_argument("--snapshot", type=int, default=-1, metavar="INDEX",
-                   help="snapshot index, negative counts from the end (default: -1, the last)")
-    p.add_argument("--sortby", choices=["address", "access_rate", "age", "size"],
-                   default="address", help="region order (default: address)")
+    p.add_argument(
+        "--snapshot",
+        type=int,
+        default=-1,
+        metavar="INDEX",
+        help="snapshot index, negative counts from the end (default: -1, the last)",
+    )
+    p.add_argument(
+        "--sortby",
+        choices=["address", "access_rate", "age", "size"],
+        default="address",
+        help="region order (default: address)",
+    )
 
     p = sub.add_parser("heatmap", help="access rate over time and address")
     _add_common(p)
-    p.add_argument("--resol", type=int, nargs=2, metavar=("TIME", "ADDR"),
-                   help="number of time rows and address columns (default: 20 80 on "
-                        "the terminal, 200 300 for images)")
-    p.add_argument("--address_range", nargs="+", metavar="ADDR",
-                   help="START END in bytes (decimal or 0x hex), or 'all' for the whole "
-                        "span; default: the largest contiguous range the regions cover")
-    p.add_argument("--time_range", type=float, nargs=2, metavar=("START", "END"),
-                   help="seconds since the start of the record")
-    p.add_argument("--output", "-o", metavar="FILE.svg|FILE.png",
-                   help="write an image instead of printing")
-    p.add_argument("--color", choices=["auto", "none", "gray"], default="auto",
-                   help="terminal colours (auto: gray when stdout is a terminal)")
+    p.add_argument(
+        "--resol",
+        type=int,
+        nargs=2,
+        metavar=("TIME", "ADDR"),
+        help="number of time rows and address columns (default: 20 80 on "
+        "the terminal, 200 300 for images)",
+    )
+    p.add_argument(
+        "--address_range",
+        nargs="+",
+        metavar="ADDR",
+        help="START END in bytes (decimal or 0x hex), or 'all' for the whole "
+        "span; default: the largest contiguous range the regions cover",
+    )
+    p.add_argument(
+        "--time_range",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        help="seconds since the start of the record",
+    )
+    p.add_argument(
+        "--output", "-o", metavar="FILE.svg|FILE.png", help="write an image instead of printing"
+    )
+    p.add_argument(
+        "--color",
+        choices=["auto", "none", "gray"],
+        default="auto",
+        help="terminal colours (auto: gray when stdout is a terminal)",
+    )
 
     p = sub.add_parser("wss", help="working set size: size of the regions accessed")
     _add_common(p)
     _add_dist(p, "working set size")
-    p.add_argument("-t", "--acc_thres", type=int, default=1, metavar="N",
-                   help="minimum nr_accesses of a region in the working set (default: 1)")
-    p.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",
-                   help="minimum region size in the working set (default: 1)")
+    p.add_argument(
+        "-t",
+        "--acc_thres",
+        type=int,
+        default=1,
+        metavar="N",
+        help="minimum nr_accesses of a region in the working set (default: 1)",
+    )
+    p.add_argument(
+        "--sz_thres",
+        type=int,
+        default=1,
+        metavar="BYTES",
+        help="minimum region size in the working set (default: 1)",
+    )
 
     p = sub.add_parser("nr_regions", help="number of regions per snapshot")
     _add_common(p)
     _add_dist(p, "number of regions")
 
-    p = sub.add_parser("footprint",
-                       help="monitored footprint: total size of the regions of each "
-                            "snapshot (the address space covered, not resident memory)")
+    p = sub.add_parser(
+        "footprint",
+        help="monitored footprint: total size of the regions of each "
+        "snapshot (the address space covered, not resident memory)",
+    )
     _add_common(p)
     _add_dist(p, "footprint")
 
@@ -111,11 +186,12 @@ def _load(args):
     from damonx import records
 
     if not os.path.exists(args.input):
-        raise DamonxError(f"record file {args.input} does not exist (give one with -i)")
+        raise errors.FileNotFound(f"record file {args.input} does not exist (give one with -i)")
     rec = records.load(args.input, partial_ok=args.allow_partial)
     if rec.warning:
-        print(f"damonx report: warning: {rec.warning}; reporting what was readable",
-              file=sys.stderr)
+        print(
+            f"damonx report: warning: {rec.warning}; reporting what was readable", file=sys.stderr
+        )
     return rec
 
 
@@ -133,6 +209,7 @@ def main(args):
     if kind == "raw":
         if args.json:
             from damonx.records import dumps
+
             _print_json(json.loads(dumps(rec, "json")))
         else:
             text = reports.raw(rec, args.raw_number)
@@ -148,12 +225,17 @@ def main(args):
     if kind == "heatmap":
         return _heatmap(rec, args)
     rec = _exclude_first(rec, args.exclude_samples)
-    fn = {"wss": lambda: reports.wss(rec, args.acc_thres, args.target_id, _percentiles(args),
-                                     args.sortby, args.sz_thres),
-          "nr_regions": lambda: reports.nr_regions(rec, args.target_id, _percentiles(args),
-                                                   args.sortby),
-          "footprint": lambda: reports.footprint(rec, args.target_id, _percentiles(args),
-                                                 args.sortby)}[kind]
+    fn = {
+        "wss": lambda: reports.wss(
+            rec, args.acc_thres, args.target_id, _percentiles(args), args.sortby, args.sz_thres
+        ),
+        "nr_regions": lambda: reports.nr_regions(
+            rec, args.target_id, _percentiles(args), args.sortby
+        ),
+        "footprint": lambda: reports.footprint(
+            rec, args.target_id, _percentiles(args), args.sortby
+        ),
+    }[kind]
     res = fn()
     if args.json:
         _print_json(res)
@@ -161,12 +243,22 @@ def main(args):
         _print_dist(res, kind, args)
     if args.output:
         from damonx import render
+
         for n, r in enumerate(res):
             path = _nth_path(args.output, n)
-            label = {"wss": "working set size", "footprint": "monitored footprint",
-                     "nr_regions": "number of regions"}[kind]
-            render.save_series(r["time_ns"], r[kind], path, label,
-                               f"{label}, target {r['target_id']}")
+            label = {
+                "wss": "working set size",
+                "footprint": "monitored footprint",
+                "nr_regions": "number of regions",
+            }[kind]
+            render.save_series(
+                r["time_ns"],
+                r[kind],
+                path,
+                label,
+                f"{label}, target {r['target_id']}",
+                unit="count" if kind == "nr_regions" else "bytes",
+            )
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -180,10 +272,15 @@ def _exclude_first(rec, n):
         return rec
     short = [t.target_id for t in rec.targets if len(t.snapshots) <= n]
     if short:
-        raise DamonxError(f"target {short[0]} has no more than {n} snapshots; "
-                          "lower --exclude_samples")
-    return Record(rec.intervals, [TargetRecord(t.target_id, t.snapshots[n:]) for t in rec.targets],
-                  rec.meta, rec.warning)
+        raise DamonxError(
+            f"target {short[0]} has no more than {n} snapshots; lower --exclude_samples"
+        )
+    return Record(
+        rec.intervals,
+        [TargetRecord(t.target_id, t.snapshots[n:]) for t in rec.targets],
+        rec.meta,
+        rec.warning,
+    )
 
 
 def _nth_path(path, n):
@@ -194,33 +291,42 @@ def _nth_path(path, n):
 
 
 def _print_access(res, rec, raw):
-    from damonx.reports import format_sz, format_time_ns
+    from damonx.units import format_duration_ns, format_size
 
     if rec.intervals is None:
         print("# the record has no monitoring intervals: access rates are unknown")
     for r in res:
-        print(f"# target {r['target_id']}, snapshot {r['snapshot']} of {r['nr_snapshots']}, "
-              f"time [{format_time_ns(r['start_ns'], raw)}, {format_time_ns(r['end_ns'], raw)})")
-        print("# %-27s %12s %11s %8s %12s" % ("address range", "size", "nr_accesses",
-                                            "access", "age"))
+        start_s = format_duration_ns(r["start_ns"], raw)
+        end_s = format_duration_ns(r["end_ns"], raw)
+        print(
+            f"# target {r['target_id']}, snapshot {r['snapshot']} of {r['nr_snapshots']}, "
+            f"time [{start_s}, {end_s})"
+        )
+        print(f"# {'address range':<27} {'size':>12} {'nr_accesses':>11} {'access':>8} {'age':>12}")
         for g in r["regions"]:
-            rate = "%7.2f%%" % g["access_rate"] if g["access_rate"] is not None else "     n/a"
-            age = (format_time_ns(g["age_us"] * 1000, raw) if g["age_us"] is not None
-                   else "%d aggr" % g["age"])
-            print("%012x-%012x   %12s %11d %8s %12s" % (g["start"], g["end"],
-                                                      format_sz(g["size"], raw),
-                                                      g["nr_accesses"], rate, age))
-        mean = ("%.2f%%" % r["mean_access_rate"] if r["mean_access_rate"] is not None
-                else "n/a")
-        print(f"# nr_regions: {r['nr_regions']}  total size: {format_sz(r['total_size'], raw)}"
-              f"  accessed: {format_sz(r['accessed_size'], raw)}  mean access rate: {mean}")
+            rate = f"{g['access_rate']:7.2f}%" if g["access_rate"] is not None else "     n/a"
+            age = (
+                format_duration_ns(g["age_us"] * 1000, raw)
+                if g["age_us"] is not None
+                else f"{g['age']} aggr"
+            )
+            size = format_size(g["size"], raw)
+            print(
+                f"{g['start']:012x}-{g['end']:012x}   {size:>12} {g['nr_accesses']:11d} "
+                f"{rate:>8} {age:>12}"
+            )
+        mean = f"{r['mean_access_rate']:.2f}%" if r["mean_access_rate"] is not None else "n/a"
+        print(
+            f"# nr_regions: {r['nr_regions']}  total size: {format_size(r['total_size'], raw)}"
+            f"  accessed: {format_size(r['accessed_size'], raw)}  mean access rate: {mean}"
+        )
         print()
 
 
 def _print_dist(res, kind, args):
-    from damonx.reports import format_sz
+    from damonx.units import format_size
 
-    fmt = (lambda v, raw: "%d" % v) if kind == "nr_regions" else format_sz
+    fmt = (lambda v, raw: str(int(v))) if kind == "nr_regions" else format_size
     for r in res:
         vals = r[kind]
         d = r["distribution"]
@@ -229,14 +335,14 @@ def _print_dist(res, kind, args):
         print(f"# avr:\t{fmt(d['avg'], args.raw_number)}")
         if args.all:
             for t, v in zip(r["time_ns"], vals):
-                print("%s %s" % (t, fmt(v, args.raw_number)))
+                print(f"{t} {fmt(v, args.raw_number)}")
             continue
         vmax = max((v for _, v in d["percentiles"]), default=0)
         for p, v in d["percentiles"]:
-            line = "%3s %15s" % ("%g" % p, fmt(v, args.raw_number))
+            line = f"{p:>3g} {fmt(v, args.raw_number):>15}"
             if args.nr_cols_bar > 0:
                 cols = int(v / vmax * args.nr_cols_bar) if vmax else 0
-                line += " |%s%s|" % ("*" * cols, " " * (args.nr_cols_bar - cols))
+                line += " |" + "*" * cols + " " * (args.nr_cols_bar - cols) + "|"
             print(line)
 
 
@@ -261,13 +367,15 @@ def _heatmap(rec, args):
     trange = None
     if args.time_range:
         trange = (args.time_range[0] * 1e9, args.time_range[1] * 1e9)
-    res = reports.heatmap(rec, args.target_id, tbins, abins,
-                          _parse_addr_range(args.address_range), trange)
+    res = reports.heatmap(
+        rec, args.target_id, tbins, abins, _parse_addr_range(args.address_range), trange
+    )
     if args.json:
         _print_json(res)
         return 0
     if image:
         from damonx import render
+
         for n, hm in enumerate(res):
             path = _nth_path(args.output, n)
             render.save_heatmap(hm, path)
@@ -283,7 +391,7 @@ def _heatmap(rec, args):
 
 def text_heatmap(hm, color="none", raw=False):
     """Terminal heatmap: one row per time bin, characters 0-9 (blank: no region)."""
-    from damonx.reports import format_sz, format_time_ns
+    from damonx.units import format_duration_ns, format_size
 
     vals = np.asarray(hm["values"], dtype=float)
     finite = vals[np.isfinite(vals)]
@@ -299,25 +407,33 @@ def text_heatmap(hm, color="none", raw=False):
             level = int((v - lo) / (hi - lo) * 9) if hi > lo else 0
             ch = str(min(max(level, 0), 9))
             if color == "gray":
-                ch = "\x1b[48;5;%dm\x1b[38;5;%dm%s" % (232 + level * 2, 237 + level * 2, ch)
+                ch = f"\x1b[48;5;{232 + level * 2}m\x1b[38;5;{237 + level * 2}m{ch}"
             chars.append(ch)
         lines.append("".join(chars) + ("\x1b[0m" if color == "gray" else ""))
     a0, a1 = hm["address_range"]
     t0, t1 = hm["time_range_ns"]
     nt, na = vals.shape
     unit = "%" if hm["unit"] == "percent" else " nr_accesses"
-    lines.append(f"# target {hm['target_id']}; access rate 0-9: {lo:.3g}-{hi:.3g}{unit}, "
-                 "blank: not monitored")
-    lines.append(f"# x-axis: space [{a0:#x}, {a1:#x}) ({format_sz(a1 - a0, raw)})")
-    lines.append(f"# y-axis: time [{format_time_ns(t0, raw)}, {format_time_ns(t1, raw)}) "
-                 f"({format_time_ns(t1 - t0, raw)})")
-    lines.append(f"# resolution: {na}x{nt} ({format_sz((a1 - a0) / na, raw)} and "
-                 f"{format_time_ns((t1 - t0) / nt, raw)} for each character)")
+    lines.append(
+        f"# target {hm['target_id']}; access rate 0-9: {lo:.3g}-{hi:.3g}{unit}, "
+        "blank: not monitored"
+    )
+    lines.append(f"# x-axis: space [{a0:#x}, {a1:#x}) ({format_size(a1 - a0, raw)})")
+    lines.append(
+        f"# y-axis: time [{format_duration_ns(t0, raw)}, {format_duration_ns(t1, raw)}) "
+        f"({format_duration_ns(t1 - t0, raw)})"
+    )
+    lines.append(
+        f"# resolution: {na}x{nt} ({format_size((a1 - a0) / na, raw)} and "
+        f"{format_duration_ns((t1 - t0) / nt, raw)} for each character)"
+    )
     others = [u for u in hm["address_unions"] if u != [a0, a1]]
     if others:
-        lines.append("# other monitored address ranges (see --address_range): " +
-                     ", ".join(f"[{s:#x}, {e:#x})" for s, e in others[:8]) +
-                     (" ..." if len(others) > 8 else ""))
+        lines.append(
+            "# other monitored address ranges (see --address_range): "
+            + ", ".join(f"[{s:#x}, {e:#x})" for s, e in others[:8])
+            + (" ..." if len(others) > 8 else "")
+        )
     return "\n".join(lines)
 
 

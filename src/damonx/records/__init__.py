@@ -1,0 +1,57 @@
+"""Record files: the in-memory model, readers and a streaming writer.
+
+Three formats are read and written; :func:`load` tells them apart by their
+first bytes, never by the file name:
+
+``json_compressed``
+    damo's default: a zlib stream of a JSON list with one object per target
+    (``target_id``, ``intervals``, ``snapshots``; each snapshot has
+    ``start_time``/``end_time`` in ns and ``regions`` with ``start``, ``end``,
+    ``nr_accesses.samples`` and ``age.aggr_intervals``).  damonx keeps its own
+    metadata under the key ``"damonx"`` of the first target object; damo
+    ignores keys it does not know.
+``json``
+    the same document, uncompressed.
+``binary``
+    the original DAMON patchset's format: the magic ``damon_recfmt_ver``, an
+    int32 version (1: int32 pid per target, 2: uint64 target id), then per
+    aggregation the end time, the number of targets and their regions.  It has
+    no field for ages, intervals or metadata: those are lost when writing it
+    and read back as zero / ``None``.
+
+All sizes are bytes, times nanoseconds unless a name says otherwise.
+
+Modules: ``model`` (Record, TargetRecord, TargetSnapshot), ``detect``
+(``load``, ``detect_format``), ``binary`` (the binary codec),
+``jsonstream`` (the streaming JSON reader) and ``writer`` (RecordWriter,
+``dumps``, ``save``; one sink per format).
+"""
+
+from .binary import MAGIC as BINARY_MAGIC
+from .detect import detect_format, load
+from .model import (
+    FLAT_REGION_DTYPE,
+    FORMATS,
+    SNAPSHOT_TIME_DTYPE,
+    Record,
+    TargetRecord,
+    TargetSnapshot,
+    make_regions,
+)
+from .writer import RecordWriter, dumps, save
+
+__all__ = [
+    "BINARY_MAGIC",
+    "FLAT_REGION_DTYPE",
+    "FORMATS",
+    "SNAPSHOT_TIME_DTYPE",
+    "Record",
+    "RecordWriter",
+    "TargetRecord",
+    "TargetSnapshot",
+    "detect_format",
+    "dumps",
+    "load",
+    "make_regions",
+    "save",
+]

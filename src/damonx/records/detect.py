@@ -1,0 +1,91 @@
+"""Reading a record: its format told by its first bytes, never by its name."""
+
+import codecs
+import os
+
+from damonx import errors
+from damonx.errors import InvalidRecord
+
+from . import binary, jsonstream
+from .model import Record
+
+
+def _is_zlib(head):
+    # RFC 1950 header: deflate with a window of at most 32 KiB, check bits
+    return (
+        len(head) >= 2
+        and (head[0] & 0x0F) == 8
+        and (head[0] >> 4) <= 7
+        and ((head[0] << 8) | head[1]) % 31 == 0
+    )
+
+
+def _is_json(head):
+    stripped = head.lstrip(b" \t\r\n")
+    if stripped.startswith(codecs.BOM_UTF8):
+        stripped = stripped[len(codecs.BOM_UTF8) :].lstrip(b" \t\r\n")
+    return stripped[:1] in (b"[", b"{")
+
+
+# format -> (does the head carry its magic, parse(data)); sniffed in this order
+_READERS = {
+    "binary": (lambda head: head.startswith(binary.MAGIC), binary.parse),
+    "json_compressed": (_is_zlib, lambda data: jsonstream.parse(data, compressed=True)),
+    "json": (_is_json, lambda data: jsonstream.parse(data, compressed=False)),
+}
+
+
+def detect_format(head):
+    """Name of the format whose magic ``head`` (the first bytes) carries, or None."""
+    head = bytes(head[:64])
+    for name, (sniff, _) in _READERS.items():
+        if sniff(head):
+            return name
+    return None
+
+
+def _read_source(source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    path = os.fspath(source)
+    try:
+        with open(path, "rb") as f:
+            return f.read(), path
+    except IsADirectoryError as err:
+        raise errors.DamonxError(f"{path} is a directory, not a record file") from err
+    except OSError as err:
+        raise errors.from_oserror(
+            err, "cannot read the record", missing=errors.FileNotFound, privilege_hint=None
+        ) from err
+
+
+def load(source, partial_ok=False):
+    """Read a record from a path or from bytes, whatever its format.
+
+    A truncated or corrupted file raises InvalidRecord saying where it broke;
+    its ``partial`` attribute holds what was readable before that point.  With
+    ``partial_ok=True`` that prefix is returned instead, with the reason in
+    ``Record.warning`` (e.g. for a file left by a killed recorder).  A file
+    that cannot be read raises FileNotFound, AccessDenied or another
+    DamonxError.
+    """
+    data, name = _read_source(source)
+    if not data:
+        raise InvalidRecord(f"{name}: empty file, not a record", offset=0, partial=Record())
+    fmt = detect_format(data)
+    if fmt is None:
+        raise InvalidRecord(
+            f"{name}: unknown record format (first bytes {data[:16]!r}); expected "
+            "damo json_compressed, json, or the damon_recfmt_ver binary format",
+            offset=0,
+            partial=Record(),
+        )
+    try:
+        return _READERS[fmt][1](data)
+    except InvalidRecord as err:
+        msg = f"{name}: {err}"
+        if partial_ok:
+            rec = err.partial if err.partial is not None else Record()
+            rec.warning = msg
+            return rec
+        raise InvalidRecord(msg, offset=err.offset, partial=err.partial) from None

@@ -1,0 +1,337 @@
+"""Writing records: a streaming writer, ``dumps`` and ``save``.
+
+Each format is a sink (a :class:`_Sink` subclass in ``_SINKS``) that encodes
+snapshots onto a file object; the writer, ``dumps`` and ``save`` never
+branch on the format, so a new format is a new sink.
+"""
+
+import io
+import json
+import os
+import time
+import zlib
+
+from damonx import _fileio, errors
+from damonx.attrs import Intervals
+from damonx.errors import DamonxError, InvalidAttrs
+
+from . import binary
+from .detect import load
+from .model import FORMATS, as_regions
+
+
+class _Sink:
+    """Encodes snapshots of one record format onto a binary file object.
+
+    ``add`` may buffer; ``flush`` hands what it holds to the file object
+    (which the caller then flushes to the OS) so that a reader sees a
+    readable prefix; ``finish`` writes the end of the format.
+    """
+
+    #: set when the streamed file is not laid out as the format wants it (e.g.
+    #: targets interleaved in JSON): the writer then rewrites it on close
+    needs_rewrite = False
+
+    def __init__(self, f, intervals, meta, binary_version):
+        self.f = f
+
+    def begin_target(self, tid):
+        """Make ``tid`` part of the record even if it gets no snapshot."""
+
+    def add(self, tid, start_ns, end_ns, regions):
+        raise NotImplementedError
+
+    def flush(self):
+        pass
+
+    def finish(self):
+        self.flush()
+
+    def add_record(self, record):
+        """Add every snapshot of ``record``, target after target."""
+        for t in record.targets:
+            self.begin_target(t.target_id)
+            for s in t.snapshots:
+                self.add(t.target_id, s.start_ns, s.end_ns, s.regions)
+
+
+class _BinarySink(_Sink):
+    """The binary format: snapshots of consecutive ``add`` calls that end at
+    the same time form one aggregation."""
+
+    def __init__(self, f, intervals, meta, binary_version):
+        super().__init__(f, intervals, meta, binary_version)
+        self.version = binary_version
+        self.pending_end = None
+        self.pending = []
+        f.write(binary.header(binary_version))
+
+    def add(self, tid, start_ns, end_ns, regions):
+        if self.version == 1 and not -(2**31) <= tid < 2**31:
+            raise InvalidAttrs(f"target id {tid} does not fit binary version 1 (int32 pid)")
+        if self.pending_end is not None and end_ns != self.pending_end:
+            self.flush()
+        self.pending_end = end_ns
+        self.pending.append((tid, regions))
+
+    def flush(self):
+        if self.pending:
+            self.f.write(binary.encode_aggregation(self.pending_end, self.pending, self.version))
+        self.pending = []
+        self.pending_end = None
+
+    def add_record(self, record):
+        """Add every snapshot of ``record`` in the order of their end times."""
+        events = sorted(
+            (s.end_ns, ti, si)
+            for ti, t in enumerate(record.targets)
+            for si, s in enumerate(t.snapshots)
+        )
+        for _, ti, si in events:
+            t = record.targets[ti]
+            s = t.snapshots[si]
+            self.add(t.target_id, s.start_ns, s.end_ns, s.regions)
+
+
+class _JsonSink(_Sink):
+    """damo's JSON: one target object per run of snapshots of the same target."""
+
+    compressed = False
+
+    def __init__(self, f, intervals, meta, binary_version):
+        super().__init__(f, intervals, meta, binary_version)
+        self.z = zlib.compressobj(6) if self.compressed else None
+        self.intervals = intervals
+        self.meta = meta
+        self.cur_tid = None
+        self.nr_in_object = 0
+        self.seen = set()
+        self._write("[")
+
+    def _write(self, text):
+        data = text.encode()
+        if self.z is not None:
+            data = self.z.compress(data)
+        if data:
+            self.f.write(data)
+
+    def begin_target(self, tid):
+        if tid == self.cur_tid:
+            return
+        if tid in self.seen:
+            self.needs_rewrite = True
+        # damonx's meta rides in the first object, under a key damo ignores
+        head = _object_head(tid, self.intervals, None if self.seen else self.meta)
+        self._write(("]},\n" if self.cur_tid is not None else "") + head)
+        self.seen.add(tid)
+        self.cur_tid = tid
+        self.nr_in_object = 0
+
+    def add(self, tid, start_ns, end_ns, regions):
+        self.begin_target(tid)
+        sep = ",\n" if self.nr_in_object else ""
+        self._write(sep + _snapshot_json(start_ns, end_ns, regions))
+        self.nr_in_object += 1
+
+    def flush(self):
+        if self.z is not None:
+            self.f.write(self.z.flush(zlib.Z_SYNC_FLUSH))
+
+    def finish(self):
+        self._write(("]}" if self.cur_tid is not None else "") + "]\n")
+        if self.z is not None:
+            self.f.write(self.z.flush(zlib.Z_FINISH))
+
+
+class _JsonCompressedSink(_JsonSink):
+    """damo's JSON in a zlib stream.  ``flush`` ends the deflate block on a
+    byte boundary (Z_SYNC_FLUSH), so that the file so far decompresses."""
+
+    compressed = True
+
+
+_SINKS: "dict[str, type[_Sink]]" = {
+    "json_compressed": _JsonCompressedSink,
+    "json": _JsonSink,
+    "binary": _BinarySink,
+}
+assert tuple(_SINKS) == FORMATS
+
+
+def _check_format(format, binary_version):
+    if format not in _SINKS:
+        raise InvalidAttrs(f"unknown record format {format!r}; choose one of {', '.join(FORMATS)}")
+    if binary_version not in binary.VERSIONS:
+        raise InvalidAttrs(f"binary_version must be 1 or 2, not {binary_version}")
+
+
+def _intervals_kv(iv):
+    if iv is None:
+        return None
+    return {
+        "sample_us": int(iv.sample_us),
+        "aggr_us": int(iv.aggr_us),
+        "ops_update_us": int(iv.ops_update_us),
+    }
+
+
+def _check_meta(meta):
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as err:
+        raise InvalidAttrs(f"meta must be JSON-serialisable: {err}") from None
+
+
+def _object_head(tid, intervals, meta=None):
+    """The opening of one target's object, up to its snapshot list."""
+    head = {"target_id": tid, "intervals": _intervals_kv(intervals)}
+    if meta is not None:
+        _check_meta(meta)
+        head["damonx"] = {"version": 1, "meta": meta}
+    return json.dumps(head)[:-1] + ', "snapshots": [\n'
+
+
+def _snapshot_json(start_ns, end_ns, regions):
+    # damo's layout, written by hand: json.dumps per region is several times slower
+    parts = [
+        f'{{"start":{s},"end":{e},"nr_accesses":{{"samples":{n},"percent":null}},'
+        f'"age":{{"usec":null,"aggr_intervals":{a}}}}}'
+        for s, e, n, a in zip(
+            regions["start"].tolist(),
+            regions["end"].tolist(),
+            regions["nr_accesses"].tolist(),
+            regions["age"].tolist(),
+        )
+    ]
+    regions_text = ",\n".join(parts)
+    return f'{{"start_time":{int(start_ns)},"end_time":{int(end_ns)},"regions":[{regions_text}]}}'
+
+
+def dumps(record, format="json_compressed", binary_version=2):
+    """The bytes of ``record`` in ``format``."""
+    _check_format(format, binary_version)
+    buf = io.BytesIO()
+    sink = _SINKS[format](buf, record.intervals, record.meta, binary_version)
+    sink.add_record(record)
+    sink.finish()
+    return buf.getvalue()
+
+
+def save(record, path, format="json_compressed", overwrite=False):
+    """Write ``record`` to ``path`` atomically (temporary file + rename);
+    FileExists if ``path`` exists and not ``overwrite``."""
+    _fileio.atomic_write(path, dumps(record, format), overwrite)
+
+
+class RecordWriter:
+    """Writes a record snapshot by snapshot, so long recordings need no memory.
+
+    ``format`` is ``"json_compressed"`` (damo's default), ``"json"`` or
+    ``"binary"`` (seed format; ``binary_version`` 2 stores 64-bit target ids,
+    1 stores int32 pids; ages, intervals and ``meta`` are not stored).
+    ``meta`` (a JSON-serialisable dict) is written with the first snapshot:
+    update ``writer.meta`` until then to add to it.
+
+    Crash behaviour: data reaches the file (the OS page cache) at every
+    ``flush()`` and, at the latest, in the first ``add_snapshot()`` more than
+    ``flush_interval_s`` after the previous flush, so a killed recorder loses
+    at most that much.  The file it leaves is a valid prefix that
+    ``load(path, partial_ok=True)`` reads.  The JSON formats write snapshots
+    in the order they arrive, one target object per run of snapshots of the
+    same target; if targets were interleaved, ``close()`` regroups them into
+    one object per target (what damo needs) in a temporary file that is
+    renamed over ``path``, so a reader sees either the streamed or the
+    regrouped file, both complete.  ``close()`` fsyncs.
+
+    An existing ``path`` is refused (FileExists) unless ``overwrite=True``.
+    """
+
+    def __init__(
+        self,
+        path,
+        format="json_compressed",
+        intervals=None,
+        meta=None,
+        overwrite=False,
+        flush_interval_s=1.0,
+        binary_version=2,
+    ):
+        _check_format(format, binary_version)
+        if intervals is not None and not isinstance(intervals, Intervals):
+            intervals = Intervals(*intervals)
+        self.path = os.fspath(path)
+        self.format = format
+        self.intervals = intervals
+        self._meta = dict(meta or {})
+        _check_meta(self._meta)
+        self.flush_interval_s = flush_interval_s
+        self.binary_version = binary_version
+        self.nr_snapshots = 0
+        self._f = _fileio.create(
+            self.path, overwrite, "remove it or pass overwrite=True (damonx record --overwrite)"
+        )
+        self._closed = False
+        with self._writing():
+            self._sink = _SINKS[format](self._f, intervals, self._meta, binary_version)
+        self._last_flush = time.monotonic()
+        self.flush()
+
+    @property
+    def meta(self):
+        """damonx's metadata (a dict), stored with the first snapshot."""
+        return self._meta
+
+    @meta.setter
+    def meta(self, value):
+        self._meta.clear()
+        self._meta.update(value)
+
+    def _writing(self):
+        return errors.translated(
+            f"cannot write {self.path}", missing=errors.FileNotFound, privilege_hint=None
+        )
+
+    def add_snapshot(self, target_id, start_ns, end_ns, regions):
+        """Append one snapshot of ``target_id`` (regions: REGION_DTYPE array)."""
+        if self._closed:
+            raise DamonxError("the record writer is closed")
+        regions = as_regions(regions)
+        start_ns, end_ns, target_id = int(start_ns), int(end_ns), int(target_id)
+        if end_ns < start_ns or start_ns < 0:
+            raise InvalidAttrs(f"bad snapshot times [{start_ns}, {end_ns}]")
+        with self._writing():
+            self._sink.add(target_id, start_ns, end_ns, regions)
+        self.nr_snapshots += 1
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self):
+        """Hand everything added so far to the OS (survives SIGKILL)."""
+        if self._closed:
+            return
+        with self._writing():
+            self._sink.flush()
+            self._f.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self):
+        """Finish the file, fsync it, and regroup targets if needed."""
+        if self._closed:
+            return
+        try:
+            with self._writing():
+                self._sink.finish()
+                self._f.flush()
+                os.fsync(self._f.fileno())
+        finally:
+            self._closed = True
+            self._f.close()
+        if self._sink.needs_rewrite:
+            # one object per target, atomically
+            _fileio.atomic_write(self.path, dumps(load(self.path), self.format))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
