@@ -35,11 +35,21 @@ def test_hot_range_found_within_20_aggregations(seed):
 
 def test_moving_hot_range_is_followed():
     second = (640 * MIB, 768 * MIB)
-    wl = Workload.from_dict({"size": GIB, "phases": [
-        {"duration_us": 5_000_000, "ranges": [
-            {"start": HOT[0], "end": HOT[1], "probability": 0.9}]},
-        {"duration_us": 5_000_000, "ranges": [
-            {"start": second[0], "end": second[1], "probability": 0.9}]}]})
+    wl = Workload.from_dict(
+        {
+            "size": GIB,
+            "phases": [
+                {
+                    "duration_us": 5_000_000,
+                    "ranges": [{"start": HOT[0], "end": HOT[1], "probability": 0.9}],
+                },
+                {
+                    "duration_us": 5_000_000,
+                    "ranges": [{"start": second[0], "end": second[1], "probability": 0.9}],
+                },
+            ],
+        }
+    )
     for seed in range(3):
         with damonx.Monitor("sim", wl, seed=seed) as mon:
             snaps = mon.take(70)
@@ -54,8 +64,10 @@ def test_moving_hot_range_is_followed():
 
 def test_regions_cover_the_space_and_respect_limits():
     attrs = damonx.Attrs(min_nr_regions=10, max_nr_regions=40)
-    stripes = [{"start": i * 8 * MIB, "end": i * 8 * MIB + 4 * MIB, "probability": 0.5 + (i % 5) / 10}
-               for i in range(0, 128, 2)]
+    stripes = [
+        {"start": i * 8 * MIB, "end": i * 8 * MIB + 4 * MIB, "probability": 0.5 + (i % 5) / 10}
+        for i in range(0, 128, 2)
+    ]
     wl = Workload.from_dict({"size": GIB, "phases": [{"duration_us": 10**7, "ranges": stripes}]})
     with damonx.Monitor("sim", wl, attrs, seed=1) as mon:
         for snap in mon.take(50):
@@ -117,7 +129,7 @@ def test_callbacks_run_after_each_aggregation_and_can_stop():
 
 def test_run_for_simulated_duration():
     with damonx.Monitor("sim", hot_cold()) as mon:
-        assert mon.run(duration_s=60) == 600   # a minute of monitoring
+        assert mon.run(duration_s=60) == 600  # a minute of monitoring
 
 
 def test_several_sim_targets():
@@ -147,34 +159,66 @@ def test_stat_scheme_counts_matching_regions():
             mon.add_scheme("stat", sz=(10, 5))
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(min_nr_regions=2), "at least 3"),
-    (dict(min_nr_regions=50, max_nr_regions=20), "must not exceed max_nr_regions"),
-    (dict(sample_us=200_000), "must not exceed aggr_us"),
-    (dict(aggr_us=0), "must be positive"),
-    (dict(ops_update_us=-1), "must be positive"),
-    (dict(sample_us=1.5), "must be an integer"),
-    (dict(min_region_sz=3000), "power of two"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(min_nr_regions=2), "at least 3"),
+        (dict(min_nr_regions=50, max_nr_regions=20), "must not exceed max_nr_regions"),
+        (dict(sample_us=200_000), "must not exceed aggr_us"),
+        (dict(aggr_us=0), "must be positive"),
+        (dict(ops_update_us=-1), "must be positive"),
+        (dict(sample_us=1.5), "must be an integer"),
+        (dict(min_region_sz=3000), "power of two"),
+    ],
+)
 def test_bad_attrs_are_refused_clearly(kwargs, words):
     with pytest.raises(damonx.InvalidAttrs, match=words):
         damonx.Attrs(**kwargs)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"page_size": 4096, "phases": []}, "lacks 'size'"),
-    ({"size": GIB, "phases": []}, "non-empty list"),
-    ({"size": GIB, "phases": [{"ranges": []}]}, "duration_us"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 2 * GIB, "probability": 0.5}]}]}, "not inside"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 10, "probability": 1.5}]}]}, r"not in \[0, 1\]"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 100, "probability": 0.5},
-        {"start": 50, "end": 200, "probability": 0.5}]}]}, "overlaps"),
-    ({"size": 1000, "phases": [{"duration_us": 1}]}, "multiple of page_size"),
-    ({"size": GIB, "phase": []}, "unknown workload keys"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"page_size": 4096, "phases": []}, "lacks 'size'"),
+        ({"size": GIB, "phases": []}, "non-empty list"),
+        ({"size": GIB, "phases": [{"ranges": []}]}, "duration_us"),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {"duration_us": 1, "ranges": [{"start": 0, "end": 2 * GIB, "probability": 0.5}]}
+                ],
+            },
+            "not inside",
+        ),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {"duration_us": 1, "ranges": [{"start": 0, "end": 10, "probability": 1.5}]}
+                ],
+            },
+            r"not in \[0, 1\]",
+        ),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {
+                        "duration_us": 1,
+                        "ranges": [
+                            {"start": 0, "end": 100, "probability": 0.5},
+                            {"start": 50, "end": 200, "probability": 0.5},
+                        ],
+                    }
+                ],
+            },
+            "overlaps",
+        ),
+        ({"size": 1000, "phases": [{"duration_us": 1}]}, "multiple of page_size"),
+        ({"size": GIB, "phase": []}, "unknown workload keys"),
+    ],
+)
 def test_bad_workloads_are_refused_clearly(spec, words):
     with pytest.raises(damonx.InvalidAttrs, match=words):
         Workload.from_dict(spec)
@@ -182,8 +226,10 @@ def test_bad_workloads_are_refused_clearly(spec, words):
 
 def test_workload_from_json_file(tmp_path):
     p = tmp_path / "w.json"
-    p.write_text('{"size": 1073741824, "page_size": 4096, "phases": [{"duration_us": 10000000,'
-                 ' "ranges": [{"start": 134217728, "end": 268435456, "probability": 0.9}]}]}')
+    p.write_text(
+        '{"size": 1073741824, "page_size": 4096, "phases": [{"duration_us": 10000000,'
+        ' "ranges": [{"start": 134217728, "end": 268435456, "probability": 0.9}]}]}'
+    )
     wl = Workload.load(p)
     assert wl == hot_cold()
     (tmp_path / "bad.json").write_text("{nope")

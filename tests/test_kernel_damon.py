@@ -31,8 +31,15 @@ def get(path):
         return f.read().strip()
 
 
-def make_tree(tmp_path, nr_targets=1, nr_regions=0, tried=None, nr_kdamonds=0,
-              states=(), avail="vaddr fvaddr paddr"):
+def make_tree(
+    tmp_path,
+    nr_targets=1,
+    nr_regions=0,
+    tried=None,
+    nr_kdamonds=0,
+    states=(),
+    avail="vaddr fvaddr paddr",
+):
     """A fake /sys and /proc; returns (sysfs_root, procfs_root)."""
     sysfs = tmp_path / "sys"
     procfs = tmp_path / "proc"
@@ -102,13 +109,20 @@ def test_constructor_touches_nothing(tmp_path):
     kd = KernelDamon(sysfs, procfs)
     assert kd.available
     assert tree_contents(tmp_path) == before
-    KernelDamon(str(tmp_path / "nowhere"))          # no tree at all: still fine
+    KernelDamon(str(tmp_path / "nowhere"))  # no tree at all: still fine
 
 
 def test_start_writes_one_kdamond_context_and_stat_scheme(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
-    kd = started(sysfs, procfs, sample_us=2000, aggr_us=40000, update_us=500000,
-                 min_nr_regions=20, max_nr_regions=300)
+    kd = started(
+        sysfs,
+        procfs,
+        sample_us=2000,
+        aggr_us=40000,
+        update_us=500000,
+        min_nr_regions=20,
+        max_nr_regions=300,
+    )
     ctx = ctx_dir(sysfs)
     kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
     assert get(os.path.join(kdamonds, "nr_kdamonds")) == "1"
@@ -133,7 +147,7 @@ def test_start_writes_one_kdamond_context_and_stat_scheme(tmp_path):
     assert get(os.path.join(pattern, "age/max")) == U32_MAX
     for sub in ("sz", "nr_accesses", "age"):
         assert get(os.path.join(pattern, sub, "min")) == "0"
-    assert get(os.path.join(scheme, "filters/nr_filters")) == "0"   # one target: no filter
+    assert get(os.path.join(scheme, "filters/nr_filters")) == "0"  # one target: no filter
     assert kd.kdamond_pid == KDAMOND_PID
     assert kd.is_running()
 
@@ -241,14 +255,17 @@ def test_snapshot_reads_tried_regions_per_target(tmp_path):
     sysfs, procfs = make_tree(tmp_path, nr_targets=2, tried=tried)
     kd = started(sysfs, procfs, targets=[TARGET_PID, TARGET_PID + 1])
     snap = kd.snapshot()
-    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state")) \
+    assert (
+        get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state"))
         == "update_schemes_tried_regions"
+    )
     assert len(snap) == 2
     assert all(a.dtype == REGION_DTYPE for a in snap)
     assert snap[0].tolist() == [(0x1000, 0x3000, 20, 1), (0x3000, 0x4000, 0, 7)]
     assert snap[1].tolist() == [(0x10000, 0x20000, 3, 2)]
     assert REGION_DTYPE == np.dtype(
-        [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")])
+        [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")]
+    )
 
 
 def test_snapshot_before_start(tmp_path):
@@ -262,8 +279,10 @@ def test_cpu_seconds_and_stop(tmp_path):
     tck = os.sysconf("SC_CLK_TCK")
     # comm may hold spaces and ')': fields are counted after the last ')'
     fields = ["S"] + ["0"] * 10 + [str(3 * tck), str(2 * tck)] + ["0"] * 30
-    put(os.path.join(procfs, str(KDAMOND_PID), "stat"),
-        f"{KDAMOND_PID} (kdamond.0 (x) y) " + " ".join(fields))
+    put(
+        os.path.join(procfs, str(KDAMOND_PID), "stat"),
+        f"{KDAMOND_PID} (kdamond.0 (x) y) " + " ".join(fields),
+    )
     with started(sysfs, procfs) as kd:
         assert kd.cpu_seconds() == pytest.approx(5.0)
     kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
@@ -271,8 +290,8 @@ def test_cpu_seconds_and_stop(tmp_path):
     assert get(os.path.join(kdamonds, "nr_kdamonds")) == "0"
     assert kd.kdamond_pid is None
     assert not kd.is_running()
-    assert kd.cpu_seconds() == pytest.approx(5.0)   # read just before turning off
-    kd.stop()                                        # idempotent
+    assert kd.cpu_seconds() == pytest.approx(5.0)  # read just before turning off
+    kd.stop()  # idempotent
 
 
 def test_cpu_seconds_of_a_vanished_kdamond(tmp_path):

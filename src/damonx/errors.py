@@ -80,15 +80,16 @@ def process_state(pid, procfs="/proc"):
         return None
     # the command name may hold spaces and parentheses: the state follows
     # the last ')'
-    rest = stat[stat.rfind(b")") + 1:].split()
+    rest = stat[stat.rfind(b")") + 1 :].split()
     return rest[0].decode(errors="replace") if rest else None
 
 
 _ROOT_HINT = "run as root (CAP_SYS_ADMIN)"
 
 
-def from_oserror(err, what, *, pid=None, procfs="/proc", missing=NotSupported,
-                 privilege_hint=_ROOT_HINT):
+def from_oserror(
+    err, what, *, pid=None, procfs="/proc", missing=NotSupported, privilege_hint=_ROOT_HINT
+):
     """The DamonxError that stands for ``err`` (an ``OSError``, or a plain
     errno number, positive or negative) raised while doing ``what``.
 
@@ -104,14 +105,21 @@ def from_oserror(err, what, *, pid=None, procfs="/proc", missing=NotSupported,
     reason = os.strerror(code) if code else str(err)
     filename = getattr(err, "filename", None)
     text = f"{what}: {reason}" + (f" ({filename})" if filename else "")
-    if pid is not None and code in (_errno.ESRCH, _errno.ENOENT, _errno.EPERM,
-                                    _errno.EACCES, _errno.ENOMEM, _errno.EIO):
+    if pid is not None and code in (
+        _errno.ESRCH,
+        _errno.ENOENT,
+        _errno.EPERM,
+        _errno.EACCES,
+        _errno.ENOMEM,
+        _errno.EIO,
+    ):
         state = process_state(pid, procfs)
         if state is None:
             return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
         if state == "Z":
-            return ZombieProcess(pid, f"{what}: process {pid} is a zombie "
-                                      "(it exited and has no memory left)")
+            return ZombieProcess(
+                pid, f"{what}: process {pid} is a zombie (it exited and has no memory left)"
+            )
         if code == _errno.ESRCH:
             return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
     if code in (_errno.EPERM, _errno.EACCES):

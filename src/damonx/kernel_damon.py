@@ -28,9 +28,7 @@ from damonx.errors import (
 
 #: one monitored region: [start, end) in bytes, accesses per aggregation
 #: interval, and age in aggregation intervals
-REGION_DTYPE = np.dtype(
-    [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")]
-)
+REGION_DTYPE = np.dtype([("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")])
 
 OPS_CONFIG = {
     "vaddr": "CONFIG_DAMON_VADDR",
@@ -124,9 +122,7 @@ class KernelDamon:
         self._check_available()
         nr = int(self._read(self._path(self.kdamonds, "nr_kdamonds")))
         return [
-            i
-            for i in range(nr)
-            if self._read(self._path(self.kdamonds, str(i), "state")) == "on"
+            i for i in range(nr) if self._read(self._path(self.kdamonds, str(i), "state")) == "on"
         ]
 
     def is_running(self):
@@ -176,8 +172,16 @@ class KernelDamon:
                 raise NoSuchProcess(pid)
 
         try:
-            self._configure(ops, target_pids, target_regions, sample_us, aggr_us,
-                            update_us, min_nr_regions, max_nr_regions)
+            self._configure(
+                ops,
+                target_pids,
+                target_regions,
+                sample_us,
+                aggr_us,
+                update_us,
+                min_nr_regions,
+                max_nr_regions,
+            )
             self._write(self._path(self.kdamond, "state"), "on")
         except DamonxError:
             self._reset()
@@ -234,16 +238,24 @@ class KernelDamon:
                 f"regions must hold one list of ranges per target: {len(pids)} targets, "
                 f"{len(regions)} lists"
             )
-        return pids, [self._check_ranges(r, f"regions of target {i}")
-                      for i, r in enumerate(regions)]
+        return pids, [
+            self._check_ranges(r, f"regions of target {i}") for i, r in enumerate(regions)
+        ]
 
     @staticmethod
     def _check_attrs(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions):
-        for name, value in (("sample_us", sample_us), ("aggr_us", aggr_us),
-                            ("update_us", update_us), ("min_nr_regions", min_nr_regions),
-                            ("max_nr_regions", max_nr_regions)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or not 0 < value <= _U64_MAX:
+        for name, value in (
+            ("sample_us", sample_us),
+            ("aggr_us", aggr_us),
+            ("update_us", update_us),
+            ("min_nr_regions", min_nr_regions),
+            ("max_nr_regions", max_nr_regions),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 0 < value <= _U64_MAX
+            ):
                 raise InvalidAttrs(f"{name} must be a positive integer, got {value!r}")
         if aggr_us < sample_us:
             raise InvalidAttrs(f"aggr_us ({aggr_us}) must not be less than sample_us ({sample_us})")
@@ -253,8 +265,17 @@ class KernelDamon:
                 f"{min_nr_regions} and {max_nr_regions}"
             )
 
-    def _configure(self, ops, pids, target_regions, sample_us, aggr_us, update_us,
-                   min_nr_regions, max_nr_regions):
+    def _configure(
+        self,
+        ops,
+        pids,
+        target_regions,
+        sample_us,
+        aggr_us,
+        update_us,
+        min_nr_regions,
+        max_nr_regions,
+    ):
         w = self._write
         p = self._path
         # writing nr_* (re)creates fresh child directories with default values
@@ -377,7 +398,7 @@ class KernelDamon:
         except OSError as err:
             raise self._error(err, f"cannot read {path}") from err
         # the command name may contain spaces and parentheses: split after it
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         utime, stime = int(fields[11]), int(fields[12])
         return (utime + stime) / os.sysconf("SC_CLK_TCK")
 

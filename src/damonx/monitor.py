@@ -73,8 +73,9 @@ class Monitor:
             if ops == "sim":
                 self._ctx = _core.Context(self.attrs, "sim", seed, virtual_clock=True)
             else:
-                self._ctx = _core.Context(self.attrs, "proc", seed, mode=ops,
-                                          procfs=procfs, sysfs=sysfs)
+                self._ctx = _core.Context(
+                    self.attrs, "proc", seed, mode=ops, procfs=procfs, sysfs=sysfs
+                )
         except OSError as err:
             raise errors.from_oserror(err, "cannot set up the monitor") from err
         try:
@@ -96,9 +97,15 @@ class Monitor:
             if not isinstance(wl, Workload):
                 raise errors.InvalidAttrs(f"sim targets are Workloads, not {type(wl).__name__}")
             self.workloads[tid] = wl
-            self._ctx.add_sim_target(tid, wl.size, wl.page_size, [
-                (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
-                for ph in wl.phases])
+            self._ctx.add_sim_target(
+                tid,
+                wl.size,
+                wl.page_size,
+                [
+                    (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
+                    for ph in wl.phases
+                ],
+            )
 
     def _add_vaddr_targets(self, targets):
         pids = [targets] if isinstance(targets, int) else list(targets)
@@ -119,8 +126,9 @@ class Monitor:
         try:
             self._ctx.add_pid_target(pid, ranges)
         except OSError as err:
-            raise errors.from_oserror(err, f"cannot monitor process {pid}", pid=pid,
-                                      procfs=self._ctx.procfs) from err
+            raise errors.from_oserror(
+                err, f"cannot monitor process {pid}", pid=pid, procfs=self._ctx.procfs
+            ) from err
 
     def _add_paddr_targets(self, targets):
         from damonx.features import system_ram
@@ -136,14 +144,16 @@ class Monitor:
         """Call fn(snapshot) after each aggregation; a true return stops."""
         self._callbacks.append(fn)
 
-    def add_scheme(self, action, *, sz=(0, 2**64 - 1), nr_accesses=(0, 2**32 - 1),
-                   age=(0, 2**32 - 1)):
+    def add_scheme(
+        self, action, *, sz=(0, 2**64 - 1), nr_accesses=(0, 2**32 - 1), age=(0, 2**32 - 1)
+    ):
         """Apply action to the regions whose size (bytes), nr_accesses
         (samples per aggregation) and age (aggregations) fall in the given
         inclusive ranges, after every aggregation."""
         try:
-            self._ctx.add_scheme(action, sz[0], sz[1], nr_accesses[0], nr_accesses[1],
-                                 age[0], age[1])
+            self._ctx.add_scheme(
+                action, sz[0], sz[1], nr_accesses[0], nr_accesses[1], age[0], age[1]
+            )
         except (OSError, ValueError) as err:
             raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
 
