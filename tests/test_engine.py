@@ -140,14 +140,14 @@ def test_several_sim_targets():
     check_cover(snap.targets[0], GIB)
     check_cover(snap.targets[1], 256 * MIB)
     assert min(precision_recall(snap.targets[1], [(0, 16 * MIB)])) >= 0.8
-    with pytest.raises(ValueError):
-        snap.regions
+    with pytest.raises(ValueError, match="snapshot has 2 targets; use .targets"):
+        _ = snap.regions
 
 
 def test_stat_scheme_counts_matching_regions():
     with damonx.Monitor("sim", hot_cold(1.0), seed=1) as mon:
         mon.add_scheme("stat", nr_accesses=(15, 20))
-        snaps = mon.take(30)
+        mon.take(30)
         stats = mon.scheme_stats()[0]
     assert stats["nr_tried"] > 0
     # the hot range (128 MiB) is tried about once per aggregation once found
@@ -235,8 +235,11 @@ def test_workload_from_json_file(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(damonx.InvalidAttrs, match="not valid JSON"):
         Workload.load(tmp_path / "bad.json")
-    with pytest.raises(damonx.InvalidAttrs, match="cannot read"):
+    with pytest.raises(damonx.FileNotFound, match="cannot read workload .*missing.json"):
         Workload.load(tmp_path / "missing.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\0")
+    with pytest.raises(damonx.InvalidAttrs, match="not a text file"):
+        Workload.load(tmp_path / "binary.json")
 
 
 def test_bad_monitor_arguments():
@@ -244,7 +247,56 @@ def test_bad_monitor_arguments():
         damonx.Monitor("xaddr", hot_cold())
     with pytest.raises(damonx.InvalidAttrs, match="Workloads"):
         damonx.Monitor("sim", "not a workload")
+    with pytest.raises(damonx.InvalidAttrs, match="damonx.Attrs"):
+        damonx.Monitor("sim", hot_cold(), {"sample_us": 5000})
+    with pytest.raises(
+        damonx.InvalidAttrs, match="unknown backend 'kernel'; one of auto, page_idle"
+    ):
+        damonx.Monitor("sim", hot_cold(), backend="kernel")
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(sz=(10, 5)), r"sz needs 0 <= min <= max"),
+        (dict(nr_accesses=(0, 2**32)), r"nr_accesses needs 0 <= min <= max <= 4294967295"),
+        (dict(age=(-1, 3)), "age needs"),
+        (dict(age=(1.5, 3)), "age must be a .min, max. pair of integers"),
+        (dict(sz=5), "sz must be a .min, max. pair"),
+    ],
+)
+def test_bad_schemes_are_refused_clearly(kwargs, words):
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        with pytest.raises(damonx.InvalidAttrs, match="invalid scheme: " + words):
+            mon.add_scheme("stat", **kwargs)
+        with pytest.raises(damonx.InvalidAttrs, match="invalid scheme: unknown action 'explode'"):
+            mon.add_scheme("explode")
+        assert mon.scheme_stats() == []
+
+
+def test_a_closed_monitor_says_so():
     mon = damonx.Monitor("sim", hot_cold())
+    assert len(mon.take(2)) == 2
     mon.close()
+    mon.close()  # closing twice is fine
+    uses = [
+        mon.step,
+        mon.stop,
+        mon.stats,
+        mon.scheme_stats,
+        mon.access_check_stats,
+        lambda: mon.take(1),
+        lambda: mon.run(nr_aggregations=1),
+        lambda: next(iter(mon)),
+        lambda: mon.add_scheme("stat"),
+        lambda: mon.nr_regions,
+        lambda: mon.live_targets,
+    ]
+    for use in uses:
+        with pytest.raises(damonx.DamonxError, match="^the monitor is closed$"):
+            use()
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        assert mon.live_targets == [0]
     with pytest.raises(damonx.DamonxError, match="closed"):
         mon.step()
+

@@ -15,6 +15,7 @@ import pytest
 
 import damonx
 from damonx import features
+from tests.processes import exited_pid, zombie
 
 PAGE = 4096
 PRESENT = 1 << 63
@@ -96,7 +97,8 @@ needs_root_pfns = pytest.mark.skipif(
 
 
 def set_bits(path):
-    words = np.frombuffer(open(path, "rb").read(), dtype="<u8")
+    with open(path, "rb") as f:
+        words = np.frombuffer(f.read(), dtype="<u8")
     return {
         int(w) * 64 + b for w in np.nonzero(words)[0] for b in range(64) if int(words[w]) >> b & 1
     }
@@ -212,6 +214,28 @@ def test_exited_process_is_dropped_even_if_its_pid_lives_on(tmp_path, child):
         assert mon.live_targets == []
     with pytest.raises(damonx.NoSuchProcess):
         damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs)
+
+
+@needs_root_pfns
+@pytest.mark.parametrize("ops", ["vaddr", "fvaddr"])
+def test_zombie_and_exited_targets_are_named(tmp_path, ops):
+    """The fake /sys has an idle page bitmap; /proc is the real one, so the
+    compiled core opens the real pagemap of the target."""
+    _, sysfs = make_tree(tmp_path, os.getpid())
+
+    def targets(pid):
+        return [pid] if ops == "vaddr" else {pid: [MAP_SMALL]}
+
+    with zombie() as pid:
+        with pytest.raises(
+            damonx.ZombieProcess, match=f"^cannot monitor process {pid}: process {pid} is a zombie"
+        ) as err:
+            damonx.Monitor(ops, targets(pid), sysfs=sysfs)
+        assert err.value.pid == pid and isinstance(err.value.__cause__, OSError)
+    pid = exited_pid()
+    with pytest.raises(damonx.NoSuchProcess, match=f"process {pid} does not exist") as err:
+        damonx.Monitor(ops, targets(pid), sysfs=sysfs)
+    assert type(err.value) is damonx.NoSuchProcess and err.value.pid == pid
 
 
 def test_iomem_hidden_addresses_need_root(tmp_path):

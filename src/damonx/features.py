@@ -162,7 +162,8 @@ def _process_madvise(procfs, sysfs):
 
 CHECKS = (_page_idle, _pagemap_pfn, _kpageflags, _iomem, _thp, _process_madvise, _kernel_damon)
 
-#: which features each operations set needs
+#: which features each operations set of the compiled core (the ``page_idle``
+#: backend of damonx.backend) needs
 NEEDS = {
     "vaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
     "fvaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
@@ -198,11 +199,8 @@ def require(ops, procfs="/proc", sysfs="/sys"):
 def system_ram(procfs="/proc"):
     """Top-level "System RAM" ranges of /proc/iomem as [(start, end)], end exclusive."""
     path = os.path.join(procfs, "iomem")
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise errors.NotSupported(f"cannot read {path}: {err.strerror}") from None
+    with errors.translated(f"cannot read {path}", support_hint=None), open(path) as f:
+        lines = f.read().splitlines()
     ranges, hidden = [], 0
     for line in lines:
         if line.startswith(" ") or ": " not in line:

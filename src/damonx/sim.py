@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from damonx.errors import InvalidAttrs
+from damonx.errors import FileNotFound, InvalidAttrs, translated
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,14 @@ class Workload:
 
     @classmethod
     def load(cls, path):
+        """The workload in the JSON file at path (FileNotFound if there is none)."""
         try:
-            with open(path) as f:
+            with translated(f"cannot read workload {path}", missing=FileNotFound), open(path) as f:
                 spec = json.load(f)
         except json.JSONDecodeError as err:
             raise InvalidAttrs(f"{path}: not valid JSON: {err}") from None
-        except OSError as err:
-            raise InvalidAttrs(f"cannot read workload {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise InvalidAttrs(f"{path}: not a text file: {err}") from None
         return cls.from_dict(spec)
 
     @classmethod
