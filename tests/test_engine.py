@@ -300,3 +300,33 @@ def test_a_closed_monitor_says_so():
     with pytest.raises(damonx.DamonxError, match="closed"):
         mon.step()
 
+
+def test_public_names_import_from_their_modules():
+    import importlib
+
+    from damonx import attrs, dtypes, errors, kernel_damon, monitor, sim
+
+    for name in damonx._LAZY:
+        assert getattr(damonx, name) is not None and name in dir(damonx)
+    assert damonx.Attrs is attrs.Attrs and monitor.Intervals is attrs.Intervals
+    assert damonx.Monitor is monitor.Monitor and damonx.Snapshot is monitor.Snapshot
+    assert damonx.Workload is sim.Workload
+    assert damonx.REGION_DTYPE is dtypes.REGION_DTYPE is monitor.REGION_DTYPE
+    assert kernel_damon.REGION_DTYPE is dtypes.REGION_DTYPE
+    for name in (
+        "DamonxError",
+        "NoSuchProcess",
+        "ZombieProcess",
+        "AccessDenied",
+        "NotSupported",
+        "InvalidAttrs",
+        "InvalidRecord",
+        "FileNotFound",
+        "FileExists",
+    ):
+        assert getattr(damonx, name) is getattr(errors, name)
+        assert issubclass(getattr(damonx, name), damonx.DamonxError)
+    with pytest.raises(AttributeError, match="no attribute 'types'"):
+        _ = damonx.types
+    with pytest.raises(ImportError):
+        importlib.import_module("damonx.types")
