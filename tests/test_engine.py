@@ -35,11 +35,21 @@ def test_hot_range_found_within_20_aggregations(seed):
 
 def test_moving_hot_range_is_followed():
     second = (640 * MIB, 768 * MIB)
-    wl = Workload.from_dict({"size": GIB, "phases": [
-        {"duration_us": 5_000_000, "ranges": [
-            {"start": HOT[0], "end": HOT[1], "probability": 0.9}]},
-        {"duration_us": 5_000_000, "ranges": [
-            {"start": second[0], "end": second[1], "probability": 0.9}]}]})
+    wl = Workload.from_dict(
+        {
+            "size": GIB,
+            "phases": [
+                {
+                    "duration_us": 5_000_000,
+                    "ranges": [{"start": HOT[0], "end": HOT[1], "probability": 0.9}],
+                },
+                {
+                    "duration_us": 5_000_000,
+                    "ranges": [{"start": second[0], "end": second[1], "probability": 0.9}],
+                },
+            ],
+        }
+    )
     for seed in range(3):
         with damonx.Monitor("sim", wl, seed=seed) as mon:
             snaps = mon.take(70)
@@ -54,8 +64,10 @@ def test_moving_hot_range_is_followed():
 
 def test_regions_cover_the_space_and_respect_limits():
     attrs = damonx.Attrs(min_nr_regions=10, max_nr_regions=40)
-    stripes = [{"start": i * 8 * MIB, "end": i * 8 * MIB + 4 * MIB, "probability": 0.5 + (i % 5) / 10}
-               for i in range(0, 128, 2)]
+    stripes = [
+        {"start": i * 8 * MIB, "end": i * 8 * MIB + 4 * MIB, "probability": 0.5 + (i % 5) / 10}
+        for i in range(0, 128, 2)
+    ]
     wl = Workload.from_dict({"size": GIB, "phases": [{"duration_us": 10**7, "ranges": stripes}]})
     with damonx.Monitor("sim", wl, attrs, seed=1) as mon:
         for snap in mon.take(50):
@@ -117,7 +129,7 @@ def test_callbacks_run_after_each_aggregation_and_can_stop():
 
 def test_run_for_simulated_duration():
     with damonx.Monitor("sim", hot_cold()) as mon:
-        assert mon.run(duration_s=60) == 600   # a minute of monitoring
+        assert mon.run(duration_s=60) == 600  # a minute of monitoring
 
 
 def test_several_sim_targets():
@@ -128,14 +140,14 @@ def test_several_sim_targets():
     check_cover(snap.targets[0], GIB)
     check_cover(snap.targets[1], 256 * MIB)
     assert min(precision_recall(snap.targets[1], [(0, 16 * MIB)])) >= 0.8
-    with pytest.raises(ValueError):
-        snap.regions
+    with pytest.raises(ValueError, match="snapshot has 2 targets; use .targets"):
+        _ = snap.regions
 
 
 def test_stat_scheme_counts_matching_regions():
     with damonx.Monitor("sim", hot_cold(1.0), seed=1) as mon:
         mon.add_scheme("stat", nr_accesses=(15, 20))
-        snaps = mon.take(30)
+        mon.take(30)
         stats = mon.scheme_stats()[0]
     assert stats["nr_tried"] > 0
     # the hot range (128 MiB) is tried about once per aggregation once found
@@ -147,34 +159,66 @@ def test_stat_scheme_counts_matching_regions():
             mon.add_scheme("stat", sz=(10, 5))
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(min_nr_regions=2), "at least 3"),
-    (dict(min_nr_regions=50, max_nr_regions=20), "must not exceed max_nr_regions"),
-    (dict(sample_us=200_000), "must not exceed aggr_us"),
-    (dict(aggr_us=0), "must be positive"),
-    (dict(ops_update_us=-1), "must be positive"),
-    (dict(sample_us=1.5), "must be an integer"),
-    (dict(min_region_sz=3000), "power of two"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(min_nr_regions=2), "at least 3"),
+        (dict(min_nr_regions=50, max_nr_regions=20), "must not exceed max_nr_regions"),
+        (dict(sample_us=200_000), "must not exceed aggr_us"),
+        (dict(aggr_us=0), "must be positive"),
+        (dict(ops_update_us=-1), "must be positive"),
+        (dict(sample_us=1.5), "must be an integer"),
+        (dict(min_region_sz=3000), "power of two"),
+    ],
+)
 def test_bad_attrs_are_refused_clearly(kwargs, words):
     with pytest.raises(damonx.InvalidAttrs, match=words):
         damonx.Attrs(**kwargs)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"page_size": 4096, "phases": []}, "lacks 'size'"),
-    ({"size": GIB, "phases": []}, "non-empty list"),
-    ({"size": GIB, "phases": [{"ranges": []}]}, "duration_us"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 2 * GIB, "probability": 0.5}]}]}, "not inside"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 10, "probability": 1.5}]}]}, r"not in \[0, 1\]"),
-    ({"size": GIB, "phases": [{"duration_us": 1, "ranges": [
-        {"start": 0, "end": 100, "probability": 0.5},
-        {"start": 50, "end": 200, "probability": 0.5}]}]}, "overlaps"),
-    ({"size": 1000, "phases": [{"duration_us": 1}]}, "multiple of page_size"),
-    ({"size": GIB, "phase": []}, "unknown workload keys"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"page_size": 4096, "phases": []}, "lacks 'size'"),
+        ({"size": GIB, "phases": []}, "non-empty list"),
+        ({"size": GIB, "phases": [{"ranges": []}]}, "duration_us"),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {"duration_us": 1, "ranges": [{"start": 0, "end": 2 * GIB, "probability": 0.5}]}
+                ],
+            },
+            "not inside",
+        ),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {"duration_us": 1, "ranges": [{"start": 0, "end": 10, "probability": 1.5}]}
+                ],
+            },
+            r"not in \[0, 1\]",
+        ),
+        (
+            {
+                "size": GIB,
+                "phases": [
+                    {
+                        "duration_us": 1,
+                        "ranges": [
+                            {"start": 0, "end": 100, "probability": 0.5},
+                            {"start": 50, "end": 200, "probability": 0.5},
+                        ],
+                    }
+                ],
+            },
+            "overlaps",
+        ),
+        ({"size": 1000, "phases": [{"duration_us": 1}]}, "multiple of page_size"),
+        ({"size": GIB, "phase": []}, "unknown workload keys"),
+    ],
+)
 def test_bad_workloads_are_refused_clearly(spec, words):
     with pytest.raises(damonx.InvalidAttrs, match=words):
         Workload.from_dict(spec)
@@ -182,15 +226,20 @@ def test_bad_workloads_are_refused_clearly(spec, words):
 
 def test_workload_from_json_file(tmp_path):
     p = tmp_path / "w.json"
-    p.write_text('{"size": 1073741824, "page_size": 4096, "phases": [{"duration_us": 10000000,'
-                 ' "ranges": [{"start": 134217728, "end": 268435456, "probability": 0.9}]}]}')
+    p.write_text(
+        '{"size": 1073741824, "page_size": 4096, "phases": [{"duration_us": 10000000,'
+        ' "ranges": [{"start": 134217728, "end": 268435456, "probability": 0.9}]}]}'
+    )
     wl = Workload.load(p)
     assert wl == hot_cold()
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(damonx.InvalidAttrs, match="not valid JSON"):
         Workload.load(tmp_path / "bad.json")
-    with pytest.raises(damonx.InvalidAttrs, match="cannot read"):
+    with pytest.raises(damonx.FileNotFound, match="cannot read workload .*missing.json"):
         Workload.load(tmp_path / "missing.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\0")
+    with pytest.raises(damonx.InvalidAttrs, match="not a text file"):
+        Workload.load(tmp_path / "binary.json")
 
 
 def test_bad_monitor_arguments():
@@ -198,7 +247,86 @@ def test_bad_monitor_arguments():
         damonx.Monitor("xaddr", hot_cold())
     with pytest.raises(damonx.InvalidAttrs, match="Workloads"):
         damonx.Monitor("sim", "not a workload")
+    with pytest.raises(damonx.InvalidAttrs, match="damonx.Attrs"):
+        damonx.Monitor("sim", hot_cold(), {"sample_us": 5000})
+    with pytest.raises(
+        damonx.InvalidAttrs, match="unknown backend 'kernel'; one of auto, page_idle"
+    ):
+        damonx.Monitor("sim", hot_cold(), backend="kernel")
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(sz=(10, 5)), r"sz needs 0 <= min <= max"),
+        (dict(nr_accesses=(0, 2**32)), r"nr_accesses needs 0 <= min <= max <= 4294967295"),
+        (dict(age=(-1, 3)), "age needs"),
+        (dict(age=(1.5, 3)), "age must be a .min, max. pair of integers"),
+        (dict(sz=5), "sz must be a .min, max. pair"),
+    ],
+)
+def test_bad_schemes_are_refused_clearly(kwargs, words):
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        with pytest.raises(damonx.InvalidAttrs, match="invalid scheme: " + words):
+            mon.add_scheme("stat", **kwargs)
+        with pytest.raises(damonx.InvalidAttrs, match="invalid scheme: unknown action 'explode'"):
+            mon.add_scheme("explode")
+        assert mon.scheme_stats() == []
+
+
+def test_a_closed_monitor_says_so():
     mon = damonx.Monitor("sim", hot_cold())
+    assert len(mon.take(2)) == 2
     mon.close()
+    mon.close()  # closing twice is fine
+    uses = [
+        mon.step,
+        mon.stop,
+        mon.stats,
+        mon.scheme_stats,
+        mon.access_check_stats,
+        lambda: mon.take(1),
+        lambda: mon.run(nr_aggregations=1),
+        lambda: next(iter(mon)),
+        lambda: mon.add_scheme("stat"),
+        lambda: mon.nr_regions,
+        lambda: mon.live_targets,
+    ]
+    for use in uses:
+        with pytest.raises(damonx.DamonxError, match="^the monitor is closed$"):
+            use()
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        assert mon.live_targets == [0]
     with pytest.raises(damonx.DamonxError, match="closed"):
         mon.step()
+
+
+def test_public_names_import_from_their_modules():
+    import importlib
+
+    from damonx import attrs, dtypes, errors, kernel_damon, monitor, sim
+
+    for name in damonx._LAZY:
+        assert getattr(damonx, name) is not None and name in dir(damonx)
+    assert damonx.Attrs is attrs.Attrs and monitor.Intervals is attrs.Intervals
+    assert damonx.Monitor is monitor.Monitor and damonx.Snapshot is monitor.Snapshot
+    assert damonx.Workload is sim.Workload
+    assert damonx.REGION_DTYPE is dtypes.REGION_DTYPE is monitor.REGION_DTYPE
+    assert kernel_damon.REGION_DTYPE is dtypes.REGION_DTYPE
+    for name in (
+        "DamonxError",
+        "NoSuchProcess",
+        "ZombieProcess",
+        "AccessDenied",
+        "NotSupported",
+        "InvalidAttrs",
+        "InvalidRecord",
+        "FileNotFound",
+        "FileExists",
+    ):
+        assert getattr(damonx, name) is getattr(errors, name)
+        assert issubclass(getattr(damonx, name), damonx.DamonxError)
+    with pytest.raises(AttributeError, match="no attribute 'types'"):
+        _ = damonx.types
+    with pytest.raises(ImportError):
+        importlib.import_module("damonx.types")

@@ -6,13 +6,23 @@ these tests check what is written where, what is read back, and the refusals;
 tests/vm/test_kernel_damon_vm.py runs the real thing.
 """
 
+import errno
 import os
 
 import numpy as np
 import pytest
 
-from damonx.errors import DamonxError, InvalidAttrs, NoSuchProcess, NotSupported
-from damonx.kernel_damon import REGION_DTYPE, KernelDamon
+from damonx import kernel_damon
+from damonx.dtypes import REGION_DTYPE
+from damonx.errors import (
+    AccessDenied,
+    DamonxError,
+    InvalidAttrs,
+    NoSuchProcess,
+    NotSupported,
+    ZombieProcess,
+)
+from damonx.kernel_damon import KernelDamon
 
 U64_MAX = str(2**64 - 1)
 U32_MAX = str(2**32 - 1)
@@ -31,8 +41,15 @@ def get(path):
         return f.read().strip()
 
 
-def make_tree(tmp_path, nr_targets=1, nr_regions=0, tried=None, nr_kdamonds=0,
-              states=(), avail="vaddr fvaddr paddr"):
+def make_tree(
+    tmp_path,
+    nr_targets=1,
+    nr_regions=0,
+    tried=None,
+    nr_kdamonds=0,
+    states=(),
+    avail="vaddr fvaddr paddr",
+):
     """A fake /sys and /proc; returns (sysfs_root, procfs_root)."""
     sysfs = tmp_path / "sys"
     procfs = tmp_path / "proc"
@@ -71,7 +88,7 @@ def make_tree(tmp_path, nr_targets=1, nr_regions=0, tried=None, nr_kdamonds=0,
         for k, region in enumerate((tried or {}).get(t, [])):
             for name, value in zip(("start", "end", "nr_accesses", "age"), region):
                 put(s / f"tried_regions/{k}/{name}", value)
-        procfs.joinpath(str(TARGET_PID + t)).mkdir(parents=True, exist_ok=True)
+        put(procfs / str(TARGET_PID + t) / "stat", f"{TARGET_PID + t} (workload) S 1")
     return str(sysfs), str(procfs)
 
 
@@ -102,13 +119,20 @@ def test_constructor_touches_nothing(tmp_path):
     kd = KernelDamon(sysfs, procfs)
     assert kd.available
     assert tree_contents(tmp_path) == before
-    KernelDamon(str(tmp_path / "nowhere"))          # no tree at all: still fine
+    KernelDamon(str(tmp_path / "nowhere"))  # no tree at all: still fine
 
 
 def test_start_writes_one_kdamond_context_and_stat_scheme(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
-    kd = started(sysfs, procfs, sample_us=2000, aggr_us=40000, update_us=500000,
-                 min_nr_regions=20, max_nr_regions=300)
+    kd = started(
+        sysfs,
+        procfs,
+        sample_us=2000,
+        aggr_us=40000,
+        update_us=500000,
+        min_nr_regions=20,
+        max_nr_regions=300,
+    )
     ctx = ctx_dir(sysfs)
     kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
     assert get(os.path.join(kdamonds, "nr_kdamonds")) == "1"
@@ -133,7 +157,7 @@ def test_start_writes_one_kdamond_context_and_stat_scheme(tmp_path):
     assert get(os.path.join(pattern, "age/max")) == U32_MAX
     for sub in ("sz", "nr_accesses", "age"):
         assert get(os.path.join(pattern, sub, "min")) == "0"
-    assert get(os.path.join(scheme, "filters/nr_filters")) == "0"   # one target: no filter
+    assert get(os.path.join(scheme, "filters/nr_filters")) == "0"  # one target: no filter
     assert kd.kdamond_pid == KDAMOND_PID
     assert kd.is_running()
 
@@ -206,6 +230,7 @@ def test_missing_operations_set_names_the_config_and_cleans_up(tmp_path):
     [
         (dict(targets=[]), "no monitoring target"),
         (dict(targets=[0]), "positive PIDs"),
+        (dict(targets=[2**31]), "positive PIDs"),
         (dict(targets=["12"]), "positive PIDs"),
         (dict(targets=[TARGET_PID], ops="pvaddr"), "ops must be one of"),
         (dict(targets=[TARGET_PID], sample_us=0), "sample_us"),
@@ -215,6 +240,8 @@ def test_missing_operations_set_names_the_config_and_cleans_up(tmp_path):
         (dict(targets=[TARGET_PID], ops="fvaddr"), "fvaddr needs regions"),
         (dict(targets=[TARGET_PID], regions=[[(0x2000, 0x1000)]]), "not a valid range"),
         (dict(targets=[TARGET_PID], regions=[[(0, 0x3000), (0x2000, 0x4000)]]), "overlap"),
+        (dict(targets=[TARGET_PID], regions=[[]]), "at least one range"),
+        (dict(targets=[TARGET_PID], regions=[[(0, "x")]]), "pairs of integers"),
         (dict(targets=[TARGET_PID], regions=[]), "one list of ranges per target"),
         (dict(targets=[(0, 1 << 20)], ops="paddr", regions=[[(0, 1)]]), "not regions"),
     ],
@@ -227,10 +254,89 @@ def test_invalid_arguments_are_refused_before_writing(tmp_path, kwargs, match):
     assert tree_contents(tmp_path) == before
 
 
-def test_target_that_does_not_exist(tmp_path):
+def test_target_that_does_not_exist_or_is_a_zombie(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
-    with pytest.raises(NoSuchProcess):
+    before = tree_contents(tmp_path)
+    with pytest.raises(NoSuchProcess, match=f"process {TARGET_PID + 100} does not exist") as err:
         KernelDamon(sysfs, procfs).start([TARGET_PID + 100])
+    assert err.type is NoSuchProcess and err.value.pid == TARGET_PID + 100
+    put(os.path.join(procfs, str(TARGET_PID), "stat"), f"{TARGET_PID} (a) b) Z 1")
+    with pytest.raises(ZombieProcess, match=f"process {TARGET_PID} is a zombie"):
+        KernelDamon(sysfs, procfs).start([TARGET_PID])
+    assert tree_contents(tmp_path) == {
+        **before,
+        os.path.join(procfs, str(TARGET_PID), "stat"): f"{TARGET_PID} (a) b) Z 1",
+    }
+
+
+def test_unsorted_ranges_are_sorted(tmp_path):
+    sysfs, procfs = make_tree(tmp_path, nr_regions=2)
+    started(sysfs, procfs, regions=[[(0x9000, 0x20000), (0x1000, 0x5000)]])
+    regions = os.path.join(ctx_dir(sysfs), "targets/0/regions")
+    assert [get(os.path.join(regions, f"{i}/start")) for i in range(2)] == ["4096", "36864"]
+
+
+def test_a_missing_sysfs_file_names_the_config_and_cleans_up(tmp_path):
+    sysfs, procfs = make_tree(tmp_path)
+    intervals = os.path.join(ctx_dir(sysfs), "monitoring_attrs/intervals")
+    os.remove(os.path.join(intervals, "update_us"))
+    with pytest.raises(
+        NotSupported,
+        match=f"cannot write 1000000 to {intervals}/update_us: "
+        "No such file or directory; the kernel's DAMON sysfs interface "
+        r"\(CONFIG_DAMON_SYSFS\) lacks it$",
+    ):
+        KernelDamon(sysfs, procfs).start([TARGET_PID])
+    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/nr_kdamonds")) == "0"
+
+
+class FailingOs:
+    """The os module, but os.open and os.write of chosen paths fail."""
+
+    def __init__(self, errno_of_path, nr_busy=0):
+        self.errno_of_path = errno_of_path
+        self.nr_busy = nr_busy
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def open(self, path, flags, *args):
+        code = self.errno_of_path.get(os.path.basename(path))
+        if code:
+            raise OSError(code, os.strerror(code), path)
+        return os.open(path, flags, *args)
+
+    def write(self, fd, data):
+        if self.nr_busy:
+            self.nr_busy -= 1
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return os.write(fd, data)
+
+
+@pytest.mark.parametrize(
+    "code, cls, words",
+    [
+        (errno.EACCES, AccessDenied, "Permission denied; the kernel's DAMON needs root"),
+        (errno.EPERM, AccessDenied, "Operation not permitted; the kernel's DAMON needs root"),
+        (errno.EINVAL, InvalidAttrs, "Invalid argument"),
+        (errno.EBUSY, DamonxError, "Device or resource busy"),
+    ],
+)
+def test_sysfs_errors_take_the_one_error_path(tmp_path, monkeypatch, code, cls, words):
+    sysfs, procfs = make_tree(tmp_path)
+    monkeypatch.setattr(kernel_damon, "_EBUSY_RETRY_S", 0.2)
+    monkeypatch.setattr(kernel_damon, "os", FailingOs({"operations": code}))
+    path = os.path.join(ctx_dir(sysfs), "operations")
+    with pytest.raises(cls, match=f"^cannot write 'vaddr' to {path}: {words}$") as err:
+        KernelDamon(sysfs, procfs).start([TARGET_PID])
+    assert type(err.value) is cls and isinstance(err.value.__cause__, OSError)
+
+
+def test_busy_sysfs_files_are_written_again(tmp_path, monkeypatch):
+    sysfs, procfs = make_tree(tmp_path)
+    monkeypatch.setattr(kernel_damon, "os", FailingOs({}, nr_busy=3))
+    started(sysfs, procfs)
+    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/nr_kdamonds")) == "1"
 
 
 def test_snapshot_reads_tried_regions_per_target(tmp_path):
@@ -241,14 +347,18 @@ def test_snapshot_reads_tried_regions_per_target(tmp_path):
     sysfs, procfs = make_tree(tmp_path, nr_targets=2, tried=tried)
     kd = started(sysfs, procfs, targets=[TARGET_PID, TARGET_PID + 1])
     snap = kd.snapshot()
-    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state")) \
+    assert (
+        get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state"))
         == "update_schemes_tried_regions"
+    )
     assert len(snap) == 2
     assert all(a.dtype == REGION_DTYPE for a in snap)
     assert snap[0].tolist() == [(0x1000, 0x3000, 20, 1), (0x3000, 0x4000, 0, 7)]
     assert snap[1].tolist() == [(0x10000, 0x20000, 3, 2)]
-    assert REGION_DTYPE == np.dtype(
-        [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")])
+    assert (
+        np.dtype([("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")])
+        == REGION_DTYPE
+    )
 
 
 def test_snapshot_before_start(tmp_path):
@@ -262,8 +372,10 @@ def test_cpu_seconds_and_stop(tmp_path):
     tck = os.sysconf("SC_CLK_TCK")
     # comm may hold spaces and ')': fields are counted after the last ')'
     fields = ["S"] + ["0"] * 10 + [str(3 * tck), str(2 * tck)] + ["0"] * 30
-    put(os.path.join(procfs, str(KDAMOND_PID), "stat"),
-        f"{KDAMOND_PID} (kdamond.0 (x) y) " + " ".join(fields))
+    put(
+        os.path.join(procfs, str(KDAMOND_PID), "stat"),
+        f"{KDAMOND_PID} (kdamond.0 (x) y) " + " ".join(fields),
+    )
     with started(sysfs, procfs) as kd:
         assert kd.cpu_seconds() == pytest.approx(5.0)
     kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
@@ -271,12 +383,14 @@ def test_cpu_seconds_and_stop(tmp_path):
     assert get(os.path.join(kdamonds, "nr_kdamonds")) == "0"
     assert kd.kdamond_pid is None
     assert not kd.is_running()
-    assert kd.cpu_seconds() == pytest.approx(5.0)   # read just before turning off
-    kd.stop()                                        # idempotent
+    assert kd.cpu_seconds() == pytest.approx(5.0)  # read just before turning off
+    kd.stop()  # idempotent
 
 
 def test_cpu_seconds_of_a_vanished_kdamond(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
     kd = started(sysfs, procfs)
-    with pytest.raises(NoSuchProcess):
+    with pytest.raises(
+        NoSuchProcess, match=f"kdamond thread {KDAMOND_PID}: process {KDAMOND_PID} does not exist"
+    ):
         kd.cpu_seconds()

@@ -15,6 +15,7 @@ import pytest
 
 import damonx
 from damonx import features
+from tests.processes import exited_pid, zombie
 
 PAGE = 4096
 PRESENT = 1 << 63
@@ -25,7 +26,7 @@ KPF_LRU, KPF_HEAD, KPF_TAIL, KPF_THP, KPF_NOPAGE = 1 << 5, 1 << 15, 1 << 16, 1 <
 MAP_ABSENT = (0x10000, 0x20000)
 MAP_SMALL = (0x100000, 0x200000)
 MAP_MTHP = (0x900000, 0x940000)
-MAP_HUGE = (0x7f0000000, 0x7f0200000)
+MAP_HUGE = (0x7F0000000, 0x7F0200000)
 PFN_SMALL, PFN_HUGE, PFN_MTHP = 0x1000, 0x2000, 0x4000
 MTHP_HEADS = {PFN_MTHP + i for i in range(0, 64, 16)}
 
@@ -48,9 +49,13 @@ def make_tree(tmp_path, pid, bitmap="file"):
     proc = tmp_path / "proc"
     (proc / str(pid)).mkdir(parents=True)
     os.symlink("/proc/self", proc / "self")
-    (proc / str(pid) / "maps").write_text("".join(
-        f"{s:x}-{e:x} rw-p 00000000 00:00 0\n" for s, e in (MAP_ABSENT, MAP_SMALL, MAP_MTHP, MAP_HUGE))
-        + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n")
+    (proc / str(pid) / "maps").write_text(
+        "".join(
+            f"{s:x}-{e:x} rw-p 00000000 00:00 0\n"
+            for s, e in (MAP_ABSENT, MAP_SMALL, MAP_MTHP, MAP_HUGE)
+        )
+        + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n"
+    )
     pagemap = proc / str(pid) / "pagemap"
     pagemap.write_bytes(b"")
     os.truncate(pagemap, (MAP_HUGE[1] // PAGE + 1) * 8)
@@ -69,9 +74,13 @@ def make_tree(tmp_path, pid, bitmap="file"):
     for i in range(1, 512):
         put_u64(kpf, PFN_HUGE + i, KPF_TAIL | KPF_THP)
     for i in range(64):
-        put_u64(kpf, PFN_MTHP + i, KPF_LRU | KPF_HEAD | KPF_THP if i % 16 == 0 else KPF_TAIL | KPF_THP)
-    (proc / "iomem").write_text("00001000-0009fbff : System RAM\n"
-                                "00100000-bffdffff : System RAM\n  01000000-01ffffff : Kernel code\n")
+        put_u64(
+            kpf, PFN_MTHP + i, KPF_LRU | KPF_HEAD | KPF_THP if i % 16 == 0 else KPF_TAIL | KPF_THP
+        )
+    (proc / "iomem").write_text(
+        "00001000-0009fbff : System RAM\n"
+        "00100000-bffdffff : System RAM\n  01000000-01ffffff : Kernel code\n"
+    )
     idle = tmp_path / "sys/kernel/mm/page_idle"
     idle.mkdir(parents=True)
     if bitmap == "file":
@@ -83,13 +92,16 @@ def make_tree(tmp_path, pid, bitmap="file"):
 
 needs_root_pfns = pytest.mark.skipif(
     not features.probe()["pagemap_pfn"].available,
-    reason="the feature probe reads this process's own pagemap, which needs root")
+    reason="the feature probe reads this process's own pagemap, which needs root",
+)
 
 
 def set_bits(path):
-    words = np.frombuffer(open(path, "rb").read(), dtype="<u8")
-    return {int(w) * 64 + b for w in np.nonzero(words)[0] for b in range(64)
-            if int(words[w]) >> b & 1}
+    with open(path, "rb") as f:
+        words = np.frombuffer(f.read(), dtype="<u8")
+    return {
+        int(w) * 64 + b for w in np.nonzero(words)[0] for b in range(64) if int(words[w]) >> b & 1
+    }
 
 
 @needs_root_pfns
@@ -107,10 +119,10 @@ def test_marks_heads_of_present_pages_and_reads_them_idle(tmp_path, child):
     # only pages of the 4 KiB mapping and heads of the large folios are marked
     assert marked <= small | {PFN_HUGE} | MTHP_HEADS
     assert PFN_HUGE in marked and marked & small and marked & MTHP_HEADS
-    assert stats["nr_absent"] > 0               # samples in the absent mapping
+    assert stats["nr_absent"] > 0  # samples in the absent mapping
     # samples between mappings are known absent without reading pagemap
     assert 0 < stats["nr_unmapped"] < stats["nr_absent"]
-    assert stats["nr_kpageflags_reads"] > stats["nr_pagemap_reads"]   # tails -> head
+    assert stats["nr_kpageflags_reads"] > stats["nr_pagemap_reads"]  # tails -> head
 
 
 @needs_root_pfns
@@ -136,8 +148,13 @@ def test_small_large_folios_are_tracked_by_their_own_head(tmp_path, child, folio
     only the sampled folio's own head may be marked."""
     procfs, sysfs = make_tree(tmp_path, child.pid)
     lo = MAP_MTHP[0] + folio * 16 * PAGE
-    with damonx.Monitor("fvaddr", {child.pid: [(lo, lo + 16 * PAGE)]}, damonx.Attrs(min_nr_regions=3),
-                        procfs=procfs, sysfs=sysfs) as mon:
+    with damonx.Monitor(
+        "fvaddr",
+        {child.pid: [(lo, lo + 16 * PAGE)]},
+        damonx.Attrs(min_nr_regions=3),
+        procfs=procfs,
+        sysfs=sysfs,
+    ) as mon:
         mon.take(3)
     assert set_bits(os.path.join(sysfs, "kernel/mm/page_idle/bitmap")) == {PFN_MTHP + folio * 16}
 
@@ -165,9 +182,10 @@ def test_fvaddr_keeps_to_its_ranges(tmp_path, child):
 
 def test_paddr_uses_system_ram_and_pfns_directly(tmp_path, child):
     procfs, sysfs = make_tree(tmp_path, child.pid, bitmap="zero")
-    assert features.system_ram(procfs) == [(0x1000, 0x9fc00), (0x100000, 0xbffe0000)]
-    with damonx.Monitor("paddr", [(PFN_SMALL * PAGE, (PFN_SMALL + 256) * PAGE)],
-                        procfs=procfs, sysfs=sysfs) as mon:
+    assert features.system_ram(procfs) == [(0x1000, 0x9FC00), (0x100000, 0xBFFE0000)]
+    with damonx.Monitor(
+        "paddr", [(PFN_SMALL * PAGE, (PFN_SMALL + 256) * PAGE)], procfs=procfs, sysfs=sysfs
+    ) as mon:
         regs = mon.take(3)[-1].targets[0]
         stats = mon.access_check_stats()
     assert stats["nr_pagemap_reads"] == 0
@@ -196,6 +214,28 @@ def test_exited_process_is_dropped_even_if_its_pid_lives_on(tmp_path, child):
         assert mon.live_targets == []
     with pytest.raises(damonx.NoSuchProcess):
         damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs)
+
+
+@needs_root_pfns
+@pytest.mark.parametrize("ops", ["vaddr", "fvaddr"])
+def test_zombie_and_exited_targets_are_named(tmp_path, ops):
+    """The fake /sys has an idle page bitmap; /proc is the real one, so the
+    compiled core opens the real pagemap of the target."""
+    _, sysfs = make_tree(tmp_path, os.getpid())
+
+    def targets(pid):
+        return [pid] if ops == "vaddr" else {pid: [MAP_SMALL]}
+
+    with zombie() as pid:
+        with pytest.raises(
+            damonx.ZombieProcess, match=f"^cannot monitor process {pid}: process {pid} is a zombie"
+        ) as err:
+            damonx.Monitor(ops, targets(pid), sysfs=sysfs)
+        assert err.value.pid == pid and isinstance(err.value.__cause__, OSError)
+    pid = exited_pid()
+    with pytest.raises(damonx.NoSuchProcess, match=f"process {pid} does not exist") as err:
+        damonx.Monitor(ops, targets(pid), sysfs=sysfs)
+    assert type(err.value) is damonx.NoSuchProcess and err.value.pid == pid
 
 
 def test_iomem_hidden_addresses_need_root(tmp_path):

@@ -34,14 +34,18 @@ class Attrs:
                 raise errors.InvalidAttrs(f"{name} must be positive, not {value}")
         if self.sample_us > self.aggr_us:
             raise errors.InvalidAttrs(
-                f"sample_us ({self.sample_us}) must not exceed aggr_us ({self.aggr_us})")
+                f"sample_us ({self.sample_us}) must not exceed aggr_us ({self.aggr_us})"
+            )
         if self.min_nr_regions < 3:
             raise errors.InvalidAttrs(
-                f"min_nr_regions must be at least 3 (three regions of a process), not {self.min_nr_regions}")
+                "min_nr_regions must be at least 3 (three regions of a process), "
+                f"not {self.min_nr_regions}"
+            )
         if self.min_nr_regions > self.max_nr_regions:
             raise errors.InvalidAttrs(
                 f"min_nr_regions ({self.min_nr_regions}) must not exceed "
-                f"max_nr_regions ({self.max_nr_regions})")
+                f"max_nr_regions ({self.max_nr_regions})"
+            )
         if self.min_region_sz & (self.min_region_sz - 1):
             raise errors.InvalidAttrs(f"min_region_sz {self.min_region_sz} is not a power of two")
 

@@ -80,59 +80,100 @@ def process_state(pid, procfs="/proc"):
         return None
     # the command name may hold spaces and parentheses: the state follows
     # the last ')'
-    rest = stat[stat.rfind(b")") + 1:].split()
+    rest = stat[stat.rfind(b")") + 1 :].split()
     return rest[0].decode(errors="replace") if rest else None
 
 
+def process_error(pid, what, procfs="/proc"):
+    """The error to raise when process ``pid`` is gone while doing ``what``:
+    ``NoSuchProcess`` when it does not exist, ``ZombieProcess`` when it
+    exited but was not reaped; None while it lives."""
+    state = process_state(pid, procfs)
+    if state is None:
+        return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
+    if state == "Z":
+        return ZombieProcess(
+            pid, f"{what}: process {pid} is a zombie (it exited and has no memory left)"
+        )
+    return None
+
+
 _ROOT_HINT = "run as root (CAP_SYS_ADMIN)"
+_FEATURES_HINT = "run `damonx features` to see what this machine offers"
+
+#: errno values that a target process's exit can cause while it is opened or
+#: read; with one of them, the process's state decides the error
+_EXIT_ERRNOS = frozenset(
+    (_errno.ESRCH, _errno.ENOENT, _errno.EPERM, _errno.EACCES, _errno.ENOMEM, _errno.EIO)
+)
+
+#: the class of each errno value with a meaning of its own; ENOENT and ESRCH
+#: are decided in from_oserror, any other value is a plain DamonxError
+_ERRNO_CLASSES = {
+    _errno.EPERM: AccessDenied,
+    _errno.EACCES: AccessDenied,
+    _errno.EINVAL: InvalidAttrs,
+    _errno.EEXIST: FileExists,
+    _errno.EOPNOTSUPP: NotSupported,
+    _errno.ENOTSUP: NotSupported,
+    _errno.ENOSYS: NotSupported,
+}
 
 
-def from_oserror(err, what, *, pid=None, procfs="/proc", missing=NotSupported,
-                 privilege_hint=_ROOT_HINT):
+def from_oserror(
+    err,
+    what,
+    *,
+    pid=None,
+    procfs="/proc",
+    missing=NotSupported,
+    privilege_hint=_ROOT_HINT,
+    support_hint=_FEATURES_HINT,
+):
     """The DamonxError that stands for ``err`` (an ``OSError``, or a plain
     errno number, positive or negative) raised while doing ``what``.
 
     pid: the target process, if any; when the error may come from its exit
-    (ESRCH, ENOENT, EPERM, EACCES, ENOMEM, EIO), its state is checked and
-    ``NoSuchProcess`` or ``ZombieProcess`` wins.  missing: the class for
-    ENOENT (a missing kernel file is ``NotSupported``; a missing user file is
-    ``FileNotFound``).
+    (ESRCH, ENOENT, EPERM, EACCES, ENOMEM, EIO), its state under procfs is
+    checked and ``NoSuchProcess`` or ``ZombieProcess`` wins.  missing: the
+    class for ENOENT (a missing kernel file is ``NotSupported``; a missing
+    user file is ``FileNotFound``).  privilege_hint and support_hint: what to
+    do, appended to the message of an ``AccessDenied`` and a
+    ``NotSupported`` (None: nothing).
     """
     if isinstance(err, DamonxError):
         return err
-    code = abs(int(err if isinstance(err, int) else (err.errno or 0)))
-    reason = os.strerror(code) if code else str(err)
-    filename = getattr(err, "filename", None)
-    text = f"{what}: {reason}" + (f" ({filename})" if filename else "")
-    if pid is not None and code in (_errno.ESRCH, _errno.ENOENT, _errno.EPERM,
-                                    _errno.EACCES, _errno.ENOMEM, _errno.EIO):
-        state = process_state(pid, procfs)
-        if state is None:
-            return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
-        if state == "Z":
-            return ZombieProcess(pid, f"{what}: process {pid} is a zombie "
-                                      "(it exited and has no memory left)")
-        if code == _errno.ESRCH:
-            return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
-    if code in (_errno.EPERM, _errno.EACCES):
-        return AccessDenied(f"{text}; {privilege_hint}" if privilege_hint else text)
-    if code == _errno.EINVAL:
-        return InvalidAttrs(text)
-    if code == _errno.ENOENT:
-        return missing(text)
-    if code == _errno.EEXIST:
-        return FileExists(text)
-    if code in (_errno.EOPNOTSUPP, _errno.ENOTSUP, _errno.ENOSYS):
-        return NotSupported(text)
+    if isinstance(err, int):
+        code, filename = abs(err), None
+    else:
+        code, filename = abs(err.errno or 0), err.filename
+    text = f"{what}: {os.strerror(code) if code else err}"
+    if filename is not None:
+        name = os.fsdecode(filename) if isinstance(filename, (str, bytes)) else str(filename)
+        if name not in what:
+            text += f" ({name})"
+    if pid is not None and code in _EXIT_ERRNOS:
+        gone = process_error(pid, what, procfs)
+        if gone is not None:
+            return gone
     if code == _errno.ESRCH:
-        return NoSuchProcess(pid, text)
-    return DamonxError(text)
+        if pid is None:
+            return NoSuchProcess(None, text)
+        return NoSuchProcess(pid, f"{what}: process {pid} does not exist (it may have exited)")
+    cls = missing if code == _errno.ENOENT else _ERRNO_CLASSES.get(code, DamonxError)
+    hint = {AccessDenied: privilege_hint, NotSupported: support_hint}.get(cls)
+    return cls(f"{text}; {hint}" if hint else text)
 
 
 @contextlib.contextmanager
 def translated(what, **kwargs):
     """Run a block; an ``OSError`` raised in it leaves as the matching
-    DamonxError (see :func:`from_oserror` for the keyword arguments)."""
+    DamonxError (see :func:`from_oserror` for the keyword arguments).
+
+    Like every ``contextlib.contextmanager``, it also decorates a function
+    (``@translated("cannot read the record")``), psutil's ``wrap_exceptions``
+    style.
+    """
     try:
         yield
     except DamonxError:

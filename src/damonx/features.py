@@ -20,22 +20,29 @@ PM_PFN_MASK = (1 << 55) - 1
 class Feature:
     name: str
     available: bool
-    detail: str          # what was found, or what is missing and how to get it
-    privilege: bool = False   # missing for want of a privilege, not of a kernel feature
+    detail: str  # what was found, or what is missing and how to get it
+    privilege: bool = False  # missing for want of a privilege, not of a kernel feature
 
 
 def _page_idle(procfs, sysfs):
     path = os.path.join(sysfs, "kernel/mm/page_idle/bitmap")
     if not os.path.exists(path):
-        return Feature("page_idle", False,
-                       f"{path} does not exist: the kernel was built without "
-                       "CONFIG_IDLE_PAGE_TRACKING (idle page tracking)")
+        return Feature(
+            "page_idle",
+            False,
+            f"{path} does not exist: the kernel was built without "
+            "CONFIG_IDLE_PAGE_TRACKING (idle page tracking)",
+        )
     try:
         with open(path, "rb", buffering=0) as f:
             f.read(8)
     except OSError as err:
-        return Feature("page_idle", False,
-                       f"cannot read {path}: {err.strerror}; run as root (CAP_SYS_ADMIN)", True)
+        return Feature(
+            "page_idle",
+            False,
+            f"cannot read {path}: {err.strerror}; run as root (CAP_SYS_ADMIN)",
+            True,
+        )
     if not os.access(path, os.W_OK):
         return Feature("page_idle", False, f"{path} is not writable; run as root", True)
     return Feature("page_idle", True, f"{path} is readable and writable")
@@ -66,39 +73,56 @@ def _pagemap_pfn(procfs, sysfs):
     try:
         entry = _touched_page_entry(procfs)
     except OSError as err:
-        return Feature("pagemap_pfn", False,
-                       f"cannot read {path}: {err.strerror or err}; the kernel needs "
-                       "CONFIG_PROC_PAGE_MONITOR")
+        return Feature(
+            "pagemap_pfn",
+            False,
+            f"cannot read {path}: {err.strerror or err}; the kernel needs CONFIG_PROC_PAGE_MONITOR",
+        )
     if not entry & PM_PRESENT:
         return Feature("pagemap_pfn", False, f"{path} shows a written page as not present")
     if not entry & PM_PFN_MASK:
-        return Feature("pagemap_pfn", False,
-                       f"{path} hides PFNs: reading them needs CAP_SYS_ADMIN (run as root)", True)
+        return Feature(
+            "pagemap_pfn",
+            False,
+            f"{path} hides PFNs: reading them needs CAP_SYS_ADMIN (run as root)",
+            True,
+        )
     return Feature("pagemap_pfn", True, f"{path} gives PFNs of present pages")
 
 
 def _kpageflags(procfs, sysfs):
     path = os.path.join(procfs, "kpageflags")
     if not os.path.exists(path):
-        return Feature("kpageflags", False,
-                       f"{path} does not exist: the kernel needs CONFIG_PROC_PAGE_MONITOR")
+        return Feature(
+            "kpageflags", False, f"{path} does not exist: the kernel needs CONFIG_PROC_PAGE_MONITOR"
+        )
     try:
         with open(path, "rb", buffering=0) as f:
             ok = len(f.read(8)) == 8
     except OSError as err:
-        return Feature("kpageflags", False,
-                       f"cannot read {path}: {err.strerror}; needs CAP_SYS_ADMIN (run as root)", True)
+        return Feature(
+            "kpageflags",
+            False,
+            f"cannot read {path}: {err.strerror}; needs CAP_SYS_ADMIN (run as root)",
+            True,
+        )
     return Feature("kpageflags", ok, f"{path} is readable" if ok else f"{path} reads empty")
 
 
 def _kernel_damon(procfs, sysfs):
     path = os.path.join(sysfs, "kernel/mm/damon/admin")
     if os.path.isdir(path):
-        return Feature("kernel_damon_sysfs", True,
-                       f"{path} exists (the kernel's own DAMON; damonx does not need it)")
-    return Feature("kernel_damon_sysfs", False,
-                   f"{path} does not exist: the kernel lacks CONFIG_DAMON_SYSFS "
-                   "(damonx does not need it; only comparisons with the kernel's DAMON do)")
+        return Feature(
+            "kernel_damon_sysfs",
+            True,
+            f"{path} exists (the kernel's own DAMON; damonx does not need it)",
+        )
+    return Feature(
+        "kernel_damon_sysfs",
+        False,
+        f"{path} does not exist: the kernel lacks CONFIG_DAMON_SYSFS "
+        "(damonx does not need it; only comparisons with the kernel's DAMON do)",
+    )
 
 
 def _thp(procfs, sysfs):
@@ -115,11 +139,11 @@ def _iomem(procfs, sysfs):
     try:
         ram = system_ram(procfs)
     except errors.DamonxError as err:
-        return Feature("iomem_system_ram", False, str(err),
-                       isinstance(err, errors.AccessDenied))
+        return Feature("iomem_system_ram", False, str(err), isinstance(err, errors.AccessDenied))
     total = sum(e - s for s, e in ram)
-    return Feature("iomem_system_ram", True,
-                   f"{len(ram)} System RAM ranges, {total / 2**30:.1f} GiB")
+    return Feature(
+        "iomem_system_ram", True, f"{len(ram)} System RAM ranges, {total / 2**30:.1f} GiB"
+    )
 
 
 def _process_madvise(procfs, sysfs):
@@ -128,14 +152,18 @@ def _process_madvise(procfs, sysfs):
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError as err:
-        return Feature("process_madvise", False,
-                       f"pidfd_open failed ({err.strerror}): needs Linux 5.10 or newer")
+        return Feature(
+            "process_madvise",
+            False,
+            f"pidfd_open failed ({err.strerror}): needs Linux 5.10 or newer",
+        )
     return Feature("process_madvise", True, "pidfd_open works (schemes can act on processes)")
 
 
 CHECKS = (_page_idle, _pagemap_pfn, _kpageflags, _iomem, _thp, _process_madvise, _kernel_damon)
 
-#: which features each operations set needs
+#: which features each operations set of the compiled core (the ``page_idle``
+#: backend of damonx.backend) needs
 NEEDS = {
     "vaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
     "fvaddr": ("page_idle", "pagemap_pfn", "kpageflags"),
@@ -162,18 +190,17 @@ def require(ops, procfs="/proc", sysfs="/sys"):
         f = found[name]
         if not f.available:
             cls = errors.AccessDenied if f.privilege else errors.NotSupported
-            raise cls(f"ops {ops!r} needs {name}: {f.detail}. "
-                      "Run `damonx features` for the full picture; `--ops sim` works anywhere.")
+            raise cls(
+                f"ops {ops!r} needs {name}: {f.detail}. "
+                "Run `damonx features` for the full picture; `--ops sim` works anywhere."
+            )
 
 
 def system_ram(procfs="/proc"):
     """Top-level "System RAM" ranges of /proc/iomem as [(start, end)], end exclusive."""
     path = os.path.join(procfs, "iomem")
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise errors.NotSupported(f"cannot read {path}: {err.strerror}") from None
+    with errors.translated(f"cannot read {path}", support_hint=None), open(path) as f:
+        lines = f.read().splitlines()
     ranges, hidden = [], 0
     for line in lines:
         if line.startswith(" ") or ": " not in line:

@@ -18,19 +18,10 @@ import time
 
 import numpy as np
 
-from damonx.errors import (
-    AccessDenied,
-    DamonxError,
-    InvalidAttrs,
-    NoSuchProcess,
-    NotSupported,
-)
-
-#: one monitored region: [start, end) in bytes, accesses per aggregation
-#: interval, and age in aggregation intervals
-REGION_DTYPE = np.dtype(
-    [("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4"), ("age", "<u4")]
-)
+from damonx import errors
+from damonx.backend import check_pid, check_ranges
+from damonx.dtypes import REGION_DTYPE
+from damonx.errors import DamonxError, InvalidAttrs, NotSupported
 
 OPS_CONFIG = {
     "vaddr": "CONFIG_DAMON_VADDR",
@@ -40,6 +31,7 @@ OPS_CONFIG = {
 
 _U64_MAX = 2**64 - 1
 _U32_MAX = 2**32 - 1
+_SYSFS_HINT = "the kernel's DAMON sysfs interface (CONFIG_DAMON_SYSFS) lacks it"
 # state_store() only try-locks the DAMON sysfs mutex and answers EBUSY while
 # kdamond holds it (it does, between the steps of a tried-regions update)
 _EBUSY_RETRY_S = 5.0
@@ -69,42 +61,36 @@ class KernelDamon:
     # ------------------------------------------------------------ file I/O
     _path = staticmethod(os.path.join)
 
+    def _translated(self, what):
+        """errors.translated for the files of the kernel's DAMON."""
+        return errors.translated(
+            what,
+            procfs=self.procfs_root,
+            privilege_hint="the kernel's DAMON needs root",
+            support_hint=_SYSFS_HINT,
+        )
+
     def _read(self, path):
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except OSError as err:
-            raise self._error(err, f"cannot read {path}") from err
+        with self._translated(f"cannot read {path}"), open(path) as f:
+            return f.read().strip()
 
     def _write(self, path, value):
         """Write one value to an existing sysfs file (never create one)."""
         data = str(value).encode()
         deadline = time.monotonic() + _EBUSY_RETRY_S
-        while True:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        with self._translated(f"cannot write {value!r} to {path}"):
+            while True:
                 try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
-                return
-            except OSError as err:
-                if err.errno == errno.EBUSY and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                raise self._error(err, f"cannot write {value!r} to {path}") from err
-
-    @staticmethod
-    def _error(err, what):
-        code = err.errno
-        if code in (errno.EPERM, errno.EACCES):
-            return AccessDenied(f"{what}: {err.strerror}; the kernel's DAMON needs root")
-        if code == errno.ENOENT:
-            return NotSupported(
-                f"{what}: no such file; the kernel's DAMON sysfs interface "
-                "(CONFIG_DAMON_SYSFS) lacks it"
-            )
-        return DamonxError(f"{what}: {err.strerror} (errno {code})")
+                    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                    try:
+                        os.write(fd, data)
+                    finally:
+                        os.close(fd)
+                    return
+                except OSError as err:
+                    if err.errno != errno.EBUSY or time.monotonic() >= deadline:
+                        raise
+                time.sleep(0.05)
 
     # ------------------------------------------------------------- queries
     @property
@@ -124,9 +110,7 @@ class KernelDamon:
         self._check_available()
         nr = int(self._read(self._path(self.kdamonds, "nr_kdamonds")))
         return [
-            i
-            for i in range(nr)
-            if self._read(self._path(self.kdamonds, str(i), "state")) == "on"
+            i for i in range(nr) if self._read(self._path(self.kdamonds, str(i), "state")) == "on"
         ]
 
     def is_running(self):
@@ -161,7 +145,8 @@ class KernelDamon:
         if self._started:
             raise DamonxError("this KernelDamon was already started; stop() it first")
         target_pids, target_regions = self._check_targets(ops, targets, regions)
-        self._check_attrs(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
+        limits = (sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
+        self._check_attrs(*limits)
         self._check_available()
         running = self.running_kdamonds()
         if running:
@@ -172,12 +157,16 @@ class KernelDamon:
                 "if it is yours)"
             )
         for pid in target_pids:
-            if pid is not None and not os.path.exists(self._path(self.procfs_root, str(pid))):
-                raise NoSuchProcess(pid)
+            gone = (
+                None
+                if pid is None
+                else errors.process_error(pid, f"cannot monitor process {pid}", self.procfs_root)
+            )
+            if gone is not None:
+                raise gone
 
         try:
-            self._configure(ops, target_pids, target_regions, sample_us, aggr_us,
-                            update_us, min_nr_regions, max_nr_regions)
+            self._configure(ops, target_pids, target_regions, *limits)
             self._write(self._path(self.kdamond, "state"), "on")
         except DamonxError:
             self._reset()
@@ -190,25 +179,6 @@ class KernelDamon:
         self.kdamond_pid = int(pid) if pid.lstrip("-").isdigit() and int(pid) > 0 else None
         return self
 
-    @staticmethod
-    def _check_ranges(ranges, what):
-        out = []
-        try:
-            for start, end in ranges:
-                out.append((int(start), int(end)))
-        except (TypeError, ValueError) as err:
-            raise InvalidAttrs(f"{what} must be (start, end) pairs of integers") from err
-        if not out:
-            raise InvalidAttrs(f"{what} is empty")
-        prev_end = 0
-        for start, end in out:
-            if not 0 <= start < end <= _U64_MAX:
-                raise InvalidAttrs(f"{what}: [{start:#x}, {end:#x}) is not a valid range")
-            if start < prev_end:
-                raise InvalidAttrs(f"{what}: ranges must be sorted and must not overlap")
-            prev_end = end
-        return out
-
     def _check_targets(self, ops, targets, regions):
         if ops not in OPS_CONFIG:
             raise InvalidAttrs(f"ops must be one of {sorted(OPS_CONFIG)}, got {ops!r}")
@@ -218,12 +188,8 @@ class KernelDamon:
         if ops == "paddr":
             if regions is not None:
                 raise InvalidAttrs("for paddr, give the address ranges as targets, not regions")
-            return [None], [self._check_ranges(targets, "paddr targets")]
-        pids = []
-        for pid in targets:
-            if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)) or pid <= 0:
-                raise InvalidAttrs(f"{ops} targets must be positive PIDs, got {pid!r}")
-            pids.append(int(pid))
+            return [None], [check_ranges(targets, "paddr targets")]
+        pids = [check_pid(pid, ops) for pid in targets]
         if regions is None:
             if ops == "fvaddr":
                 raise InvalidAttrs("fvaddr needs regions: one list of (start, end) per PID")
@@ -234,16 +200,22 @@ class KernelDamon:
                 f"regions must hold one list of ranges per target: {len(pids)} targets, "
                 f"{len(regions)} lists"
             )
-        return pids, [self._check_ranges(r, f"regions of target {i}")
-                      for i, r in enumerate(regions)]
+        return pids, [check_ranges(r, f"regions of target {i}") for i, r in enumerate(regions)]
 
     @staticmethod
     def _check_attrs(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions):
-        for name, value in (("sample_us", sample_us), ("aggr_us", aggr_us),
-                            ("update_us", update_us), ("min_nr_regions", min_nr_regions),
-                            ("max_nr_regions", max_nr_regions)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or not 0 < value <= _U64_MAX:
+        for name, value in (
+            ("sample_us", sample_us),
+            ("aggr_us", aggr_us),
+            ("update_us", update_us),
+            ("min_nr_regions", min_nr_regions),
+            ("max_nr_regions", max_nr_regions),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 0 < value <= _U64_MAX
+            ):
                 raise InvalidAttrs(f"{name} must be a positive integer, got {value!r}")
         if aggr_us < sample_us:
             raise InvalidAttrs(f"aggr_us ({aggr_us}) must not be less than sample_us ({sample_us})")
@@ -253,8 +225,17 @@ class KernelDamon:
                 f"{min_nr_regions} and {max_nr_regions}"
             )
 
-    def _configure(self, ops, pids, target_regions, sample_us, aggr_us, update_us,
-                   min_nr_regions, max_nr_regions):
+    def _configure(
+        self,
+        ops,
+        pids,
+        target_regions,
+        sample_us,
+        aggr_us,
+        update_us,
+        min_nr_regions,
+        max_nr_regions,
+    ):
         w = self._write
         p = self._path
         # writing nr_* (re)creates fresh child directories with default values
@@ -337,10 +318,8 @@ class KernelDamon:
         out = []
         for i in range(max(self.nr_targets, 1)):
             tdir = self._path(self.ctx, "schemes", str(i), "tried_regions")
-            try:
+            with self._translated(f"cannot list {tdir}"):
                 names = os.listdir(tdir)
-            except OSError as err:
-                raise self._error(err, f"cannot list {tdir}") from err
             idxs = sorted(int(n) for n in names if n.isdigit())
             arr = np.empty(len(idxs), dtype=REGION_DTYPE)
             for k, idx in enumerate(idxs):
@@ -366,18 +345,13 @@ class KernelDamon:
             if self._final_cpu_s is not None:
                 return self._final_cpu_s
             raise DamonxError("no kdamond pid known: start() the kdamond first")
-        path = self._path(self.procfs_root, str(self.kdamond_pid), "stat")
-        try:
-            with open(path) as f:
-                stat = f.read()
-        except FileNotFoundError as err:
-            raise NoSuchProcess(
-                self.kdamond_pid, f"kdamond thread {self.kdamond_pid} has exited"
-            ) from err
-        except OSError as err:
-            raise self._error(err, f"cannot read {path}") from err
+        pid = self.kdamond_pid
+        what = f"cannot read the CPU time of kdamond thread {pid}"
+        path = self._path(self.procfs_root, str(pid), "stat")
+        with errors.translated(what, pid=pid, procfs=self.procfs_root), open(path) as f:
+            stat = f.read()
         # the command name may contain spaces and parentheses: split after it
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         utime, stime = int(fields[11]), int(fields[12])
         return (utime + stime) / os.sysconf("SC_CLK_TCK")
 

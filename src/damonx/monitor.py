@@ -1,7 +1,8 @@
-"""The Python face of the monitoring engine: ``Attrs`` and ``Monitor``.
+"""The Python face of the monitoring engine: ``Monitor`` and ``Snapshot``.
 
-A ``Monitor`` owns one compiled context.  Iterating over it runs the
-monitoring loop in C with the GIL released, one aggregation interval per
+A ``Monitor`` drives one backend (see :mod:`damonx.backend`), by default
+damonx's compiled core.  Iterating over it runs the monitoring loop (in C
+with the GIL released, for the compiled core) one aggregation interval per
 step, and yields a ``Snapshot`` per aggregation whose regions are numpy
 arrays of ``REGION_DTYPE`` (start, end, nr_accesses, age)::
 
@@ -12,13 +13,19 @@ arrays of ``REGION_DTYPE`` (start, end, nr_accesses, age)::
             print(snap.end_ns, len(snap.regions))
 """
 
+import contextlib
 from dataclasses import dataclass
 
+import numpy as np
+
+from damonx import backend as _backend
 from damonx import errors
 from damonx.attrs import Attrs, Intervals  # noqa: F401 (re-exported)
+from damonx.backend import OPS  # noqa: F401 (re-exported)
 from damonx.dtypes import REGION_DTYPE  # noqa: F401 (re-exported)
 
-OPS = ("sim", "vaddr", "fvaddr", "paddr")
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
 
 
 @dataclass
@@ -52,113 +59,68 @@ class Monitor:
       - ``"paddr"``: ``[(start, end), ...]`` physical ranges, or None for all
         System RAM in /proc/iomem.
     procfs and sysfs are the roots of /proc and /sys (tests point them at
-    fake trees).  seed makes the sampling reproducible.
+    fake trees).  seed makes the sampling reproducible.  backend: a name in
+    ``damonx.backend.BACKENDS``, or ``"auto"`` for the first that runs ops.
     """
 
-    def __init__(self, ops, targets, attrs=None, *, seed=0, procfs="/proc", sysfs="/sys"):
-        from damonx import _core
-
-        if ops not in OPS:
-            raise errors.InvalidAttrs(f"unknown ops {ops!r}; one of {', '.join(OPS)}")
+    def __init__(
+        self, ops, targets, attrs=None, *, seed=0, procfs="/proc", sysfs="/sys", backend="auto"
+    ):
         self.attrs = attrs if attrs is not None else Attrs()
         if not isinstance(self.attrs, Attrs):
             raise errors.InvalidAttrs("attrs must be a damonx.Attrs")
         self.ops = ops
+        self.procfs = procfs
         self._callbacks = []
-        if ops != "sim":
-            from damonx import features
+        self._backend, parsed = _backend.open_backend(
+            backend, ops, targets, self.attrs, seed=seed, procfs=procfs, sysfs=sysfs
+        )
+        #: sim: the workload of each target id
+        self.workloads = {t.id: t.workload for t in parsed if t.workload is not None}
 
-            features.require(ops, procfs, sysfs)
-        try:
-            if ops == "sim":
-                self._ctx = _core.Context(self.attrs, "sim", seed, virtual_clock=True)
-            else:
-                self._ctx = _core.Context(self.attrs, "proc", seed, mode=ops,
-                                          procfs=procfs, sysfs=sysfs)
-        except OSError as err:
-            raise errors.from_oserror(err, "cannot set up the monitor") from err
-        try:
-            getattr(self, f"_add_{ops}_targets")(targets)
-        except OSError as err:
-            raise errors.from_oserror(err, "cannot set up the monitor") from err
-
-    # -- targets -----------------------------------------------------------
-    def _add_sim_targets(self, targets):
-        from damonx.sim import Workload
-
-        workloads = targets if isinstance(targets, (list, tuple)) else [targets]
-        if not workloads:
-            raise errors.InvalidAttrs("sim needs at least one workload")
-        self.workloads = {}
-        for tid, wl in enumerate(workloads):
-            if isinstance(wl, dict):
-                wl = Workload.from_dict(wl)
-            if not isinstance(wl, Workload):
-                raise errors.InvalidAttrs(f"sim targets are Workloads, not {type(wl).__name__}")
-            self.workloads[tid] = wl
-            self._ctx.add_sim_target(tid, wl.size, wl.page_size, [
-                (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
-                for ph in wl.phases])
-
-    def _add_vaddr_targets(self, targets):
-        pids = [targets] if isinstance(targets, int) else list(targets)
-        if not pids:
-            raise errors.InvalidAttrs("vaddr needs at least one pid")
-        for pid in pids:
-            self._add_pid(pid, None)
-
-    def _add_fvaddr_targets(self, targets):
-        if not isinstance(targets, dict) or not targets:
-            raise errors.InvalidAttrs("fvaddr targets are {pid: [(start, end), ...]}")
-        for pid, ranges in targets.items():
-            self._add_pid(pid, _check_ranges(ranges))
-
-    def _add_pid(self, pid, ranges):
-        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
-            raise errors.InvalidAttrs(f"a pid is a positive 32-bit integer, not {pid!r}")
-        try:
-            self._ctx.add_pid_target(pid, ranges)
-        except OSError as err:
-            raise errors.from_oserror(err, f"cannot monitor process {pid}", pid=pid,
-                                      procfs=self._ctx.procfs) from err
-
-    def _add_paddr_targets(self, targets):
-        from damonx.features import system_ram
-
-        ranges = system_ram(self._ctx.procfs) if targets is None else _check_ranges(targets)
-        try:
-            self._ctx.add_range_target(0, ranges)
-        except OSError as err:
-            raise errors.from_oserror(err, "cannot monitor physical memory") from err
+    @contextlib.contextmanager
+    def _using(self, what="monitoring failed"):
+        """The backend, for calls that may fail while doing ``what``: every
+        call goes through here, so a closed monitor says so and an
+        ``OSError`` leaves as the matching DamonxError."""
+        if self._backend is None:
+            raise errors.DamonxError("the monitor is closed")
+        with errors.translated(what, procfs=self.procfs):
+            yield self._backend
 
     # -- running -----------------------------------------------------------
     def add_callback(self, fn):
         """Call fn(snapshot) after each aggregation; a true return stops."""
         self._callbacks.append(fn)
 
-    def add_scheme(self, action, *, sz=(0, 2**64 - 1), nr_accesses=(0, 2**32 - 1),
-                   age=(0, 2**32 - 1)):
+    def add_scheme(self, action, *, sz=(0, _U64_MAX), nr_accesses=(0, _U32_MAX), age=(0, _U32_MAX)):
         """Apply action to the regions whose size (bytes), nr_accesses
         (samples per aggregation) and age (aggregations) fall in the given
         inclusive ranges, after every aggregation."""
-        try:
-            self._ctx.add_scheme(action, sz[0], sz[1], nr_accesses[0], nr_accesses[1],
-                                 age[0], age[1])
-        except (OSError, ValueError) as err:
-            raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
+        bounds = [
+            _scheme_bounds(name, value, top)
+            for name, value, top in (
+                ("sz", sz, _U64_MAX),
+                ("nr_accesses", nr_accesses, _U32_MAX),
+                ("age", age, _U32_MAX),
+            )
+        ]
+        with self._using("invalid scheme") as backend:
+            try:
+                backend.add_scheme(action, *bounds[0], *bounds[1], *bounds[2])
+            except ValueError as err:  # an action the backend lacks
+                raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
 
     def step(self):
         """Run one aggregation interval; the Snapshot, or None once stopped."""
-        try:
-            if not self._ctx.run_aggregation():
+        with self._using() as backend:
+            if not backend.run_aggregation():
                 return None
-        except OSError as err:
-            raise errors.from_oserror(err, "monitoring failed") from err
-        start_ns, end_ns, targets = self._ctx.snapshot()
+            start_ns, end_ns, targets = backend.snapshot()
         snap = Snapshot(start_ns, end_ns, dict(targets))
         for fn in self._callbacks:
             if fn(snap):
-                self._ctx.request_stop()
+                self.stop()
         return snap
 
     def __iter__(self):
@@ -193,29 +155,38 @@ class Monitor:
         return n
 
     def stop(self):
-        """Make the loop end at the next sample (safe from callbacks)."""
-        self._ctx.request_stop()
+        """Make the loop end at the next sample (safe from callbacks, other
+        threads and signal handlers)."""
+        with self._using() as backend:
+            backend.request_stop()
 
     @property
     def nr_regions(self):
-        return self._ctx.nr_regions
+        with self._using() as backend:
+            return backend.nr_regions
 
     @property
     def live_targets(self):
-        return self._ctx.live_targets
+        with self._using() as backend:
+            return backend.live_targets
 
     def stats(self):
-        return self._ctx.stats()
+        with self._using() as backend:
+            return backend.stats()
 
     def scheme_stats(self):
-        return self._ctx.scheme_stats()
+        with self._using() as backend:
+            return backend.scheme_stats()
 
     def access_check_stats(self):
         """Files read and written by the real access checks (empty for sim)."""
-        return self._ctx.proc_stats()
+        with self._using() as backend:
+            return backend.access_check_stats()
 
     def close(self):
-        self._ctx = _Closed()
+        """Release the backend; using the monitor afterwards raises
+        DamonxError.  Closing twice is fine."""
+        self._backend = None
 
     def __enter__(self):
         return self
@@ -224,23 +195,16 @@ class Monitor:
         self.close()
 
 
-class _Closed:
-    def __getattr__(self, name):
-        raise errors.DamonxError("the monitor is closed")
-
-
-def _check_ranges(ranges):
+def _scheme_bounds(name, value, top):
+    """A scheme's (min, max) bounds of name, checked."""
     try:
-        out = sorted((int(s), int(e)) for s, e in ranges)
+        lo, hi = value
     except (TypeError, ValueError):
-        raise errors.InvalidAttrs("ranges are a list of (start, end) integer pairs") from None
-    if not out:
-        raise errors.InvalidAttrs("at least one range is needed")
-    prev = -1
-    for s, e in out:
-        if not 0 <= s < e < 2**64:
-            raise errors.InvalidAttrs(f"range [{s:#x}, {e:#x}) is empty, negative or past 2^64")
-        if s < prev:
-            raise errors.InvalidAttrs(f"range [{s:#x}, {e:#x}) overlaps another")
-        prev = e
-    return out
+        lo = hi = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (lo, hi)):
+        raise errors.InvalidAttrs(f"invalid scheme: {name} must be a (min, max) pair of integers")
+    if not 0 <= lo <= hi <= top:
+        raise errors.InvalidAttrs(
+            f"invalid scheme: {name} needs 0 <= min <= max <= {top}, not ({lo}, {hi})"
+        )
+    return int(lo), int(hi)

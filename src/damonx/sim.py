@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from damonx.errors import InvalidAttrs
+from damonx.errors import FileNotFound, InvalidAttrs, translated
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,15 @@ class Workload:
             ranges = []
             for j, r in enumerate(ph.get("ranges", [])):
                 try:
-                    rng = Range(_int(r["start"], f"{where}.ranges[{j}].start"),
-                                _int(r["end"], f"{where}.ranges[{j}].end"),
-                                float(r["probability"]))
+                    rng = Range(
+                        _int(r["start"], f"{where}.ranges[{j}].start"),
+                        _int(r["end"], f"{where}.ranges[{j}].end"),
+                        float(r["probability"]),
+                    )
                 except (KeyError, TypeError, ValueError) as err:
                     raise InvalidAttrs(
-                        f"{where}.ranges[{j}] needs integer start, end and a "
-                        f"probability: {err}") from None
+                        f"{where}.ranges[{j}] needs integer start, end and a probability: {err}"
+                    ) from None
                 ranges.append(rng)
             ranges.sort(key=lambda r: r.start)
             phases.append(Phase(_int(ph["duration_us"], f"{where}.duration_us"), tuple(ranges)))
@@ -81,22 +83,35 @@ class Workload:
 
     @classmethod
     def load(cls, path):
+        """The workload in the JSON file at path (FileNotFound if there is none)."""
         try:
-            with open(path) as f:
+            with translated(f"cannot read workload {path}", missing=FileNotFound), open(path) as f:
                 spec = json.load(f)
         except json.JSONDecodeError as err:
             raise InvalidAttrs(f"{path}: not valid JSON: {err}") from None
-        except OSError as err:
-            raise InvalidAttrs(f"cannot read workload {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise InvalidAttrs(f"{path}: not a text file: {err}") from None
         return cls.from_dict(spec)
 
     @classmethod
-    def hot_cold(cls, size, hot_start, hot_end, probability=0.9, page_size=4096,
-                 duration_us=10_000_000):
+    def hot_cold(
+        cls, size, hot_start, hot_end, probability=0.9, page_size=4096, duration_us=10_000_000
+    ):
         """One phase: [hot_start, hot_end) accessed with probability, rest idle."""
-        return cls.from_dict({"size": size, "page_size": page_size, "phases": [
-            {"duration_us": duration_us, "ranges": [
-                {"start": hot_start, "end": hot_end, "probability": probability}]}]})
+        return cls.from_dict(
+            {
+                "size": size,
+                "page_size": page_size,
+                "phases": [
+                    {
+                        "duration_us": duration_us,
+                        "ranges": [
+                            {"start": hot_start, "end": hot_end, "probability": probability}
+                        ],
+                    }
+                ],
+            }
+        )
 
     def validate(self):
         ps = self.page_size
@@ -111,7 +126,9 @@ class Workload:
             for j, r in enumerate(ph.ranges):
                 where = f"phases[{i}].ranges[{j}]"
                 if not 0 <= r.start < r.end <= self.size:
-                    raise InvalidAttrs(f"{where} [{r.start}, {r.end}) is not inside [0, {self.size})")
+                    raise InvalidAttrs(
+                        f"{where} [{r.start}, {r.end}) is not inside [0, {self.size})"
+                    )
                 if r.start < prev_end:
                     raise InvalidAttrs(f"{where} overlaps the range before it")
                 if not 0.0 <= r.probability <= 1.0:
@@ -119,10 +136,20 @@ class Workload:
                 prev_end = r.end
 
     def to_dict(self):
-        return {"size": self.size, "page_size": self.page_size, "phases": [
-            {"duration_us": ph.duration_us, "ranges": [
-                {"start": r.start, "end": r.end, "probability": r.probability}
-                for r in ph.ranges]} for ph in self.phases]}
+        return {
+            "size": self.size,
+            "page_size": self.page_size,
+            "phases": [
+                {
+                    "duration_us": ph.duration_us,
+                    "ranges": [
+                        {"start": r.start, "end": r.end, "probability": r.probability}
+                        for r in ph.ranges
+                    ],
+                }
+                for ph in self.phases
+            ],
+        }
 
     def phase_at(self, t_us):
         """The phase in force at simulated time t_us (the last one repeats)."""
@@ -135,8 +162,9 @@ class Workload:
 
     def hot_ranges(self, t_us, min_probability=0.0):
         """Ranges accessed with more than min_probability at time t_us."""
-        return [(r.start, r.end) for r in self.phase_at(t_us).ranges
-                if r.probability > min_probability]
+        return [
+            (r.start, r.end) for r in self.phase_at(t_us).ranges if r.probability > min_probability
+        ]
 
 
 def _int(value, what):

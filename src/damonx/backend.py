@@ -1,0 +1,314 @@
+"""Backends: what a ``Monitor`` runs on, and the one place where one is made.
+
+A backend is any object with the methods of :class:`Backend`: it takes the
+targets, runs the monitoring loop one aggregation interval at a time and
+hands out the regions as numpy arrays of ``REGION_DTYPE``.  ``Monitor``
+drives every backend the same way and never asks which one it has.
+
+The backends are registered in :data:`BACKENDS` by name, each with the
+operations sets it runs and the function that opens it; :func:`open_backend`
+chooses one, opens it and gives it the targets.  Today there is one:
+
+``page_idle``
+    damonx's compiled core (``damonx._core.Context``): the simulated
+    operations (``sim``), and ``vaddr``, ``fvaddr`` and ``paddr`` with real
+    access checks through ``/proc/PID/pagemap``, ``/proc/kpageflags`` and
+    the idle page bitmap.
+
+A backend that is not a table of C operations, such as the kernel's own
+DAMON driven through its sysfs files, is a Python class with the methods of
+:class:`Backend` that raises ``OSError`` (with the errno value) where the
+system refuses, plus one entry in :data:`BACKENDS`; neither
+:func:`open_backend` nor ``Monitor`` changes for it.
+
+The targets of each operations set are checked here too
+(:func:`parse_targets`), so that every backend gets them in one form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from damonx import errors
+from damonx.attrs import Attrs
+from damonx.sim import Workload
+
+#: the operations sets, by the name DAMON gives them
+OPS = ("sim", "vaddr", "fvaddr", "paddr")
+
+Ranges = Sequence[tuple[int, int]]
+
+
+class Backend(Protocol):
+    """What ``Monitor`` drives.
+
+    Units: addresses and sizes in bytes, times in nanoseconds of the
+    backend's clock (a virtual one for ``sim``), ``nr_accesses`` in samples
+    per aggregation interval, ages in aggregation intervals.
+
+    Errors: ``OSError`` with the errno value where the system refuses
+    (``damonx.errors.from_oserror`` turns it into a ``DamonxError``), and
+    ``ValueError`` for an argument the backend does not take, such as a
+    scheme action it lacks.
+    """
+
+    def add_sim_target(
+        self,
+        target_id: int,
+        size: int,
+        page_size: int,
+        phases: Sequence[tuple[int, Sequence[tuple[int, int, float]]]],
+    ) -> None:
+        """Add a simulated address space [0, size) of page_size pages.
+
+        phases: ``[(duration_us, [(start, end, probability), ...]), ...]``;
+        the last phase repeats.
+        """
+
+    def add_pid_target(self, pid: int, ranges: Ranges | None = None) -> None:
+        """Add a process (its target id is its pid): every mapping
+        (``vaddr``), or the fixed virtual ranges [start, end) (``fvaddr``)."""
+
+    def add_range_target(self, target_id: int, ranges: Ranges) -> None:
+        """Add physical address ranges [start, end) as one target (``paddr``)."""
+
+    def add_scheme(
+        self,
+        action: str,
+        min_sz: int,
+        max_sz: int,
+        min_nr_accesses: int,
+        max_nr_accesses: int,
+        min_age: int,
+        max_age: int,
+    ) -> None:
+        """After every aggregation, apply action to the regions whose size,
+        nr_accesses and age fall in the inclusive bounds."""
+
+    def scheme_stats(self) -> list[dict[str, int]]:
+        """Per scheme, in the order added: ``nr_tried``, ``sz_tried``,
+        ``nr_applied``, ``sz_applied`` (regions and bytes)."""
+
+    def run_aggregation(self) -> bool:
+        """Run until the next aggregation interval ends: True when it did,
+        False when the backend stopped (on request, or no target left)."""
+
+    def snapshot(self) -> tuple[int, int, list[tuple[int, np.ndarray]]]:
+        """The last aggregation: ``(start_ns, end_ns, [(target_id, regions)])``
+        for the live targets, each regions an array of ``REGION_DTYPE`` in
+        address order."""
+
+    def request_stop(self) -> None:
+        """Make ``run_aggregation`` return False soon; safe from any thread
+        and from a signal handler."""
+
+    @property
+    def nr_regions(self) -> int:
+        """The number of regions of all live targets."""
+
+    @property
+    def live_targets(self) -> list[int]:
+        """The ids of the targets still monitored."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the loop: ``nr_samples``, ``nr_region_checks``,
+        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""
+
+    def access_check_stats(self) -> dict[str, int]:
+        """Counters of the access checks (files read and written); empty
+        where there is nothing to count."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered backend."""
+
+    #: the operations sets it runs
+    ops: tuple[str, ...]
+    #: ``open(ops, attrs, seed, procfs, sysfs)``: a new backend, no targets yet
+    open: Callable[[str, Attrs, int, str, str], Backend]
+
+
+def _open_core_context(ops, attrs, seed, procfs, sysfs):
+    """A compiled context for ops: the one call of its constructor."""
+    from damonx import _core
+
+    class Context(_core.Context):
+        # the compiled context calls its access check counters proc_stats
+        access_check_stats = _core.Context.proc_stats
+
+    if ops == "sim":
+        return Context(attrs, "sim", seed, virtual_clock=True)
+    return Context(attrs, "proc", seed, mode=ops, procfs=procfs, sysfs=sysfs)
+
+
+def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -> Backend:
+    from damonx import features
+
+    features.require(ops, procfs, sysfs)
+    return _open_core_context(ops, attrs, seed, procfs, sysfs)
+
+
+#: The backends by name (see the module's docstring).  ``"auto"`` is the
+#: first one that runs the ops.  A new backend is one more entry here.
+BACKENDS: dict[str, BackendSpec] = {
+    "page_idle": BackendSpec(OPS, _open_compiled),
+}
+
+
+def choose(name: str, ops: str) -> str:
+    """The registered name of the backend ``name`` (or ``"auto"``) for ops."""
+    if ops not in OPS:
+        raise errors.InvalidAttrs(f"unknown ops {ops!r}; one of {', '.join(OPS)}")
+    if name == "auto":
+        for found, spec in BACKENDS.items():
+            if ops in spec.ops:
+                return found
+        raise errors.NotSupported(f"no backend runs ops {ops!r}")
+    if name not in BACKENDS:
+        raise errors.InvalidAttrs(f"unknown backend {name!r}; one of auto, {', '.join(BACKENDS)}")
+    if ops not in BACKENDS[name].ops:
+        raise errors.InvalidAttrs(
+            f"backend {name!r} does not run ops {ops!r}; it runs {', '.join(BACKENDS[name].ops)}"
+        )
+    return name
+
+
+def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys"):
+    """Choose, open and fill the backend of a Monitor.
+
+    Returns the backend and its targets (a list of :class:`Target`).  An
+    ``OSError`` leaves as the matching ``DamonxError``; one about a process
+    says whether it exited or is a zombie.
+    """
+    spec = BACKENDS[choose(name, ops)]
+    with errors.translated("cannot set up the monitor", procfs=procfs):
+        backend = spec.open(ops, attrs, seed, procfs, sysfs)
+    parsed = parse_targets(ops, targets, procfs)
+    for target in parsed:
+        with errors.translated(target.what, pid=target.pid, procfs=procfs):
+            target.add_to(backend)
+    return backend, parsed
+
+
+# -- targets -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """One monitoring target, in the form every backend takes."""
+
+    #: the target id: the pid of a process, else 0, 1, ...
+    id: int
+    #: the process (vaddr, fvaddr)
+    pid: int | None = None
+    #: [start, end) address ranges in bytes, sorted (fvaddr, paddr)
+    ranges: tuple[tuple[int, int], ...] | None = None
+    #: the simulated workload (sim)
+    workload: Workload | None = None
+
+    @property
+    def what(self) -> str:
+        """What adding the target is, for error messages."""
+        if self.pid is not None:
+            return f"cannot monitor process {self.pid}"
+        if self.workload is not None:
+            return f"cannot simulate workload {self.id}"
+        return "cannot monitor physical memory"
+
+    def add_to(self, backend: Backend) -> None:
+        if self.workload is not None:
+            wl = self.workload
+            phases = [
+                (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
+                for ph in wl.phases
+            ]
+            backend.add_sim_target(self.id, wl.size, wl.page_size, phases)
+        elif self.pid is not None:
+            backend.add_pid_target(self.pid, self.ranges)
+        else:
+            assert self.ranges is not None
+            backend.add_range_target(self.id, self.ranges)
+
+
+def parse_targets(ops, targets, procfs="/proc"):
+    """The targets of ops, checked, as a list of :class:`Target`.
+
+    - ``"sim"``: a ``Workload`` (or its dict), or a list of them; ids 0, 1...
+    - ``"vaddr"``: a pid or a list of pids.
+    - ``"fvaddr"``: ``{pid: [(start, end), ...]}``.
+    - ``"paddr"``: ``[(start, end), ...]`` physical ranges, or None for all
+      System RAM in procfs/iomem.
+    """
+    if ops == "sim":
+        return _sim_targets(targets)
+    if ops == "vaddr":
+        try:
+            pids = [targets] if isinstance(targets, (int, np.integer)) else list(targets)
+        except TypeError:
+            raise errors.InvalidAttrs("vaddr targets are a pid or a list of pids") from None
+        if not pids:
+            raise errors.InvalidAttrs("vaddr needs at least one pid")
+        return [Target(pid, pid=pid) for pid in (check_pid(p, ops) for p in pids)]
+    if ops == "fvaddr":
+        if not isinstance(targets, dict) or not targets:
+            raise errors.InvalidAttrs("fvaddr targets are {pid: [(start, end), ...]}")
+        return [
+            Target(pid, pid=pid, ranges=check_ranges(ranges, f"ranges of process {pid}"))
+            for pid, ranges in ((check_pid(p, ops), r) for p, r in targets.items())
+        ]
+    if ops == "paddr":
+        if targets is None:
+            from damonx.features import system_ram
+
+            ranges = tuple(system_ram(procfs))
+        else:
+            ranges = check_ranges(targets, "paddr ranges")
+        return [Target(0, ranges=ranges)]
+    raise errors.InvalidAttrs(f"unknown ops {ops!r}; one of {', '.join(OPS)}")
+
+
+def _sim_targets(targets):
+    workloads = targets if isinstance(targets, (list, tuple)) else [targets]
+    if not workloads:
+        raise errors.InvalidAttrs("sim needs at least one workload")
+    out = []
+    for tid, wl in enumerate(workloads):
+        if isinstance(wl, dict):
+            wl = Workload.from_dict(wl)
+        if not isinstance(wl, Workload):
+            raise errors.InvalidAttrs(f"sim targets are Workloads, not {type(wl).__name__}")
+        out.append(Target(tid, workload=wl))
+    return out
+
+
+def check_pid(pid, ops="vaddr"):
+    """pid as an int, or InvalidAttrs unless it is a positive 32-bit integer."""
+    if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)) or not 0 < pid < 2**31:
+        raise errors.InvalidAttrs(f"{ops} targets are positive PIDs (32-bit integers), not {pid!r}")
+    return int(pid)
+
+
+def check_ranges(ranges, what="ranges"):
+    """ranges as a sorted tuple of (start, end) integer pairs, each a
+    non-empty [start, end) below 2^64, none overlapping another; else
+    InvalidAttrs naming ``what``."""
+    try:
+        out = sorted((int(start), int(end)) for start, end in ranges)
+    except (TypeError, ValueError):
+        raise errors.InvalidAttrs(f"{what} must be (start, end) pairs of integers") from None
+    if not out:
+        raise errors.InvalidAttrs(f"{what}: at least one range is needed")
+    prev_end = 0
+    for start, end in out:
+        if not 0 <= start < end < 2**64:
+            raise errors.InvalidAttrs(
+                f"{what}: [{start:#x}, {end:#x}) is not a valid range "
+                "(empty, negative or past 2^64)"
+            )
+        if start < prev_end:
+            raise errors.InvalidAttrs(f"{what}: [{start:#x}, {end:#x}) overlaps another range")
+        prev_end = end
+    return tuple(out)
