@@ -8,14 +8,6 @@ ACTIONS: Dict[str, int]
 PROC_MODES: Dict[str, int]
 
 def read_maps(path: str) -> List[Tuple[int, int]]: ...
-def bench_adjust(nr_regions: int, nr_rounds: int, seed: int) -> Dict[str, Any]: ...
-def bench_floor(pid: int, regions: Sequence[Tuple[int, int]], nr_samples: int,
-                sample_us: int = ..., seed: int = ..., procfs: str = ...,
-                sysfs: str = ...) -> Dict[str, int]: ...
-
-def bench_fullscan(pid: int, interval_us: int = ..., max_intervals: int = ...,
-                   stop_fd: int = ..., probes: Sequence[Tuple[int, int]] = ...,
-                   procfs: str = ..., sysfs: str = ...) -> Dict[str, Any]: ...
 
 class Context:
     ops_name: str
