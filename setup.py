@@ -8,13 +8,19 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 SOURCES = [
     "csrc/core.c",
-    "csrc/ops_proc.c",
-    "csrc/ops_sim.c",
+    "csrc/regions.c",
+    "csrc/ops-common.c",
+    "csrc/sim.c",
+    "csrc/vaddr.c",
+    "csrc/paddr.c",
 ]
 HEADERS = [
+    "csrc/clock.h",
     "csrc/damonx.h",
-    "csrc/ops_proc.h",
-    "csrc/ops_sim.h",
+    "csrc/ops-common.h",
+    "csrc/paddr.h",
+    "csrc/sim.h",
+    "csrc/vaddr.h",
 ]
 
 core = Extension(

@@ -28,8 +28,9 @@ BENCH_SOURCES = [
     "benchmarks/csrc/bench_floor.c",
     "benchmarks/csrc/bench_fullscan.c",
 ]
-# the core's merge and split, for bench_adjust
-CORE_SOURCES = ["csrc/core.c"]
+# the core (merge and split for bench_adjust) and the access checks' shared
+# I/O (maps parser, pagemap masks for bench_fullscan and bench_floor)
+CORE_SOURCES = ["csrc/core.c", "csrc/regions.c", "csrc/ops-common.c"]
 
 
 def load():

@@ -1,34 +1,70 @@
 """Type stub of the compiled core (src/damonx/_core.pyx)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-ACTIONS: Dict[str, int]
-PROC_MODES: Dict[str, int]
+OPS: tuple[str, ...]
+ACTIONS: dict[str, int]
 
-def read_maps(path: str) -> List[Tuple[int, int]]: ...
+PM_PFN_MASK: int
+PM_SOFT_DIRTY: int
+PM_MMAP_EXCLUSIVE: int
+PM_FILE: int
+PM_SWAP: int
+PM_PRESENT: int
+KPF_LRU: int
+KPF_COMPOUND_HEAD: int
+KPF_COMPOUND_TAIL: int
+KPF_HUGE: int
+KPF_NOPAGE: int
+KPF_THP: int
+KPF_ZERO_PAGE: int
+
+def read_maps(path: str) -> list[tuple[int, int]]: ...
 
 class Context:
-    ops_name: str
+    ops: str
     procfs: str
-    def __init__(self, attrs: Any, ops_name: str, seed: int = ..., virtual_clock: bool = ...,
-                 mode: str = ..., procfs: str = ..., sysfs: str = ...) -> None: ...
-    def add_sim_target(self, target_id: int, size: int, page_size: int,
-                       phases: Sequence[Tuple[int, Sequence[Tuple[int, int, float]]]]) -> None: ...
-    def add_pid_target(self, pid: int, ranges: Optional[Sequence[Tuple[int, int]]] = ...) -> None: ...
-    def add_range_target(self, target_id: int, ranges: Sequence[Tuple[int, int]]) -> None: ...
-    def proc_stats(self) -> Dict[str, int]: ...
-    def add_scheme(self, action: str, min_sz: int, max_sz: int, min_nr_accesses: int,
-                   max_nr_accesses: int, min_age: int, max_age: int) -> None: ...
-    def scheme_stats(self) -> List[Dict[str, int]]: ...
+    def __init__(
+        self,
+        attrs: Any,
+        ops: str,
+        seed: int = ...,
+        *,
+        virtual_clock: bool = ...,
+        procfs: str = ...,
+        sysfs: str = ...,
+    ) -> None: ...
+    def add_sim_target(
+        self,
+        target_id: int,
+        size: int,
+        page_size: int,
+        phases: Sequence[tuple[int, Sequence[tuple[int, int, float]]]],
+    ) -> None: ...
+    def add_pid_target(self, pid: int, ranges: Sequence[tuple[int, int]] | None = ...) -> None: ...
+    def add_range_target(self, target_id: int, ranges: Sequence[tuple[int, int]]) -> None: ...
+    def add_scheme(
+        self,
+        action: str,
+        min_sz: int,
+        max_sz: int,
+        min_nr_accesses: int,
+        max_nr_accesses: int,
+        min_age: int,
+        max_age: int,
+    ) -> None: ...
+    def scheme_stats(self) -> list[dict[str, int]]: ...
     def run_aggregation(self) -> bool: ...
-    def snapshot(self) -> Tuple[int, int, List[Tuple[int, np.ndarray]]]: ...
+    def snapshot(self) -> tuple[int, int, list[tuple[int, np.ndarray]]]: ...
     def request_stop(self) -> None: ...
     @property
     def nr_regions(self) -> int: ...
     @property
-    def live_targets(self) -> List[int]: ...
+    def live_targets(self) -> list[int]: ...
     @property
     def now_ns(self) -> int: ...
-    def stats(self) -> Dict[str, int]: ...
+    def stats(self) -> dict[str, int]: ...
+    def access_check_stats(self) -> dict[str, int]: ...

@@ -70,11 +70,8 @@ class Monitor:
 
             features.require(ops, procfs, sysfs)
         try:
-            if ops == "sim":
-                self._ctx = _core.Context(self.attrs, "sim", seed, virtual_clock=True)
-            else:
-                self._ctx = _core.Context(self.attrs, "proc", seed, mode=ops,
-                                          procfs=procfs, sysfs=sysfs)
+            self._ctx = _core.Context(self.attrs, ops, seed, virtual_clock=ops == "sim",
+                                      procfs=procfs, sysfs=sysfs)
         except OSError as err:
             raise errors.from_oserror(err, "cannot set up the monitor") from err
         try:
@@ -212,7 +209,7 @@ class Monitor:
 
     def access_check_stats(self):
         """Files read and written by the real access checks (empty for sim)."""
-        return self._ctx.proc_stats()
+        return self._ctx.access_check_stats()
 
     def close(self):
         self._ctx = _Closed()
