@@ -68,7 +68,7 @@ int dx_read_maps(const char *maps_path, struct dx_range **out, size_t *nr_out)
 {
 	size_t cap = 64, nr = 0;
 	struct dx_range *ranges;
-	char *buf = NULL, *line;
+	char *buf = NULL, *line, *next;
 	int err;
 
 	err = read_whole(maps_path, &buf);
@@ -79,10 +79,13 @@ int dx_read_maps(const char *maps_path, struct dx_range **out, size_t *nr_out)
 		free(buf);
 		return -ENOMEM;
 	}
-	for (line = buf; line && *line;
-	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+	for (line = buf; line && *line; line = next) {
 		uint64_t start, end;
 
+		/* one line at a time: sscanf would skip a newline */
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		if (sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) != 2)
 			continue;
 		/* the vsyscall page is no mapping of the process's own */
