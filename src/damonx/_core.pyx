@@ -51,6 +51,7 @@ from damonx._cdamonx cimport (
 cnp.import_array()
 
 from damonx.dtypes import REGION_DTYPE
+from damonx.errors import DamonxError
 
 ACTIONS = {
     "stat": DX_ACTION_STAT,
@@ -145,6 +146,9 @@ cdef class Context:
     """
 
     cdef dx_ctx *ctx
+    # True while run_aggregation() runs the C loop without the GIL; read and
+    # written with the GIL held only
+    cdef bint running
     cdef readonly str ops
     cdef readonly str procfs
 
@@ -154,6 +158,7 @@ cdef class Context:
         cdef bytes p = procfs.encode(), s = sysfs.encode()
         cdef dx_ops_env env
         self.ctx = NULL
+        self.running = False
         if ops not in OPS:
             raise ValueError(f"unknown operations {ops!r}; one of {', '.join(OPS)}")
         self.ops = ops
@@ -170,6 +175,14 @@ cdef class Context:
             dx_ctx_free(self.ctx)
             self.ctx = NULL
 
+    cdef int _not_running(self, str what) except -1:
+        if self.running:
+            raise DamonxError(
+                f"cannot {what}: the monitoring loop of this context is running in another "
+                "thread (or below this signal handler); only request_stop() may be called "
+                "meanwhile")
+        return 0
+
     # -- targets and schemes ---------------------------------------------
     def add_sim_target(self, int64_t target_id, uint64_t size, uint64_t page_size, phases):
         """phases: [(duration_us, [(start, end, probability), ...]), ...]"""
@@ -177,6 +190,7 @@ cdef class Context:
         cdef dx_sim_phase *ph
         cdef dx_sim_range *rg
         cdef int err
+        self._not_running("add a target")
         for _, ranges in phases:
             nr_ranges += len(ranges)
         ph = <dx_sim_phase *>malloc((nr_phases + 1) * sizeof(dx_sim_phase))
@@ -206,6 +220,7 @@ cdef class Context:
         cdef dx_range *rg = NULL
         cdef size_t n = 0
         cdef int err
+        self._not_running("add a target")
         if ranges:
             rg = to_ranges(ranges, &n)
         try:
@@ -219,6 +234,7 @@ cdef class Context:
         cdef size_t n = 0
         cdef dx_range *rg
         cdef int err
+        self._not_running("add a target")
         rg = to_ranges(ranges, &n)
         try:
             err = dx_paddr_add_target(self.ctx, target_id, rg, n)
@@ -230,6 +246,7 @@ cdef class Context:
                    unsigned int min_nr_accesses, unsigned int max_nr_accesses,
                    unsigned int min_age, unsigned int max_age):
         cdef dx_scheme s
+        self._not_running("add a scheme")
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {sorted(ACTIONS)}")
         s.action = ACTIONS[action]
@@ -254,14 +271,19 @@ cdef class Context:
         """Run until the next aggregation ends; True when it did, False when
         the context stopped (stop requested or no target left)."""
         cdef int err
-        while True:
-            with nogil:
-                err = dx_ctx_run_aggregation(self.ctx)
-            if err == -EINTR:
-                PyErr_CheckSignals()    # raises KeyboardInterrupt & co
-                continue
-            check(err, "monitoring failed")
-            return err == 1
+        self._not_running("run an aggregation")
+        self.running = True
+        try:
+            while True:
+                with nogil:
+                    err = dx_ctx_run_aggregation(self.ctx)
+                if err == -EINTR:
+                    PyErr_CheckSignals()    # raises KeyboardInterrupt & co
+                    continue
+                check(err, "monitoring failed")
+                return err == 1
+        finally:
+            self.running = False
 
     def snapshot(self):
         """The last aggregation: (start_ns, end_ns, [(target_id, regions)]) for
@@ -270,6 +292,7 @@ cdef class Context:
         cdef uint64_t start_ns, end_ns
         cdef size_t i, n
         cdef cnp.ndarray arr
+        self._not_running("take a snapshot")
         out = []
         if not dx_ctx_snapshot_span(self.ctx, &start_ns, &end_ns):
             return (0, 0, out)
