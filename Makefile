@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := build/demo
 
-.PHONY: setup demo test test-c test-host test-vm kernel clean
+.PHONY: setup demo test test-c bench-ext test-host test-vm kernel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,20 +34,26 @@ demo: setup
 	else echo "(no idle page tracking here: real recording skipped; see damonx features)"; fi
 	@echo "images: $(DEMO)/heatmap.png $(DEMO)/wss.png"
 
-test: setup test-c test-host test-vm
+test: setup test-c bench-ext test-host test-vm
 
 test-c:
 	$(MAKE) -s -C csrc test
+
+# the benchmarks' extension (benchmarks/_bench), built in place on the host:
+# the benchmarks and one VM test use it, and the VM sees the checkout read-only
+bench-ext: $(PY)
+	$(PY) -m pip install -q 'Cython>=3.0,<4' 'setuptools>=77' numpy
+	$(PY) benchmarks/bench_ext.py
 
 test-host:
 	DAMONX_VMTEST=1 $(PY) -m pytest -q tests
 
 # the real-kernel tier: builds (once, cached) and boots the test kernel
-test-vm:
+test-vm: bench-ext
 	tools/vmtest/run -- $(abspath $(PY)) -m pytest -q -m vm tests/vm
 
 kernel:
 	tools/vmtest/run --build
 
 clean:
-	rm -rf build src/damonx/_core.c src/damonx/*.so
+	rm -rf build src/damonx/_core.c src/damonx/*.so benchmarks/_bench.c benchmarks/*.so

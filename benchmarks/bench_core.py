@@ -31,7 +31,7 @@ figure is the median over the repeats.
    counts, with max_nr_regions = 2 x regions so that the split always runs
    (the most an aggregation's adjustment costs at that count; a target above
    max_nr_regions / 2 only merges).  damonx times its C functions
-   (``damonx._core.bench_adjust``, see csrc/bench_adjust.h); the baseline
+   (``_bench.bench_adjust``, see benchmarks/csrc/bench_adjust.h); the baseline
    times pyref's merge and split on identically prepared regions.  At 10
    regions with min_nr_regions 10 the size limit forbids any merge, as in
    the real loop.
@@ -52,17 +52,20 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import damonx  # noqa: E402
+import bench_ext  # noqa: E402
 import pyref  # noqa: E402
-from damonx import _core  # noqa: E402
+
+import damonx  # noqa: E402
 from damonx.sim import Workload, precision_recall  # noqa: E402
+
+_bench = bench_ext.load()
 
 GIB, MIB = 1 << 30, 1 << 20
 HOT = (128 * MIB, 256 * MIB)
 WARMUP_AGGRS = 20
 MIN_PRECISION_RECALL = 0.9
 ADJUST_SIZES = (10, 100, 1000)
-ADJUST_REGION_SZ = 1 << 20     # must match csrc/bench_adjust.c
+ADJUST_REGION_SZ = 1 << 20     # must match benchmarks/csrc/bench_adjust.c
 
 
 def hot_cold():
@@ -205,7 +208,7 @@ def clock_overhead_ns():
 
 
 def py_prepare(nr, max_nr_accesses, rng):
-    """nr regions of 1 MiB with random counts, as csrc/bench_adjust.c does."""
+    """nr regions of 1 MiB with random counts, as benchmarks/csrc/bench_adjust.c does."""
     regions = []
     max_seen = 0
     for i in range(nr):
@@ -272,7 +275,7 @@ def bench_adjust(repeats, quick):
         py_rounds = max(5 if quick else 20, (200 if quick else 2000) * 10 // nr)
         runs = {"damonx": [], "python": []}
         for rep in range(repeats):
-            runs["damonx"].append(per_round(_core.bench_adjust(nr, c_rounds, 1000 * rep + 1)))
+            runs["damonx"].append(per_round(_bench.bench_adjust(nr, c_rounds, 1000 * rep + 1)))
             runs["python"].append(per_round(py_bench_adjust(nr, py_rounds, 1000 * rep + 1)))
         res = {"nr_regions": nr, "max_nr_regions": max(2 * nr, 10),
                "damonx": summarize_adjust(runs["damonx"]),

@@ -4,7 +4,7 @@ Three ways to check the same pages of the same process, in one boot:
   - damonx (fvaddr on the workload's mapping, and vaddr on the whole process);
   - the user-space floor: a bare C loop making only the calls every check
     needs (pagemap read, kpageflags read, bitmap write, bitmap read) on the
-    regions damonx ended with, for as many samples (damonx._core.bench_floor):
+    regions damonx ended with, for as many samples (_bench.bench_floor):
     the same mix of hot and cold pages, whose checks cost differently;
   - the kernel's DAMON (fvaddr and vaddr) on the same attributes, the CPU
     time of its kdamond thread.
@@ -21,11 +21,13 @@ import subprocess
 import sys
 import time
 
+import bench_ext
 import numpy as np
 
 import damonx
-from damonx import _core
 from damonx.kernel_damon import KernelDamon
+
+_bench = bench_ext.load()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOAD = os.path.join(ROOT, "tests", "vm", "workload.py")
@@ -60,7 +62,7 @@ def run_damonx(ops, pid, rng, attrs, seconds):
 
 
 def run_floor(pid, regions, nr_samples, attrs):
-    res = _core.bench_floor(pid, regions, nr_samples, attrs.sample_us)
+    res = _bench.bench_floor(pid, regions, nr_samples, attrs.sample_us)
     return {"cpu_s": res["cpu_ns"] / 1e9, "checks": res["nr_checks"],
             "us_per_check": res["cpu_ns"] / 1e3 / res["nr_checks"],
             "regions": len(regions), "absent": res["nr_absent"]}

@@ -1,7 +1,7 @@
 """A pure-Python reference of the damonx monitoring loop, for benchmarks.
 
 Regions are plain Python objects in a list; the loop, the simulated access
-checks and the regions adjustment follow csrc/core.c and csrc/ops_sim.c
+checks and the regions adjustment follow csrc/core.c, csrc/regions.c and csrc/sim.c
 rule for rule (the same integer arithmetic, the same random draws per
 region, the same merge and split rules), written the way one would write
 them in Python without tuning for speed nor against it.  One target, the
@@ -217,7 +217,7 @@ class PyMonitor:
             r.sampling_addr = randrange(r.start, r.end)
 
     def _check_accesses(self, t_us):
-        """ops_sim.c's check: a page in a range is accessed when a 32-bit
+        """sim.c's check: a page in a range is accessed when a 32-bit
         draw is below the range's threshold; then dx_region_account()."""
         ph = self._phase_at(t_us)
         starts, ranges = ph.starts, ph.ranges

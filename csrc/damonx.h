@@ -4,8 +4,17 @@
  * regions adjustment, dynamic mapping adoption) for user space.
  *
  * The core knows nothing of where accesses come from.  A backend fills a
- * struct dx_operations and keeps its own state behind ctx->ops_priv and
- * target->priv; the core calls an entry only when it is set.
+ * struct dx_operations, registers it under a name, and keeps its own state
+ * behind ctx->ops_priv and target->priv; a context selects one table by
+ * name, and the core calls an entry only when it is set.
+ *
+ * This header has three parts:
+ *   1. the public API: attributes, contexts, schemes, snapshots and
+ *      counters, all through functions (src/damonx/_cdamonx.pxd mirrors
+ *      this part one-to-one);
+ *   2. the backend API: regions, targets, the operations table and its
+ *      registry, iterators and the region list helpers;
+ *   3. struct dx_ctx, whose fields are private to core.c and the backends.
  *
  * Every function returning int returns 0 (or a count) on success and a
  * negative errno on failure.  Units are in names: _us microseconds, _ns
@@ -18,32 +27,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ============================================================ public API */
+
 /* Monitoring attributes. */
 struct dx_attrs {
-	uint64_t sample_us;	  /* one access check per region per sample */
-	uint64_t aggr_us;	  /* nr_accesses is counted per aggregation */
-	uint64_t ops_update_us;	  /* how often the backend re-reads mappings */
-	uint32_t min_nr_regions;  /* >= 3 */
-	uint32_t max_nr_regions;  /* >= min_nr_regions; bounds the overhead */
-	uint64_t min_region_sz;	  /* bytes, a power of two (the page size) */
+	uint64_t sample_us; /* one access check per region per sample */
+	uint64_t aggr_us; /* nr_accesses is counted per aggregation */
+	uint64_t ops_update_us; /* how often the backend re-reads mappings */
+	uint32_t min_nr_regions; /* >= 3 */
+	uint32_t max_nr_regions; /* >= min_nr_regions; bounds the overhead */
+	uint64_t min_region_sz; /* bytes, a power of two (the page size) */
 };
 
 /* A half-open address range [start, end), in bytes. */
 struct dx_range {
 	uint64_t start;
 	uint64_t end;
-};
-
-/* One monitoring region. */
-struct dx_region {
-	uint64_t start;
-	uint64_t end;
-	uint64_t sampling_addr;	   /* address checked in the current sample */
-	uint64_t ops_cookie;	   /* backend scratch for the current sample */
-	uint32_t nr_accesses;	   /* samples found accessed, this aggregation */
-	uint32_t nr_accesses_bp;   /* pseudo moving sum, basis points */
-	uint32_t last_nr_accesses; /* nr_accesses of the previous aggregation */
-	uint32_t age;		   /* aggregations with a similar nr_accesses */
 };
 
 /* A region as reported after an aggregation; mirrors damonx.REGION_DTYPE. */
@@ -54,40 +53,151 @@ struct dx_region_out {
 	uint32_t age;
 };
 
-/* One monitoring target: a process, or a set of fixed or physical ranges. */
-struct dx_target {
-	int64_t id;		  /* pid for vaddr, user's id otherwise */
-	bool dead;		  /* gone: no regions, never checked again */
-	size_t nr_regions;
-	size_t cap_regions;
-	struct dx_region *regions; /* sorted by address, not overlapping */
-	void *priv;		  /* backend per-target state */
-};
-
 /* What a scheme does to the regions that match its access pattern. */
 enum dx_action {
-	DX_ACTION_STAT = 0,	/* count only */
+	DX_ACTION_STAT = 0, /* count only */
 	DX_ACTION_WILLNEED,
 	DX_ACTION_COLD,
 	DX_ACTION_PAGEOUT,
-	DX_ACTION_HUGEPAGE,	/* collapse into huge pages */
+	DX_ACTION_HUGEPAGE, /* collapse into huge pages */
 	DX_ACTION_NR,
 };
 
 /* An operation scheme: an access pattern, an action and its statistics. */
 struct dx_scheme {
-	uint64_t min_sz, max_sz;		/* bytes */
+	uint64_t min_sz, max_sz; /* bytes */
 	uint32_t min_nr_accesses, max_nr_accesses; /* samples per aggregation */
-	uint32_t min_age, max_age;		/* aggregations */
-	int action;				/* enum dx_action */
+	uint32_t min_age, max_age; /* aggregations */
+	int action; /* enum dx_action */
 	uint64_t nr_tried, sz_tried, nr_applied, sz_applied;
+};
+
+/* Clock of a context: real (sleeps) or virtual (advances without sleeping). */
+enum dx_clock {
+	DX_CLOCK_REAL = 0,
+	DX_CLOCK_VIRTUAL,
+};
+
+/* Counters a context keeps about its own work. */
+struct dx_stats {
+	uint64_t nr_samples; /* sampling intervals passed */
+	uint64_t nr_region_checks; /* region access checks done */
+	uint64_t nr_aggregations;
+	uint64_t nr_updates;
+	uint64_t nr_targets_lost; /* targets found dead */
+};
+
+/* A named counter that a backend keeps about its own work. */
+struct dx_counter {
+	const char *name; /* static storage */
+	uint64_t value;
+};
+
+/* Where a backend finds the system's files: the roots of /proc and /sys. */
+struct dx_ops_env {
+	const char *procfs;
+	const char *sysfs;
 };
 
 struct dx_ctx;
 
-/* The operations a backend provides.  Unset entries are skipped. */
+/* Attributes: fill defaults, validate.  Validation returns -EINVAL. */
+void dx_attrs_default(struct dx_attrs *attrs);
+int dx_attrs_validate(const struct dx_attrs *attrs);
+
+/* The registered operations tables, in the order they registered. */
+size_t dx_nr_ops(void);
+const char *dx_ops_name(size_t index);
+
+/* Contexts.  A context owns its targets, schemes and backend state. */
+int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs,
+	       uint64_t seed);
+void dx_ctx_free(struct dx_ctx *ctx);
+/*
+ * Use the operations registered as name; env may be NULL for a backend that
+ * reads no system file.  -ENOENT for an unknown name, -EBUSY when ctx has
+ * operations already, or what the backend's attach returned.
+ */
+int dx_ctx_select_ops(struct dx_ctx *ctx, const char *name,
+		      const struct dx_ops_env *env);
+void dx_ctx_set_clock(struct dx_ctx *ctx, enum dx_clock clock);
+int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme);
+
+/*
+ * Run until the next aggregation ends.  Returns 1 when a snapshot was taken,
+ * 0 when the context stopped (stop requested, or no target left), -errno on
+ * failure (-EINTR when a signal interrupted a sleep: call again to go on).
+ * Starts the context (ops.init) on first call.
+ */
+int dx_ctx_run_aggregation(struct dx_ctx *ctx);
+/* Make the loop return at the next sample; safe from any thread or signal. */
+void dx_ctx_request_stop(struct dx_ctx *ctx);
+
+/* Context time (virtual, or CLOCK_MONOTONIC), in ns. */
+uint64_t dx_ctx_now_ns(const struct dx_ctx *ctx);
+const struct dx_stats *dx_ctx_stats(const struct dx_ctx *ctx);
+size_t dx_ctx_nr_regions(const struct dx_ctx *ctx);
+size_t dx_ctx_nr_live_targets(const struct dx_ctx *ctx);
+/* Targets by index, in the order added; dead ones keep their index. */
+size_t dx_ctx_nr_targets(const struct dx_ctx *ctx);
+int64_t dx_ctx_target_id(const struct dx_ctx *ctx, size_t index);
+bool dx_ctx_target_live(const struct dx_ctx *ctx, size_t index);
+/* Schemes by index, in the order added, with their statistics. */
+size_t dx_ctx_nr_schemes(const struct dx_ctx *ctx);
+const struct dx_scheme *dx_ctx_scheme(const struct dx_ctx *ctx, size_t index);
+
+/*
+ * The last aggregation's snapshot.  dx_ctx_snapshot_span() gives its time
+ * span and returns false when there is none yet; then, per target index,
+ * the number of regions and a copy of them into out (at most cap; returns
+ * how many were copied).
+ */
+bool dx_ctx_snapshot_span(const struct dx_ctx *ctx, uint64_t *start_ns,
+			  uint64_t *end_ns);
+size_t dx_ctx_snapshot_nr_regions(const struct dx_ctx *ctx, size_t index);
+size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
+			    struct dx_region_out *out, size_t cap);
+
+/*
+ * The backend's counters of its own work (files read and written...): fills
+ * out[0..cap) and returns how many there are; 0 for a backend without any.
+ */
+size_t dx_ctx_ops_counters(const struct dx_ctx *ctx, struct dx_counter *out,
+			   size_t cap);
+
+/* ============================================================ backend API */
+
+/* One monitoring region. */
+struct dx_region {
+	uint64_t start;
+	uint64_t end;
+	uint64_t sampling_addr; /* address checked in the current sample */
+	uint64_t ops_cookie; /* backend scratch for the current sample */
+	uint32_t nr_accesses; /* samples found accessed, this aggregation */
+	uint32_t nr_accesses_bp; /* pseudo moving sum, basis points */
+	uint32_t last_nr_accesses; /* nr_accesses of the previous aggregation */
+	uint32_t age; /* aggregations with a similar nr_accesses */
+};
+
+/* One monitoring target: a process, or a set of fixed or physical ranges. */
+struct dx_target {
+	int64_t id; /* pid for vaddr and fvaddr, user's id otherwise */
+	bool dead; /* gone: no regions, never checked again */
+	size_t nr_regions;
+	size_t cap_regions;
+	struct dx_region *regions; /* sorted by address, not overlapping */
+	void *priv; /* backend per-target state */
+};
+
+/*
+ * The operations a backend provides.  Unset entries are skipped: a table
+ * without init and update monitors the regions its targets were added with
+ * (fixed ranges), as the kernel's fvaddr and paddr do.
+ */
 struct dx_operations {
 	const char *name;
+	/* Set up ctx->ops_priv when a context selects the table. */
+	int (*attach)(struct dx_ctx *ctx, const struct dx_ops_env *env);
 	/* Set the initial regions of every target. */
 	int (*init)(struct dx_ctx *ctx);
 	/* Follow changes of the targets' mappings (every ops_update_us). */
@@ -104,86 +214,51 @@ struct dx_operations {
 	/* Apply an action to [r->start, r->end); return bytes applied or -errno. */
 	int64_t (*apply_scheme)(struct dx_ctx *ctx, struct dx_target *t,
 				struct dx_region *r, int action);
+	/* Fill counters of the backend's work; see dx_ctx_ops_counters(). */
+	size_t (*get_counters)(const struct dx_ctx *ctx, struct dx_counter *out,
+			       size_t cap);
 	/* Release per-target state (t->priv); called when a target is removed. */
 	void (*target_cleanup)(struct dx_ctx *ctx, struct dx_target *t);
 	/* Release ctx->ops_priv. */
 	void (*cleanup)(struct dx_ctx *ctx);
 };
 
-/* Clock of a context: real (sleeps) or virtual (advances without sleeping). */
-enum dx_clock {
-	DX_CLOCK_REAL = 0,
-	DX_CLOCK_VIRTUAL,
-};
+/*
+ * The registry of operations tables.  Each backend has a function that
+ * registers its tables (as the kernel's initcalls do), called once by the
+ * program or library that links it; a table must outlive the program.
+ * Registering a table again does nothing; -EEXIST for a name taken by
+ * another table, -ENOSPC when the registry is full.
+ */
+int dx_register_ops(const struct dx_operations *ops);
+const struct dx_operations *dx_find_ops(const char *name);
 
-/* Counters a context keeps about its own work. */
-struct dx_stats {
-	uint64_t nr_samples;		/* sampling intervals passed */
-	uint64_t nr_region_checks;	/* region access checks done */
-	uint64_t nr_aggregations;
-	uint64_t nr_updates;
-	uint64_t nr_targets_lost;	/* targets found dead */
-};
-
-/* One monitoring context. */
-struct dx_ctx {
-	struct dx_attrs attrs;
-	struct dx_operations ops;
-	void *ops_priv;
-	int clock;			/* enum dx_clock */
-
-	struct dx_target *targets;
-	size_t nr_targets;
-	size_t cap_targets;
-
-	struct dx_scheme *schemes;
-	size_t nr_schemes;
-
-	uint64_t rng[4];		/* xoshiro256** state, seeded per context */
-
-	bool started;
-	volatile int stop;		/* set by dx_ctx_request_stop() */
-	bool checks_pending;		/* prepared, sleeping until the check */
-	uint64_t deadline_ns;		/* when the pending checks are due */
-	uint64_t now_ns;		/* context time (virtual or CLOCK_MONOTONIC) */
-	uint64_t aggr_start_ns;
-	uint64_t passed_samples;
-	uint64_t next_aggr_sample;
-	uint64_t next_update_sample;
-	uint32_t max_nr_accesses;	/* of the last check_accesses */
-	uint64_t sz_limit;		/* region size limit for merging */
-	size_t last_nr_regions;		/* total at the last split */
-
-	/* the last aggregation's regions, all targets back to back */
-	struct dx_region_out *snap;
-	size_t snap_cap;
-	size_t *snap_nr;		/* per target: number of regions */
-	uint64_t snap_start_ns, snap_end_ns;
-
-	struct dx_stats stats;
-};
-
-/* Attributes: fill defaults, validate.  Validation returns -EINVAL. */
-void dx_attrs_default(struct dx_attrs *attrs);
-int dx_attrs_validate(const struct dx_attrs *attrs);
-
-/* Contexts. */
-int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed);
-void dx_ctx_free(struct dx_ctx *ctx);
+/* Use a table that need not be registered (tests); sets ctx->ops_priv. */
 void dx_ctx_set_ops(struct dx_ctx *ctx, const struct dx_operations *ops,
 		    void *ops_priv);
-int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv);
-int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme);
-void dx_ctx_request_stop(struct dx_ctx *ctx);
-size_t dx_ctx_nr_regions(const struct dx_ctx *ctx);
-size_t dx_ctx_nr_live_targets(const struct dx_ctx *ctx);
-
 /*
- * Run until the next aggregation ends.  Returns 1 when a snapshot was taken
- * (ctx->snap), 0 when the context stopped (stop requested, or no target
- * left), -errno on failure.  Starts the context (ops.init) on first call.
+ * Add a target before the context starts.  ranges (sorted) are its initial
+ * regions, split evenly for min_nr_regions; NULL when the table's init sets
+ * them.  Nothing is added on failure (-EBUSY once started); priv stays the
+ * caller's then.
  */
-int dx_ctx_run_aggregation(struct dx_ctx *ctx);
+int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv,
+		      const struct dx_range *ranges, size_t nr_ranges);
+
+/* Iterate over targets (dead ones included, or not), regions and schemes. */
+#define dx_for_each_target(t, ctx) \
+	for ((t) = (ctx)->targets; \
+	     (t) && (t) < (ctx)->targets + (ctx)->nr_targets; (t)++)
+#define dx_for_each_live_target(t, ctx) \
+	dx_for_each_target(t, ctx)      \
+		if ((t)->dead) {        \
+		} else
+#define dx_for_each_region(r, t)                                              \
+	for ((r) = (t)->regions; (r) && (r) < (t)->regions + (t)->nr_regions; \
+	     (r)++)
+#define dx_for_each_scheme(s, ctx) \
+	for ((s) = (ctx)->schemes; \
+	     (s) && (s) < (ctx)->schemes + (ctx)->nr_schemes; (s)++)
 
 /* Random numbers from the context's seeded generator. */
 uint64_t dx_rand_u64(struct dx_ctx *ctx);
@@ -202,7 +277,8 @@ int dx_split_evenly(struct dx_target *t, size_t idx, size_t nr_pieces,
 void dx_merge_two(struct dx_target *t, size_t left);
 void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
 			 uint64_t sz_limit, bool count_age);
-void dx_merge_regions(struct dx_ctx *ctx, uint32_t threshold, uint64_t sz_limit);
+void dx_merge_regions(struct dx_ctx *ctx, uint32_t threshold,
+		      uint64_t sz_limit);
 int dx_split_regions_of(struct dx_ctx *ctx, struct dx_target *t, int nr_subs);
 int dx_split_regions(struct dx_ctx *ctx);
 uint64_t dx_region_sz_limit(const struct dx_ctx *ctx);
@@ -221,9 +297,56 @@ int dx_init_regions(struct dx_ctx *ctx, struct dx_target *t,
 		    const struct dx_range *ranges, size_t nr_ranges);
 
 /* Index of the range holding addr among sorted, disjoint ranges, or -1. */
-long dx_find_range(const struct dx_range *ranges, size_t nr_ranges, uint64_t addr);
+long dx_find_range(const struct dx_range *ranges, size_t nr_ranges,
+		   uint64_t addr);
 
 /* Remove a target's regions and mark it dead. */
 void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t);
+
+/* ============================================================ the context */
+
+/* One monitoring context. */
+struct dx_ctx {
+	/*
+	 * private: only core.c and backends (and the core's own tests and
+	 * benchmarks) read or write these fields; everyone else goes through
+	 * the functions above.
+	 */
+	struct dx_attrs attrs;
+	struct dx_operations ops; /* a copy of the selected table */
+	void *ops_priv;
+	int clock; /* enum dx_clock */
+
+	struct dx_target *targets;
+	size_t nr_targets;
+	size_t cap_targets;
+
+	struct dx_scheme *schemes;
+	size_t nr_schemes;
+
+	uint64_t rng[4]; /* xoshiro256** state, seeded per context */
+
+	bool started;
+	volatile int stop; /* set by dx_ctx_request_stop() */
+	bool checks_pending; /* prepared, sleeping until the check */
+	uint64_t deadline_ns; /* when the pending checks are due */
+	uint64_t now_ns; /* context time (virtual or CLOCK_MONOTONIC) */
+	uint64_t aggr_start_ns;
+	uint64_t passed_samples;
+	uint64_t next_aggr_sample;
+	uint64_t next_update_sample;
+	uint32_t max_nr_accesses; /* of the last check_accesses */
+	uint64_t sz_limit; /* region size limit for merging */
+	size_t last_nr_regions; /* total at the last split */
+
+	/* the last aggregation's regions, all targets back to back */
+	struct dx_region_out *snap;
+	size_t snap_cap;
+	size_t *snap_nr; /* per target: number of regions */
+	bool snap_taken;
+	uint64_t snap_start_ns, snap_end_ns;
+
+	struct dx_stats stats;
+};
 
 #endif /* DAMONX_H */

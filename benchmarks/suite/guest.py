@@ -16,7 +16,7 @@ repeat runs every configuration once, in an order rotated per repeat:
   damonx-r10000   the same with max_nr_regions 10000
   kernel          the kernel's DAMON vaddr, same attributes as damonx
   fullscan        every present page of the process through page_idle,
-                  every 100 ms (csrc/bench_fullscan.c)
+                  every 100 ms (benchmarks/csrc/bench_fullscan.c)
 
 damonx and the full scan run in one long-lived monitoring process
 (suite/server.py); the kernel's DAMON in its kdamond thread.  Monitor CPU

@@ -84,12 +84,12 @@ def run_damonx(cmd):
 
 
 def run_fullscan(cmd):
-    from damonx import _core
+    import bench_ext
 
     probes = [tuple(p) for p in cmd["probes"]]
     reply({"ok": "running"})
-    res = _core.bench_fullscan(cmd["pid"], cmd.get("interval_us", 100000), 1_000_000, 0,
-                               probes)
+    res = bench_ext.load().bench_fullscan(cmd["pid"], cmd.get("interval_us", 100000),
+                                          1_000_000, 0, probes)
     samples = [(int(t), [int(x) * 4096 for x in row])
                for t, row in zip(res["t_ns"], res["probe_accessed"])]
     if samples:
@@ -108,9 +108,14 @@ def main():
         if cmd is None or cmd["cmd"] == "quit":
             return
         if cmd["cmd"] == "ping":
-            import damonx  # noqa: F401 (imported once, before any measurement)
-            from damonx import _core  # noqa: F401
+            # imported once, before any measurement
+            import bench_ext
             import numpy  # noqa: F401
+
+            import damonx  # noqa: F401
+            from damonx import _core  # noqa: F401
+
+            bench_ext.load()
             reply({"ok": "pong"})
             continue
         if cmd["cmd"] == "stop":

@@ -39,17 +39,18 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <time.h>
+
+#include "../../csrc/clock.h"
 
 #define PAGE 4096ULL
 #define HUGE (2ULL << 20)
 #define MIB (1ULL << 20)
 
 struct wl {
-	volatile unsigned char *buf;	/* 2 MiB aligned */
+	volatile unsigned char *buf; /* 2 MiB aligned */
 	uint64_t size, npages;
 	uint64_t touches;
-	uint64_t hot, period_ns;	/* hot set size and move period (hotcold) */
+	uint64_t hot, period_ns; /* hot set size and move period (hotcold) */
 	uint64_t seed;
 	uint64_t churn_touches;
 	uint64_t t0;
@@ -57,10 +58,7 @@ struct wl {
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return dx_clock_ns(CLOCK_MONOTONIC);
 }
 
 static void churn_tlb(void)
@@ -84,8 +82,10 @@ static inline void churn(struct wl *w, uint64_t n)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s --size-mib N --touches-m M [--hot-mib H] "
-		"[--period-ms P] [--seed S] [--churn-touches C]\n", prog);
+	fprintf(stderr,
+		"usage: %s --size-mib N --touches-m M [--hot-mib H] "
+		"[--period-ms P] [--seed S] [--churn-touches C]\n",
+		prog);
 	exit(2);
 }
 
@@ -128,8 +128,8 @@ static void setup(struct wl *w, int argc, char **argv)
 		else
 			usage(argv[0]);
 	}
-	if (a != argc || !size_mib || !touches_m || hot_mib > size_mib || !period_ms ||
-	    !w->churn_touches)
+	if (a != argc || !size_mib || !touches_m || hot_mib > size_mib ||
+	    !period_ms || !w->churn_touches)
 		usage(argv[0]);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	w->size = size_mib * MIB;

@@ -1,4 +1,7 @@
-# A one-to-one mirror of csrc/damonx.h and the backend headers: keep in step.
+# A one-to-one mirror of the public API of the C core: part 1 of
+# csrc/damonx.h, and the headers of the backends (sim.h, vaddr.h, paddr.h,
+# ops-common.h).  Keep in step with them.  struct dx_ctx is opaque here: its
+# fields are private to the core and the backends.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
@@ -15,30 +18,13 @@ cdef extern from "damonx.h" nogil:
         uint64_t start
         uint64_t end
 
-    struct dx_region:
-        uint64_t start
-        uint64_t end
-        uint64_t sampling_addr
-        uint64_t ops_cookie
-        uint32_t nr_accesses
-        uint32_t nr_accesses_bp
-        uint32_t last_nr_accesses
-        uint32_t age
-
     struct dx_region_out:
         uint64_t start
         uint64_t end
         uint32_t nr_accesses
         uint32_t age
 
-    struct dx_target:
-        int64_t id
-        bint dead
-        size_t nr_regions
-        dx_region *regions
-        void *priv
-
-    enum:
+    enum dx_action:
         DX_ACTION_STAT
         DX_ACTION_WILLNEED
         DX_ACTION_COLD
@@ -53,10 +39,7 @@ cdef extern from "damonx.h" nogil:
         int action
         uint64_t nr_tried, sz_tried, nr_applied, sz_applied
 
-    struct dx_operations:
-        const char *name
-
-    enum:
+    enum dx_clock:
         DX_CLOCK_REAL
         DX_CLOCK_VIRTUAL
 
@@ -67,38 +50,50 @@ cdef extern from "damonx.h" nogil:
         uint64_t nr_updates
         uint64_t nr_targets_lost
 
+    struct dx_counter:
+        const char *name
+        uint64_t value
+
+    struct dx_ops_env:
+        const char *procfs
+        const char *sysfs
+
     struct dx_ctx:
-        dx_attrs attrs
-        dx_operations ops
-        void *ops_priv
-        int clock
-        dx_target *targets
-        size_t nr_targets
-        dx_scheme *schemes
-        size_t nr_schemes
-        bint started
-        uint64_t now_ns
-        dx_region_out *snap
-        size_t *snap_nr
-        uint64_t snap_start_ns
-        uint64_t snap_end_ns
-        dx_stats stats
+        pass
 
     void dx_attrs_default(dx_attrs *attrs)
     int dx_attrs_validate(const dx_attrs *attrs)
+
+    size_t dx_nr_ops()
+    const char *dx_ops_name(size_t index)
+
     int dx_ctx_new(dx_ctx **out, const dx_attrs *attrs, uint64_t seed)
     void dx_ctx_free(dx_ctx *ctx)
-    void dx_ctx_set_ops(dx_ctx *ctx, const dx_operations *ops, void *ops_priv)
-    int dx_ctx_add_target(dx_ctx *ctx, int64_t id, void *priv)
+    int dx_ctx_select_ops(dx_ctx *ctx, const char *name, const dx_ops_env *env)
+    void dx_ctx_set_clock(dx_ctx *ctx, dx_clock clock)
     int dx_ctx_add_scheme(dx_ctx *ctx, const dx_scheme *scheme)
+
+    int dx_ctx_run_aggregation(dx_ctx *ctx)
     void dx_ctx_request_stop(dx_ctx *ctx)
+
+    uint64_t dx_ctx_now_ns(const dx_ctx *ctx)
+    const dx_stats *dx_ctx_stats(const dx_ctx *ctx)
     size_t dx_ctx_nr_regions(const dx_ctx *ctx)
     size_t dx_ctx_nr_live_targets(const dx_ctx *ctx)
-    int dx_ctx_run_aggregation(dx_ctx *ctx)
-    int dx_init_regions(dx_ctx *ctx, dx_target *t, const dx_range *ranges, size_t nr_ranges)
+    size_t dx_ctx_nr_targets(const dx_ctx *ctx)
+    int64_t dx_ctx_target_id(const dx_ctx *ctx, size_t index)
+    bint dx_ctx_target_live(const dx_ctx *ctx, size_t index)
+    size_t dx_ctx_nr_schemes(const dx_ctx *ctx)
+    const dx_scheme *dx_ctx_scheme(const dx_ctx *ctx, size_t index)
+
+    bint dx_ctx_snapshot_span(const dx_ctx *ctx, uint64_t *start_ns, uint64_t *end_ns)
+    size_t dx_ctx_snapshot_nr_regions(const dx_ctx *ctx, size_t index)
+    size_t dx_ctx_snapshot_fill(const dx_ctx *ctx, size_t index, dx_region_out *out, size_t cap)
+
+    size_t dx_ctx_ops_counters(const dx_ctx *ctx, dx_counter *out, size_t cap)
 
 
-cdef extern from "ops_sim.h" nogil:
+cdef extern from "sim.h" nogil:
     struct dx_sim_range:
         uint64_t start
         uint64_t end
@@ -109,77 +104,35 @@ cdef extern from "ops_sim.h" nogil:
         size_t nr_ranges
         const dx_sim_range *ranges
 
-    void dx_sim_ops(dx_operations *ops)
+    int dx_sim_register()
     int dx_sim_add_target(dx_ctx *ctx, int64_t id, uint64_t size, uint64_t page_size,
                           const dx_sim_phase *phases, size_t nr_phases)
 
 
-cdef extern from "ops_proc.h" nogil:
-    enum:
-        DX_PROC_VADDR
-        DX_PROC_FVADDR
-        DX_PROC_PADDR
-
-    struct dx_proc_stats:
-        uint64_t nr_pagemap_reads
-        uint64_t nr_kpageflags_reads
-        uint64_t nr_bitmap_writes
-        uint64_t nr_bitmap_reads
-        uint64_t nr_absent
-        uint64_t nr_unmapped
-        uint64_t nr_shared
-        uint64_t nr_maps_reads
-
-    int dx_proc_attach(dx_ctx *ctx, int mode, const char *procfs, const char *sysfs)
-    int dx_proc_add_pid(dx_ctx *ctx, int pid, const dx_range *ranges, size_t nr_ranges)
-    int dx_proc_add_ranges(dx_ctx *ctx, int64_t id, const dx_range *ranges, size_t nr_ranges)
-    int dx_proc_read_maps(const char *maps_path, dx_range **out, size_t *nr_out)
-    const dx_proc_stats *dx_proc_get_stats(const dx_ctx *ctx)
+cdef extern from "vaddr.h" nogil:
+    int dx_vaddr_register()
+    int dx_vaddr_add_target(dx_ctx *ctx, int pid, const dx_range *ranges, size_t nr_ranges)
 
 
-cdef extern from "bench_adjust.h" nogil:
-    struct dx_bench_adjust_result:
-        uint64_t nr_rounds
-        uint64_t merge_ns
-        uint64_t split_ns
-        uint64_t nr_after_merge
-        uint64_t nr_after_split
-        uint64_t clock_overhead_ns
-
-    int dx_bench_adjust(uint32_t nr_regions, uint32_t nr_rounds, uint64_t seed,
-                        dx_bench_adjust_result *out)
+cdef extern from "paddr.h" nogil:
+    int dx_paddr_register()
+    int dx_paddr_add_target(dx_ctx *ctx, int64_t id, const dx_range *ranges, size_t nr_ranges)
 
 
-cdef extern from "bench_floor.h" nogil:
-    struct dx_floor_result:
-        uint64_t cpu_ns
-        uint64_t nr_checks
-        uint64_t nr_accessed
-        uint64_t nr_absent
+cdef extern from "ops-common.h" nogil:
+    const uint64_t PM_PFN_MASK
+    const uint64_t PM_SOFT_DIRTY
+    const uint64_t PM_MMAP_EXCLUSIVE
+    const uint64_t PM_FILE
+    const uint64_t PM_SWAP
+    const uint64_t PM_PRESENT
 
-    int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
-                       const uint64_t *starts, const uint64_t *ends,
-                       size_t nr_regions, uint32_t nr_samples, uint64_t sample_us,
-                       uint64_t seed, dx_floor_result *out)
+    const uint64_t KPF_LRU
+    const uint64_t KPF_COMPOUND_HEAD
+    const uint64_t KPF_COMPOUND_TAIL
+    const uint64_t KPF_HUGE
+    const uint64_t KPF_NOPAGE
+    const uint64_t KPF_THP
+    const uint64_t KPF_ZERO_PAGE
 
-
-cdef extern from "bench_fullscan.h" nogil:
-    struct dx_fullscan_interval:
-        uint64_t t_ns
-        uint64_t cpu_ns
-        uint64_t nr_present
-        uint64_t nr_accessed
-
-    struct dx_fullscan_result:
-        uint64_t cpu_ns
-        uint64_t wall_ns
-        uint32_t nr_intervals
-        uint64_t nr_pagemap_reads
-        uint64_t nr_bitmap_reads
-        uint64_t nr_bitmap_writes
-
-    int dx_bench_fullscan(int pid, const char *procfs, const char *sysfs,
-                          uint64_t interval_us, uint32_t max_intervals, int stop_fd,
-                          const dx_range *probes, size_t nr_probes,
-                          dx_fullscan_interval *iv, uint64_t *probe_accessed,
-                          dx_fullscan_result *out)
+    int dx_read_maps(const char *maps_path, dx_range **out, size_t *nr_out)

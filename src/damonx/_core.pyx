@@ -4,15 +4,31 @@
 All the work (sampling, access checks, merge and split) runs in C with the
 GIL released; this module only moves arguments in and numpy arrays out.
 Errors come back from C as negative errno values and leave here as
-``OSError``; ``damonx.monitor`` turns them into ``damonx.errors``.
+``OSError``; ``damonx.errors`` turns them into damonx's own exceptions.
+
+``Context`` is the interface ``damonx.Monitor`` drives a backend through:
+
+- ``ops``, ``procfs``: what it monitors with, and where it found /proc;
+- ``add_sim_target()``, ``add_pid_target()``, ``add_range_target()``:
+  targets, each kind for the operations that take it (sim; vaddr and
+  fvaddr; paddr), before the first aggregation;
+- ``add_scheme()``, ``scheme_stats()``: operation schemes;
+- ``run_aggregation()``: monitor until the next aggregation ends (True), or
+  until stopped (False); then ``snapshot()`` gives its regions;
+- ``request_stop()``: callable from any thread or a signal handler;
+- ``nr_regions``, ``live_targets``, ``now_ns``, ``stats()``,
+  ``access_check_stats()``: state and counters.
+
+Every operations set in ``OPS`` is a C operations table registered by its
+backend.  A backend that is not one (the kernel's DAMON, driven through
+sysfs) plugs in under the same ``Monitor`` by providing these methods in
+Python.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EINTR
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
-from libc.math cimport isnan
 
 import os
 
@@ -20,13 +36,22 @@ import numpy as np
 
 cimport numpy as cnp
 
-from damonx._cdamonx cimport *
+from damonx cimport _cdamonx as cdx
+from damonx._cdamonx cimport (
+    DX_ACTION_COLD, DX_ACTION_HUGEPAGE, DX_ACTION_PAGEOUT, DX_ACTION_STAT, DX_ACTION_WILLNEED,
+    DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, dx_attrs, dx_counter, dx_ctx, dx_ctx_add_scheme, dx_ctx_free,
+    dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes, dx_ctx_nr_targets,
+    dx_ctx_ops_counters, dx_ctx_request_stop, dx_ctx_run_aggregation, dx_ctx_scheme,
+    dx_ctx_select_ops, dx_ctx_set_clock, dx_ctx_snapshot_fill, dx_ctx_snapshot_nr_regions,
+    dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live, dx_nr_ops,
+    dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_range, dx_read_maps,
+    dx_region_out, dx_scheme, dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register,
+    dx_stats, dx_vaddr_add_target, dx_vaddr_register)
 
 cnp.import_array()
 
 from damonx.dtypes import REGION_DTYPE
-
-PROC_MODES = {"vaddr": DX_PROC_VADDR, "fvaddr": DX_PROC_FVADDR, "paddr": DX_PROC_PADDR}
+from damonx.errors import DamonxError
 
 ACTIONS = {
     "stat": DX_ACTION_STAT,
@@ -36,6 +61,25 @@ ACTIONS = {
     "hugepage": DX_ACTION_HUGEPAGE,
 }
 
+# /proc/PID/pagemap entries and /proc/kpageflags bits (masks), as the access
+# checks read them (csrc/ops-common.h).
+PM_PFN_MASK = cdx.PM_PFN_MASK
+PM_SOFT_DIRTY = cdx.PM_SOFT_DIRTY
+PM_MMAP_EXCLUSIVE = cdx.PM_MMAP_EXCLUSIVE
+PM_FILE = cdx.PM_FILE
+PM_SWAP = cdx.PM_SWAP
+PM_PRESENT = cdx.PM_PRESENT
+KPF_LRU = cdx.KPF_LRU
+KPF_COMPOUND_HEAD = cdx.KPF_COMPOUND_HEAD
+KPF_COMPOUND_TAIL = cdx.KPF_COMPOUND_TAIL
+KPF_HUGE = cdx.KPF_HUGE
+KPF_NOPAGE = cdx.KPF_NOPAGE
+KPF_THP = cdx.KPF_THP
+KPF_ZERO_PAGE = cdx.KPF_ZERO_PAGE
+
+cdef enum:
+    MAX_COUNTERS = 32   # per backend, at most
+
 
 cdef int check(int err, str what) except -1:
     if err < 0:
@@ -43,7 +87,17 @@ cdef int check(int err, str what) except -1:
     return err
 
 
+# The backends built into this module register their operations tables;
+# OPS lists them in this order.
+check(dx_sim_register(), "cannot register sim")
+check(dx_vaddr_register(), "cannot register vaddr and fvaddr")
+check(dx_paddr_register(), "cannot register paddr")
+#: The operations sets.
+OPS = tuple(dx_ops_name(i).decode() for i in range(dx_nr_ops()))
+
+
 cdef dx_range *to_ranges(object ranges, size_t *n) except NULL:
+    """A malloc'ed copy of [(start, end), ...]; the caller frees it."""
     cdef size_t i, count = len(ranges)
     cdef dx_range *rg = <dx_range *>malloc((count + 1) * sizeof(dx_range))
     if rg is NULL:
@@ -63,7 +117,7 @@ def read_maps(str path):
     """The mappings of a process as [(start, end)], as the vaddr ops see them."""
     cdef dx_range *rg = NULL
     cdef size_t n = 0, i
-    check(dx_proc_read_maps(path.encode(), &rg, &n), f"cannot read {path}")
+    check(dx_read_maps(path.encode(), &rg, &n), f"cannot read {path}")
     try:
         return [(rg[i].start, rg[i].end) for i in range(n)]
     finally:
@@ -82,43 +136,65 @@ cdef dx_attrs make_attrs(object attrs) except *:
 
 
 cdef class Context:
-    """One monitoring context.  Owns its ``dx_ctx`` and frees it."""
+    """One monitoring context with one operations set.  Owns its ``dx_ctx``.
+
+    attrs is any object with sample_us, aggr_us, ops_update_us,
+    min_nr_regions, max_nr_regions and min_region_sz; ops one of ``OPS``;
+    seed makes the sampling reproducible.  virtual_clock advances time
+    without sleeping (for sim); procfs and sysfs are the roots of /proc and
+    /sys (tests point them at fake trees).
+    """
 
     cdef dx_ctx *ctx
-    cdef readonly str ops_name
+    # True while run_aggregation() runs the C loop without the GIL; read and
+    # written with the GIL held only
+    cdef bint running
+    cdef readonly str ops
     cdef readonly str procfs
 
-    def __cinit__(self, attrs, str ops_name, uint64_t seed=0, bint virtual_clock=False,
-                  str mode="vaddr", str procfs="/proc", str sysfs="/sys"):
+    def __cinit__(self, attrs, str ops, uint64_t seed=0, *, bint virtual_clock=False,
+                  str procfs="/proc", str sysfs="/sys"):
         cdef dx_attrs a = make_attrs(attrs)
-        cdef dx_operations ops
+        cdef bytes p = procfs.encode(), s = sysfs.encode()
+        cdef dx_ops_env env
         self.ctx = NULL
+        self.running = False
+        if ops not in OPS:
+            raise ValueError(f"unknown operations {ops!r}; one of {', '.join(OPS)}")
+        self.ops = ops
         self.procfs = procfs
         check(dx_ctx_new(&self.ctx, &a, seed), "invalid monitoring attributes")
-        self.ctx.clock = DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL
-        if ops_name == "sim":
-            dx_sim_ops(&ops)
-            dx_ctx_set_ops(self.ctx, &ops, NULL)
-        elif ops_name == "proc":
-            check(dx_proc_attach(self.ctx, PROC_MODES[mode], procfs.encode(), sysfs.encode()),
-                  f"cannot open the access check files under {procfs} and {sysfs}")
-        else:
-            raise ValueError(f"unknown operations set {ops_name!r}")
-        self.ops_name = ops_name
+        dx_ctx_set_clock(self.ctx, DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL)
+        env.procfs = p
+        env.sysfs = s
+        check(dx_ctx_select_ops(self.ctx, ops.encode(), &env),
+              f"cannot set up {ops} (with {procfs} and {sysfs})")
 
     def __dealloc__(self):
         if self.ctx is not NULL:
             dx_ctx_free(self.ctx)
             self.ctx = NULL
 
+    cdef int _not_running(self, str what) except -1:
+        if self.running:
+            raise DamonxError(
+                f"cannot {what}: the monitoring loop of this context is running in another "
+                "thread (or below this signal handler); only request_stop() may be called "
+                "meanwhile")
+        return 0
+
+    # -- targets and schemes ---------------------------------------------
     def add_sim_target(self, int64_t target_id, uint64_t size, uint64_t page_size, phases):
         """phases: [(duration_us, [(start, end, probability), ...]), ...]"""
         cdef size_t nr_phases = len(phases), nr_ranges = 0, i, j, k = 0
+        cdef dx_sim_phase *ph
+        cdef dx_sim_range *rg
+        cdef int err
+        self._not_running("add a target")
         for _, ranges in phases:
             nr_ranges += len(ranges)
-        cdef dx_sim_phase *ph = <dx_sim_phase *>malloc((nr_phases + 1) * sizeof(dx_sim_phase))
-        cdef dx_sim_range *rg = <dx_sim_range *>malloc((nr_ranges + 1) * sizeof(dx_sim_range))
-        cdef int err
+        ph = <dx_sim_phase *>malloc((nr_phases + 1) * sizeof(dx_sim_phase))
+        rg = <dx_sim_range *>malloc((nr_ranges + 1) * sizeof(dx_sim_range))
         if ph is NULL or rg is NULL:
             free(ph)
             free(rg)
@@ -140,42 +216,37 @@ cdef class Context:
         check(err, "invalid simulated workload")
 
     def add_pid_target(self, int pid, ranges=None):
+        """A process: with ranges None for vaddr, or its [(start, end)] for fvaddr."""
         cdef dx_range *rg = NULL
         cdef size_t n = 0
         cdef int err
+        self._not_running("add a target")
         if ranges:
             rg = to_ranges(ranges, &n)
         try:
-            err = dx_proc_add_pid(self.ctx, pid, rg, n)
+            err = dx_vaddr_add_target(self.ctx, pid, rg, n)
         finally:
             free(rg)
         check(err, f"cannot monitor process {pid}")
 
     def add_range_target(self, int64_t target_id, ranges):
+        """Physical address ranges [(start, end)] as one target (paddr)."""
         cdef size_t n = 0
-        cdef dx_range *rg = to_ranges(ranges, &n)
+        cdef dx_range *rg
         cdef int err
+        self._not_running("add a target")
+        rg = to_ranges(ranges, &n)
         try:
-            err = dx_proc_add_ranges(self.ctx, target_id, rg, n)
+            err = dx_paddr_add_target(self.ctx, target_id, rg, n)
         finally:
             free(rg)
         check(err, "cannot monitor the ranges")
-
-    def proc_stats(self):
-        """Counters of the real access checks (files read and written)."""
-        cdef const dx_proc_stats *s
-        if self.ops_name != "proc":
-            return {}
-        s = dx_proc_get_stats(self.ctx)
-        return dict(nr_pagemap_reads=s.nr_pagemap_reads, nr_kpageflags_reads=s.nr_kpageflags_reads,
-                    nr_bitmap_writes=s.nr_bitmap_writes, nr_bitmap_reads=s.nr_bitmap_reads,
-                    nr_absent=s.nr_absent, nr_unmapped=s.nr_unmapped, nr_shared=s.nr_shared,
-                    nr_maps_reads=s.nr_maps_reads)
 
     def add_scheme(self, str action, uint64_t min_sz, uint64_t max_sz,
                    unsigned int min_nr_accesses, unsigned int max_nr_accesses,
                    unsigned int min_age, unsigned int max_age):
         cdef dx_scheme s
+        self._not_running("add a scheme")
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {sorted(ACTIONS)}")
         s.action = ACTIONS[action]
@@ -185,47 +256,60 @@ cdef class Context:
         check(dx_ctx_add_scheme(self.ctx, &s), "invalid scheme")
 
     def scheme_stats(self):
+        """Per scheme, in the order added: nr_tried, sz_tried, nr_applied, sz_applied."""
         cdef size_t i
-        return [dict(nr_tried=self.ctx.schemes[i].nr_tried,
-                     sz_tried=self.ctx.schemes[i].sz_tried,
-                     nr_applied=self.ctx.schemes[i].nr_applied,
-                     sz_applied=self.ctx.schemes[i].sz_applied)
-                for i in range(self.ctx.nr_schemes)]
+        cdef const dx_scheme *s
+        out = []
+        for i in range(dx_ctx_nr_schemes(self.ctx)):
+            s = dx_ctx_scheme(self.ctx, i)
+            out.append(dict(nr_tried=s.nr_tried, sz_tried=s.sz_tried,
+                            nr_applied=s.nr_applied, sz_applied=s.sz_applied))
+        return out
 
+    # -- running -----------------------------------------------------------
     def run_aggregation(self):
         """Run until the next aggregation ends; True when it did, False when
         the context stopped (stop requested or no target left)."""
         cdef int err
-        while True:
-            with nogil:
-                err = dx_ctx_run_aggregation(self.ctx)
-            if err == -EINTR:
-                PyErr_CheckSignals()    # raises KeyboardInterrupt & co
-                continue
-            check(err, "monitoring failed")
-            return err == 1
+        self._not_running("run an aggregation")
+        self.running = True
+        try:
+            while True:
+                with nogil:
+                    err = dx_ctx_run_aggregation(self.ctx)
+                if err == -EINTR:
+                    PyErr_CheckSignals()    # raises KeyboardInterrupt & co
+                    continue
+                check(err, "monitoring failed")
+                return err == 1
+        finally:
+            self.running = False
 
     def snapshot(self):
-        """The last aggregation: (start_ns, end_ns, [(target_id, regions)])
-        where regions is a numpy array of REGION_DTYPE filled from C."""
-        cdef size_t i, off = 0, n
+        """The last aggregation: (start_ns, end_ns, [(target_id, regions)]) for
+        the live targets, where regions is a numpy array of REGION_DTYPE that
+        C fills in place."""
+        cdef uint64_t start_ns, end_ns
+        cdef size_t i, n
         cdef cnp.ndarray arr
+        self._not_running("take a snapshot")
         out = []
-        if self.ctx.snap_nr is NULL:
+        if not dx_ctx_snapshot_span(self.ctx, &start_ns, &end_ns):
             return (0, 0, out)
-        for i in range(self.ctx.nr_targets):
-            n = self.ctx.snap_nr[i]
+        for i in range(dx_ctx_nr_targets(self.ctx)):
+            if not dx_ctx_target_live(self.ctx, i):
+                continue
+            n = dx_ctx_snapshot_nr_regions(self.ctx, i)
             arr = np.empty(n, dtype=REGION_DTYPE)
-            if n:
-                memcpy(cnp.PyArray_DATA(arr), &self.ctx.snap[off], n * sizeof(dx_region_out))
-            off += n
-            if not self.ctx.targets[i].dead:
-                out.append((self.ctx.targets[i].id, arr))
-        return (self.ctx.snap_start_ns, self.ctx.snap_end_ns, out)
+            dx_ctx_snapshot_fill(self.ctx, i, <dx_region_out *>cnp.PyArray_DATA(arr), n)
+            out.append((dx_ctx_target_id(self.ctx, i), arr))
+        return (start_ns, end_ns, out)
 
     def request_stop(self):
+        """Make the loop return at the next sample (any thread, signal handlers)."""
         dx_ctx_request_stop(self.ctx)
 
+    # -- state and counters --------------------------------------------------
     @property
     def nr_regions(self):
         return dx_ctx_nr_regions(self.ctx)
@@ -233,104 +317,23 @@ cdef class Context:
     @property
     def live_targets(self):
         cdef size_t i
-        return [self.ctx.targets[i].id for i in range(self.ctx.nr_targets)
-                if not self.ctx.targets[i].dead]
+        return [dx_ctx_target_id(self.ctx, i) for i in range(dx_ctx_nr_targets(self.ctx))
+                if dx_ctx_target_live(self.ctx, i)]
 
     @property
     def now_ns(self):
-        return self.ctx.now_ns
+        return dx_ctx_now_ns(self.ctx)
 
     def stats(self):
-        s = self.ctx.stats
+        cdef const dx_stats *s = dx_ctx_stats(self.ctx)
         return dict(nr_samples=s.nr_samples, nr_region_checks=s.nr_region_checks,
                     nr_aggregations=s.nr_aggregations, nr_updates=s.nr_updates,
                     nr_targets_lost=s.nr_targets_lost)
 
-
-def bench_adjust(unsigned int nr_regions, unsigned int nr_rounds, uint64_t seed=0):
-    """Time the end-of-aggregation regions adjustment (merge, then split) of
-    a target of nr_regions regions with random access counts, nr_rounds
-    times (see csrc/bench_adjust.h).  Totals in thread CPU nanoseconds and
-    region counts summed over the rounds."""
-    cdef dx_bench_adjust_result res
-    cdef int err
-    with nogil:
-        err = dx_bench_adjust(nr_regions, nr_rounds, seed, &res)
-    check(err, "bench_adjust failed")
-    return dict(nr_rounds=res.nr_rounds, merge_ns=res.merge_ns, split_ns=res.split_ns,
-                nr_after_merge=res.nr_after_merge, nr_after_split=res.nr_after_split,
-                clock_overhead_ns=res.clock_overhead_ns)
-
-
-def bench_floor(int pid, regions, unsigned int nr_samples, uint64_t sample_us=5000,
-                uint64_t seed=1, str procfs="/proc", str sysfs="/sys"):
-    """Run the bare page_idle check loop (see csrc/bench_floor.h) on the
-    regions [(start, end), ...] of a process; a dict of its CPU time and counts."""
-    cdef dx_floor_result res
-    cdef int err
-    cdef bytes p = procfs.encode(), s = sysfs.encode()
-    cdef const char *cp = p
-    cdef const char *cs = s
-    cdef cnp.ndarray[cnp.uint64_t] starts = np.ascontiguousarray([r[0] for r in regions], dtype=np.uint64)
-    cdef cnp.ndarray[cnp.uint64_t] ends = np.ascontiguousarray([r[1] for r in regions], dtype=np.uint64)
-    cdef size_t n = len(starts)
-    if n == 0:
-        raise ValueError("no regions")
-    with nogil:
-        err = dx_bench_floor(pid, cp, cs, &starts[0], &ends[0], n, nr_samples,
-                             sample_us, seed, &res)
-    check(err, "floor benchmark failed")
-    return dict(cpu_ns=res.cpu_ns, nr_checks=res.nr_checks,
-                nr_accessed=res.nr_accessed, nr_absent=res.nr_absent)
-
-
-def bench_fullscan(int pid, uint64_t interval_us=100000, unsigned int max_intervals=100000,
-                   int stop_fd=-1, probes=(), str procfs="/proc", str sysfs="/sys"):
-    """Scan every present page of a process through page_idle every
-    interval_us (see csrc/bench_fullscan.h) until max_intervals scans, the
-    process exits, or stop_fd becomes readable.  probes: sorted,
-    non-overlapping (start, end) virtual ranges whose accessed pages are
-    counted per interval.  A dict of totals, with per-interval numpy arrays
-    t_ns, interval_cpu_ns, nr_present, nr_accessed and probe_accessed
-    (nr_intervals x nr_probes)."""
-    cdef size_t nr_probes = 0, i
-    cdef dx_range *pr = NULL
-    cdef dx_fullscan_interval *iv = NULL
-    cdef dx_fullscan_result res
-    cdef cnp.ndarray pa
-    cdef uint64_t *pa_data
-    cdef int err
-    cdef bytes p = procfs.encode(), s = sysfs.encode()
-    cdef const char *cp = p
-    cdef const char *cs = s
-    if max_intervals == 0:
-        raise ValueError("max_intervals must be positive")
-    # per interval and probe, the accessed pages: C fills the array in place
-    pa = np.zeros((max_intervals, len(probes)), dtype=np.uint64)
-    pa_data = <uint64_t *>cnp.PyArray_DATA(pa)
-    pr = to_ranges(probes, &nr_probes)
-    try:
-        iv = <dx_fullscan_interval *>malloc(max_intervals * sizeof(dx_fullscan_interval))
-        if iv == NULL:
-            raise MemoryError()
-        with nogil:
-            err = dx_bench_fullscan(pid, cp, cs, interval_us, max_intervals, stop_fd,
-                                    pr, nr_probes, iv, pa_data, &res)
-        check(err, "full scan benchmark failed")
-        n = res.nr_intervals
-        out = dict(cpu_ns=res.cpu_ns, wall_ns=res.wall_ns, nr_intervals=n,
-                   nr_pagemap_reads=res.nr_pagemap_reads,
-                   nr_bitmap_reads=res.nr_bitmap_reads,
-                   nr_bitmap_writes=res.nr_bitmap_writes,
-                   probe_accessed=pa[:n].copy())
-        for name in ("t_ns", "interval_cpu_ns", "nr_present", "nr_accessed"):
-            out[name] = np.empty(n, dtype=np.uint64)
-        for i in range(n):
-            out["t_ns"][i] = iv[i].t_ns
-            out["interval_cpu_ns"][i] = iv[i].cpu_ns
-            out["nr_present"][i] = iv[i].nr_present
-            out["nr_accessed"][i] = iv[i].nr_accessed
-        return out
-    finally:
-        free(pr)
-        free(iv)
+    def access_check_stats(self):
+        """Counters of the real access checks (files read and written); {} for sim."""
+        cdef dx_counter c[MAX_COUNTERS]
+        cdef size_t i, n = dx_ctx_ops_counters(self.ctx, c, MAX_COUNTERS)
+        if n > MAX_COUNTERS:
+            n = MAX_COUNTERS
+        return {c[i].name.decode(): c[i].value for i in range(n)}

@@ -137,13 +137,7 @@ def _open_core_context(ops, attrs, seed, procfs, sysfs):
     """A compiled context for ops: the one call of its constructor."""
     from damonx import _core
 
-    class Context(_core.Context):
-        # the compiled context calls its access check counters proc_stats
-        access_check_stats = _core.Context.proc_stats
-
-    if ops == "sim":
-        return Context(attrs, "sim", seed, virtual_clock=True)
-    return Context(attrs, "proc", seed, mode=ops, procfs=procfs, sysfs=sysfs)
+    return _core.Context(attrs, ops, seed, virtual_clock=ops == "sim", procfs=procfs, sysfs=sysfs)
 
 
 def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -> Backend:

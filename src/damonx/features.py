@@ -11,9 +11,7 @@ import struct
 from dataclasses import asdict, dataclass
 
 from damonx import errors
-
-PM_PRESENT = 1 << 63
-PM_PFN_MASK = (1 << 55) - 1
+from damonx._core import PM_PFN_MASK, PM_PRESENT
 
 
 @dataclass

@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 struct dx_floor_result {
-	uint64_t cpu_ns;	/* thread CPU time of the loop, sleeps excluded */
-	uint64_t nr_checks;	/* region checks done */
-	uint64_t nr_accessed;	/* of which found accessed */
-	uint64_t nr_absent;	/* of which on pages without a PFN */
+	uint64_t cpu_ns; /* thread CPU time of the loop, sleeps excluded */
+	uint64_t nr_checks; /* region checks done */
+	uint64_t nr_accessed; /* of which found accessed */
+	uint64_t nr_absent; /* of which on pages without a PFN */
 };
 
 /*

@@ -19,16 +19,16 @@
 #include "damonx.h"
 
 struct dx_fullscan_interval {
-	uint64_t t_ns;		/* CLOCK_MONOTONIC at the end of the scan */
-	uint64_t cpu_ns;	/* thread CPU time of the scan */
-	uint64_t nr_present;	/* present pages with a PFN */
-	uint64_t nr_accessed;	/* of which not found idle */
+	uint64_t t_ns; /* CLOCK_MONOTONIC at the end of the scan */
+	uint64_t cpu_ns; /* thread CPU time of the scan */
+	uint64_t nr_present; /* present pages with a PFN */
+	uint64_t nr_accessed; /* of which not found idle */
 };
 
 struct dx_fullscan_result {
-	uint64_t cpu_ns;		/* thread CPU time of all scans */
-	uint64_t wall_ns;		/* from the first scan to the return */
-	uint32_t nr_intervals;		/* scans done */
+	uint64_t cpu_ns; /* thread CPU time of all scans */
+	uint64_t wall_ns; /* from the first scan to the return */
+	uint32_t nr_intervals; /* scans done */
 	uint64_t nr_pagemap_reads;
 	uint64_t nr_bitmap_reads;
 	uint64_t nr_bitmap_writes;

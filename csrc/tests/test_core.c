@@ -7,37 +7,9 @@
  *
  * Build and run: make -C csrc test   (AddressSanitizer + UBSan)
  */
-#include "core.c"
-#include "ops_sim.h"
-
-#include <stdio.h>
-
-static int nr_failed, nr_checks;
-static const char *cur_test;
-
-#define EXPECT(cond)                                                         \
-	do {                                                                 \
-		nr_checks++;                                                 \
-		if (!(cond)) {                                               \
-			nr_failed++;                                         \
-			fprintf(stderr, "FAIL %s:%d: %s: %s\n", __FILE__,    \
-				__LINE__, cur_test, #cond);                  \
-		}                                                            \
-	} while (0)
-
-#define EXPECT_EQ(a, b)                                                       \
-	do {                                                                  \
-		unsigned long long _a = (unsigned long long)(a);              \
-		unsigned long long _b = (unsigned long long)(b);              \
-		nr_checks++;                                                  \
-		if (_a != _b) {                                               \
-			nr_failed++;                                          \
-			fprintf(stderr, "FAIL %s:%d: %s: %s == %llu, want %llu\n", \
-				__FILE__, __LINE__, cur_test, #a, _a, _b);    \
-		}                                                             \
-	} while (0)
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "../core.c"
+#include "../sim.h"
+#include "test.h"
 
 /* a target with regions [pairs[2i], pairs[2i+1]) */
 static struct dx_target make_target(const uint64_t *pairs, size_t nr_pairs)
@@ -64,7 +36,8 @@ static void expect_regions(struct dx_target *t, const uint64_t *pairs,
 	}
 }
 
-static void expect_sorted_cover(struct dx_target *t, uint64_t start, uint64_t end)
+static void expect_sorted_cover(struct dx_target *t, uint64_t start,
+				uint64_t end)
 {
 	size_t i;
 
@@ -80,7 +53,8 @@ static void expect_sorted_cover(struct dx_target *t, uint64_t start, uint64_t en
 	}
 }
 
-static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr, uint64_t min_sz)
+static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr,
+			       uint64_t min_sz)
 {
 	struct dx_attrs a;
 	struct dx_ctx *ctx = NULL;
@@ -105,23 +79,23 @@ static void test_attrs_validation(void)
 	dx_attrs_default(&a);
 	EXPECT_EQ(dx_attrs_validate(&a), 0);
 	a.min_nr_regions = 2;
-	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* min >= 3 */
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL); /* min >= 3 */
 	dx_attrs_default(&a);
 	a.min_nr_regions = 20;
 	a.max_nr_regions = 10;
-	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* min <= max */
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL); /* min <= max */
 	dx_attrs_default(&a);
 	a.sample_us = a.aggr_us + 1;
-	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* sample <= aggr */
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL); /* sample <= aggr */
 	dx_attrs_default(&a);
 	a.ops_update_us = 0;
-	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* intervals > 0 */
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL); /* intervals > 0 */
 	dx_attrs_default(&a);
 	a.sample_us = 0;
 	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);
 	dx_attrs_default(&a);
 	a.min_region_sz = 3000;
-	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL);	/* power of two */
+	EXPECT_EQ(dx_attrs_validate(&a), -EINVAL); /* power of two */
 	dx_attrs_default(&a);
 	a.min_nr_regions = a.max_nr_regions = 3;
 	EXPECT_EQ(dx_attrs_validate(&a), 0);
@@ -202,8 +176,8 @@ static void test_merge_two(void)
 
 static void test_merge_threshold(void)
 {
-	uint64_t in[] = { 0, 100, 100, 112, 114, 122, 122, 130, 130, 156,
-			  156, 170, 170, 184, 184, 230 };
+	uint64_t in[] = { 0,   100, 100, 112, 114, 122, 122, 130,
+			  130, 156, 156, 170, 170, 184, 184, 230 };
 	uint32_t nrs[] = { 0, 0, 10, 10, 20, 30, 1, 2 };
 	/* 114 is not adjacent to 112; 20 vs 10 and 30 vs 20 exceed 9 */
 	uint64_t want[] = { 0, 112, 114, 130, 130, 156, 156, 170, 170, 230 };
@@ -264,7 +238,7 @@ static void test_merge_enforces_max_nr_regions(void)
 	struct dx_ctx *ctx = make_ctx(3, 10, 1);
 	size_t i;
 
-	dx_ctx_add_target(ctx, 0, NULL);
+	dx_ctx_add_target(ctx, 0, NULL, NULL, 0);
 	for (i = 0; i < 40; i++) {
 		dx_target_add_region(&ctx->targets[0], i * 10, (i + 1) * 10);
 		ctx->targets[0].regions[i].nr_accesses = (i % 2) * 8;
@@ -303,7 +277,8 @@ static void test_split_regions_of(void)
 		}
 		/* the first cut lies between 10% and 90% */
 		if (t.nr_regions >= 2) {
-			uint64_t right = 220 - t.regions[t.nr_regions - 1].start;
+			uint64_t right =
+				220 - t.regions[t.nr_regions - 1].start;
 
 			EXPECT(right >= 22 && right <= 198);
 		}
@@ -318,9 +293,10 @@ static size_t count_after_split(uint32_t max_nr, size_t nr_regions,
 	struct dx_ctx *ctx = make_ctx(3, max_nr, 1);
 	size_t i, n;
 
-	dx_ctx_add_target(ctx, 0, NULL);
+	dx_ctx_add_target(ctx, 0, NULL, NULL, 0);
 	for (i = 0; i < nr_regions; i++)
-		dx_target_add_region(&ctx->targets[0], i * 1000, (i + 1) * 1000);
+		dx_target_add_region(&ctx->targets[0], i * 1000,
+				     (i + 1) * 1000);
 	ctx->last_nr_regions = last_nr_regions;
 	dx_split_regions(ctx);
 	n = ctx->targets[0].nr_regions;
@@ -346,7 +322,7 @@ static void test_split_gates(void)
 static void test_three_regions(void)
 {
 	/* 10-20-25, 200-210-220, 300-305, 307-330 */
-	struct dx_range maps[] = { { 10, 20 }, { 20, 25 }, { 200, 210 },
+	struct dx_range maps[] = { { 10, 20 },	 { 20, 25 },   { 200, 210 },
 				   { 210, 220 }, { 300, 305 }, { 307, 330 } };
 	struct dx_range out[3];
 
@@ -360,7 +336,8 @@ static void test_three_regions(void)
 
 	/* page alignment: ranges grow outward to whole pages */
 	{
-		struct dx_range m[] = { { 0x1000, 0x1800 }, { 0x10000, 0x11000 },
+		struct dx_range m[] = { { 0x1000, 0x1800 },
+					{ 0x10000, 0x11000 },
 					{ 0x7f000000, 0x7f001000 } };
 
 		EXPECT_EQ(dx_three_regions(m, 3, 0x1000, out), 0);
@@ -386,7 +363,7 @@ static void test_find_range(void)
 	EXPECT_EQ(dx_find_range(r, 3, 20), 1);
 	EXPECT_EQ(dx_find_range(r, 3, 49), 2);
 	EXPECT_EQ((long long)dx_find_range(r, 3, 9), -1);
-	EXPECT_EQ((long long)dx_find_range(r, 3, 25), -1);	/* a hole */
+	EXPECT_EQ((long long)dx_find_range(r, 3, 25), -1); /* a hole */
 	EXPECT_EQ((long long)dx_find_range(r, 3, 50), -1);
 	EXPECT_EQ((long long)dx_find_range(r, 0, 15), -1);
 }
@@ -395,8 +372,8 @@ static void check_apply_three(const struct dx_range *three,
 			      const uint64_t *want, size_t nr_want)
 {
 	/* 10-20-30, 50-55-57-59, 70-80-90-100 */
-	uint64_t in[] = { 10, 20, 20, 30, 50, 55, 55, 57, 57, 59,
-			  70, 80, 80, 90, 90, 100 };
+	uint64_t in[] = { 10, 20, 20, 30, 50, 55, 55, 57,
+			  57, 59, 70, 80, 80, 90, 90, 100 };
 	struct dx_target t = make_target(in, 8);
 
 	t.regions[0].nr_accesses = 5;
@@ -423,7 +400,8 @@ static void test_apply_three_regions(void)
 
 	/* holes inside a range are filled; history of survivors is kept */
 	{
-		uint64_t in[] = { 4, 16, 24, 32 }, want[] = { 8, 16, 16, 24, 24, 28 };
+		uint64_t in[] = { 4, 16, 24, 32 },
+			 want[] = { 8, 16, 16, 24, 24, 28 };
 		struct dx_range r = { 8, 28 };
 		struct dx_target t = make_target(in, 2);
 
@@ -450,7 +428,7 @@ static void test_init_regions(void)
 				     { 0x100000, 0x100000 + (1 << 20) },
 				     { 0x7ff000000, 0x7ff001000 } };
 
-	dx_ctx_add_target(ctx, 0, NULL);
+	dx_ctx_add_target(ctx, 0, NULL, NULL, 0);
 	EXPECT_EQ(dx_init_regions(ctx, &ctx->targets[0], ranges, 3), 0);
 	/* about min_nr_regions pieces, every range covered, page aligned */
 	EXPECT(ctx->targets[0].nr_regions >= 9);
@@ -511,67 +489,185 @@ static void test_rand_range(void)
 	dx_ctx_free(again);
 }
 
-/* End to end on the sim backend: regions stay within the limits, cover the
- * address space, and the hot range shows up as accessed. */
+/* End to end on the sim backend, through the public API: regions stay within
+ * the limits, cover the address space, and the hot range shows up as
+ * accessed. */
 static void test_loop_with_sim(void)
 {
 	struct dx_attrs a;
 	struct dx_ctx *ctx = NULL;
-	struct dx_operations ops;
 	struct dx_sim_range hot = { 128 << 20, 256 << 20, 0.9 };
 	struct dx_sim_phase ph = { 10000000, 1, &hot };
+	struct dx_region_out out[100];
+	uint64_t start_ns, end_ns;
+	size_t n = 0;
 	int i;
 
 	dx_attrs_default(&a);
 	a.max_nr_regions = 100;
 	EXPECT_EQ(dx_ctx_new(&ctx, &a, 7), 0);
-	dx_sim_ops(&ops);
-	dx_ctx_set_ops(ctx, &ops, NULL);
-	ctx->clock = DX_CLOCK_VIRTUAL;
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "sim", NULL), 0);
+	dx_ctx_set_clock(ctx, DX_CLOCK_VIRTUAL);
 	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 4096, &ph, 1), 0);
+	EXPECT(!dx_ctx_snapshot_span(ctx, &start_ns, &end_ns));
 	for (i = 0; i < 50; i++) {
-		size_t n;
-
 		EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
-		n = ctx->snap_nr[0];
+		EXPECT(dx_ctx_snapshot_span(ctx, &start_ns, &end_ns));
+		EXPECT_EQ(end_ns - start_ns, 100000 * 1000);
+		n = dx_ctx_snapshot_nr_regions(ctx, 0);
 		EXPECT(n >= 1 && n <= 100);
-		EXPECT_EQ(ctx->snap[0].start, 0);
-		EXPECT_EQ(ctx->snap[n - 1].end, 1ULL << 30);
+		EXPECT_EQ(dx_ctx_snapshot_fill(ctx, 0, out, ARRAY_SIZE(out)),
+			  n);
+		EXPECT_EQ(out[0].start, 0);
+		EXPECT_EQ(out[n - 1].end, 1ULL << 30);
 	}
-	EXPECT_EQ(ctx->stats.nr_aggregations, 50);
-	EXPECT_EQ(ctx->now_ns, 50ULL * 100000 * 1000);
+	EXPECT_EQ(dx_ctx_stats(ctx)->nr_aggregations, 50);
+	EXPECT_EQ(dx_ctx_now_ns(ctx), 50ULL * 100000 * 1000);
 	{
 		uint64_t hot_found = 0;
 		size_t k;
 
-		for (k = 0; k < ctx->snap_nr[0]; k++)
-			if (ctx->snap[k].nr_accesses >= 10)
-				hot_found += ctx->snap[k].end - ctx->snap[k].start;
+		for (k = 0; k < n; k++)
+			if (out[k].nr_accesses >= 10)
+				hot_found += out[k].end - out[k].start;
 		EXPECT(hot_found >= (128ULL << 20) * 9 / 10);
 		EXPECT(hot_found <= (128ULL << 20) * 11 / 10);
 	}
+	/* a short buffer gets what fits; no counters for sim */
+	EXPECT_EQ(dx_ctx_snapshot_fill(ctx, 0, out, 1), n > 1 ? 1 : n);
+	EXPECT_EQ(dx_ctx_snapshot_nr_regions(ctx, 1), 0);
+	EXPECT_EQ(dx_ctx_ops_counters(ctx, NULL, 0), 0);
 	dx_ctx_request_stop(ctx);
 	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 0);
 	dx_ctx_free(ctx);
 
 	/* invalid workloads */
 	EXPECT_EQ(dx_ctx_new(&ctx, &a, 7), 0);
-	dx_ctx_set_ops(ctx, &ops, NULL);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "sim", NULL), 0);
 	hot.end = 2ULL << 30;
 	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 4096, &ph, 1), -EINVAL);
 	EXPECT_EQ(dx_sim_add_target(ctx, 0, 1ULL << 30, 3000, &ph, 1), -EINVAL);
-	EXPECT_EQ(dx_ctx_run_aggregation(ctx), -EINVAL);	/* no target */
+	EXPECT_EQ(dx_ctx_nr_targets(ctx), 0);
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), -EINVAL); /* no target */
 	dx_ctx_free(ctx);
 }
 
-#define RUN(fn)                     \
-	do {                        \
-		cur_test = #fn;     \
-		fn();               \
-	} while (0)
+/* A table that counts the core's calls, to see which entries run when. */
+static int nr_init_calls, nr_prepare_calls;
+
+static int counting_init(struct dx_ctx *ctx)
+{
+	nr_init_calls++;
+	return 0;
+}
+
+static int counting_prepare(struct dx_ctx *ctx)
+{
+	nr_prepare_calls++;
+	return 0;
+}
+
+static bool valid_unless_id_1(struct dx_ctx *ctx, struct dx_target *t)
+{
+	return t->id != 1;
+}
+
+static void test_registry_and_tables(void)
+{
+	static const struct dx_operations counting = {
+		.name = "counting",
+		.init = counting_init,
+		.prepare_access_checks = counting_prepare,
+		.target_valid = valid_unless_id_1,
+	};
+	static const struct dx_operations impostor = { .name = "counting" };
+	struct dx_range two[] = { { 0, 1 << 20 }, { 2 << 20, 3 << 20 } };
+	struct dx_ctx *ctx = make_ctx(4, 100, 4096);
+	struct dx_target *t;
+	struct dx_region *r;
+	size_t i, nr_seen;
+
+	/* sim registered in main(); this one is new */
+	EXPECT(dx_find_ops("sim") != NULL);
+	EXPECT_EQ(dx_sim_register(), 0); /* again: nothing happens */
+	EXPECT(dx_find_ops("counting") == NULL);
+	EXPECT_EQ(dx_register_ops(&counting), 0);
+	EXPECT_EQ(dx_register_ops(&counting), 0);
+	EXPECT_EQ(dx_register_ops(&impostor), -EEXIST);
+	EXPECT(dx_find_ops("counting") == &counting);
+	for (i = 0, nr_seen = 0; i < dx_nr_ops(); i++)
+		nr_seen += !strcmp(dx_ops_name(i), "counting");
+	EXPECT_EQ(nr_seen, 1);
+	EXPECT(dx_ops_name(dx_nr_ops()) == NULL);
+
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "no such ops", NULL), -ENOENT);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "counting", NULL), 0);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "sim", NULL), -EBUSY);
+	/* a target added with ranges starts with them, split evenly */
+	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, two, 2), 0);
+	EXPECT_EQ(dx_ctx_add_target(ctx, 1, NULL, two, 2), 0);
+	EXPECT_EQ(dx_ctx_nr_regions(ctx), 8);
+	expect_regions(&ctx->targets[0],
+		       (const uint64_t[]){ 0, 1 << 19, 1 << 19, 1 << 20,
+					   2 << 20, 5 << 19, 5 << 19, 3 << 20 },
+		       4);
+	/* unsorted ranges: nothing is added */
+	{
+		struct dx_range bad[] = { two[1], two[0] };
+
+		EXPECT_EQ(dx_ctx_add_target(ctx, 2, NULL, bad, 2), -EINVAL);
+		EXPECT_EQ(dx_ctx_nr_targets(ctx), 2);
+	}
+
+	/* the iterators see every target, or the live ones only */
+	ctx->clock = DX_CLOCK_VIRTUAL;
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+	EXPECT_EQ(nr_init_calls, 1);
+	EXPECT_EQ(nr_prepare_calls, 20);
+	EXPECT(dx_ctx_target_live(ctx, 0));
+	EXPECT(!dx_ctx_target_live(ctx, 1));
+	EXPECT_EQ(dx_ctx_target_id(ctx, 1), 1);
+	EXPECT_EQ(dx_ctx_nr_live_targets(ctx), 1);
+	nr_seen = 0;
+	dx_for_each_target(t, ctx)
+		nr_seen++;
+	EXPECT_EQ(nr_seen, 2);
+	nr_seen = 0;
+	dx_for_each_live_target(t, ctx)
+		dx_for_each_region(r, t)
+			nr_seen++;
+	EXPECT_EQ(nr_seen, ctx->targets[0].nr_regions);
+	EXPECT_EQ(dx_ctx_add_target(ctx, 3, NULL, NULL, 0), -EBUSY);
+	dx_ctx_free(ctx);
+}
+
+static void test_scheme_accessors(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 10, 1);
+	struct dx_scheme s = { .min_sz = 0,
+			       .max_sz = 100,
+			       .max_nr_accesses = 5,
+			       .max_age = 9,
+			       .action = DX_ACTION_COLD,
+			       .nr_tried = 7 };
+	const struct dx_scheme *got;
+
+	EXPECT_EQ(dx_ctx_nr_schemes(ctx), 0);
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
+	s.action = DX_ACTION_NR;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), -EINVAL);
+	EXPECT_EQ(dx_ctx_nr_schemes(ctx), 1);
+	got = dx_ctx_scheme(ctx, 0);
+	EXPECT(got && got->action == DX_ACTION_COLD && got->max_sz == 100);
+	EXPECT(got && got->nr_tried == 0); /* statistics start at zero */
+	EXPECT(dx_ctx_scheme(ctx, 1) == NULL);
+	dx_ctx_free(ctx);
+}
 
 int main(void)
 {
+	if (dx_sim_register())
+		return 2;
 	RUN(test_attrs_validation);
 	RUN(test_split_at);
 	RUN(test_split_evenly);
@@ -587,6 +683,7 @@ int main(void)
 	RUN(test_access_rate);
 	RUN(test_rand_range);
 	RUN(test_loop_with_sim);
-	printf("%d checks, %d failed\n", nr_checks, nr_failed);
-	return nr_failed ? 1 : 0;
+	RUN(test_registry_and_tables);
+	RUN(test_scheme_accessors);
+	return test_report();
 }

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The simulated backend: a synthetic address space [0, size) whose pages
- * are accessed with known probabilities, so that the ground truth is exact.
- * Time is the context's virtual clock: monitoring runs as fast as the CPU
- * allows.
+ * The simulated backend, the "sim" table: a synthetic address space
+ * [0, size) whose pages are accessed with known probabilities, so that the
+ * ground truth is exact.  With the context's virtual clock, monitoring runs
+ * as fast as the CPU allows.
  */
-#ifndef DAMONX_OPS_SIM_H
-#define DAMONX_OPS_SIM_H
+#ifndef DAMONX_SIM_H
+#define DAMONX_SIM_H
 
 #include "damonx.h"
 
@@ -25,15 +25,16 @@ struct dx_sim_phase {
 	const struct dx_sim_range *ranges; /* sorted, not overlapping */
 };
 
-/* Fill the sim operations table. */
-void dx_sim_ops(struct dx_operations *ops);
+/* Register the "sim" table. */
+int dx_sim_register(void);
 
 /*
- * Add a simulated target to ctx (which must use the sim operations).
- * The phases are copied.  -EINVAL for an invalid workload.
+ * Add a simulated target to a context running sim; its regions start as
+ * [0, size) split evenly.  The phases are copied.  -EINVAL for an invalid
+ * workload or a context running other operations.
  */
 int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 		      uint64_t page_size, const struct dx_sim_phase *phases,
 		      size_t nr_phases);
 
-#endif /* DAMONX_OPS_SIM_H */
+#endif /* DAMONX_SIM_H */

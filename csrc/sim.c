@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "ops_sim.h"
+#include "sim.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct sim_phase {
-	uint64_t end_us;	/* phase end, simulated time since start */
+	uint64_t end_us; /* phase end, simulated time since start */
 	size_t nr_ranges;
 	struct dx_range *ranges;
 	/* a page of ranges[i] is accessed when a 32-bit draw is below this */
@@ -45,43 +44,24 @@ static const struct sim_phase *phase_at(const struct sim_target *st,
 	return &st->phases[i];
 }
 
-static int sim_init(struct dx_ctx *ctx)
-{
-	size_t i;
-	int err;
-
-	for (i = 0; i < ctx->nr_targets; i++) {
-		struct dx_target *t = &ctx->targets[i];
-		struct sim_target *st = t->priv;
-		struct dx_range whole = { 0, st->size };
-
-		err = dx_init_regions(ctx, t, &whole, 1);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 static int sim_check_accesses(struct dx_ctx *ctx)
 {
 	/* the accesses happened during the sampling interval that just ended */
 	uint64_t t_us = ctx->now_ns / 1000 - ctx->attrs.sample_us;
 	uint32_t max_nr = 0;
-	size_t i, j;
+	struct dx_target *t;
+	struct dx_region *r;
 
-	for (i = 0; i < ctx->nr_targets; i++) {
-		struct dx_target *t = &ctx->targets[i];
+	dx_for_each_live_target(t, ctx) {
 		struct sim_target *st = t->priv;
-		const struct sim_phase *p;
+		const struct sim_phase *p = phase_at(st, t_us);
 
-		if (t->dead)
-			continue;
-		p = phase_at(st, t_us);
-		for (j = 0; j < t->nr_regions; j++) {
-			struct dx_region *r = &t->regions[j];
-			uint64_t page = r->sampling_addr - r->sampling_addr % st->page_size;
+		dx_for_each_region(r, t) {
+			uint64_t page = r->sampling_addr -
+					r->sampling_addr % st->page_size;
 			long k = dx_find_range(p->ranges, p->nr_ranges, page);
-			bool accessed = k >= 0 && (dx_rand_u64(ctx) >> 32) < p->thresholds[k];
+			bool accessed = k >= 0 && (dx_rand_u64(ctx) >> 32) <
+							  p->thresholds[k];
 
 			dx_region_account(ctx, r, accessed);
 			if (r->nr_accesses > max_nr)
@@ -98,26 +78,30 @@ static void sim_target_cleanup(struct dx_ctx *ctx, struct dx_target *t)
 	t->priv = NULL;
 }
 
-void dx_sim_ops(struct dx_operations *ops)
+static const struct dx_operations sim_ops = {
+	.name = "sim",
+	.check_accesses = sim_check_accesses,
+	.target_cleanup = sim_target_cleanup,
+};
+
+int dx_sim_register(void)
 {
-	memset(ops, 0, sizeof(*ops));
-	ops->name = "sim";
-	ops->init = sim_init;
-	ops->check_accesses = sim_check_accesses;
-	ops->target_cleanup = sim_target_cleanup;
+	return dx_register_ops(&sim_ops);
 }
 
 int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 		      uint64_t page_size, const struct dx_sim_phase *phases,
 		      size_t nr_phases)
 {
+	struct dx_range whole = { 0, size };
 	struct sim_target *st;
 	uint64_t end_us = 0;
 	size_t i, j;
 	int err;
 
-	if (!size || !page_size || (page_size & (page_size - 1)) ||
-	    size % page_size || !nr_phases)
+	if (ctx->ops.check_accesses != sim_check_accesses || !size ||
+	    !page_size || (page_size & (page_size - 1)) || size % page_size ||
+	    !nr_phases)
 		return -EINVAL;
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -160,7 +144,7 @@ int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 			p->thresholds[j] = (uint64_t)(r->prob * 4294967296.0);
 		}
 	}
-	err = dx_ctx_add_target(ctx, id, st);
+	err = dx_ctx_add_target(ctx, id, st, &whole, 1);
 	if (err)
 		goto fail;
 	return 0;

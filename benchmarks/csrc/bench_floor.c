@@ -1,20 +1,18 @@
 // SPDX-License-Identifier: MIT
 #define _GNU_SOURCE
 #include "bench_floor.h"
+#include "clock.h"
+#include "ops-common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 static uint64_t thread_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return dx_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -33,8 +31,7 @@ int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
 	const uint64_t page = 4096;
 	uint64_t *pfns, t0;
 	int pagemap, kpf, bitmap, err = 0;
-	struct timespec nap = { (time_t)(sample_us / 1000000),
-				(long)(sample_us % 1000000) * 1000 };
+	struct timespec nap = dx_ns_to_timespec(sample_us * 1000);
 	char path[300];
 	uint32_t s;
 	size_t i;
@@ -60,18 +57,21 @@ int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
 	for (s = 0; s < nr_samples; s++) {
 		t0 = thread_ns();
 		for (i = 0; i < nr_regions; i++) {
-			uint64_t addr = starts[i] + xorshift(&seed) % (ends[i] - starts[i]);
+			uint64_t addr = starts[i] +
+					xorshift(&seed) % (ends[i] - starts[i]);
 			uint64_t entry = 0, flags = 0, bit;
 
 			pfns[i] = 0;
-			if (pread(pagemap, &entry, 8, (off_t)(addr / page * 8)) != 8 ||
-			    !(entry >> 63) || !(entry & ((1ULL << 55) - 1)))
+			if (pread(pagemap, &entry, 8,
+				  (off_t)(addr / page * 8)) != 8 ||
+			    !(entry & PM_PRESENT) || !(entry & PM_PFN_MASK))
 				continue;
-			pfns[i] = entry & ((1ULL << 55) - 1);
+			pfns[i] = entry & PM_PFN_MASK;
 			if (pread(kpf, &flags, 8, (off_t)(pfns[i] * 8)) != 8)
 				flags = 0;
 			bit = 1ULL << (pfns[i] % 64);
-			if (pwrite(bitmap, &bit, 8, (off_t)(pfns[i] / 64 * 8)) != 8)
+			if (pwrite(bitmap, &bit, 8,
+				   (off_t)(pfns[i] / 64 * 8)) != 8)
 				pfns[i] = 0;
 		}
 		out->cpu_ns += thread_ns() - t0;
@@ -85,7 +85,8 @@ int dx_bench_floor(int pid, const char *procfs, const char *sysfs,
 				out->nr_absent++;
 				continue;
 			}
-			if (pread(bitmap, &word, 8, (off_t)(pfns[i] / 64 * 8)) == 8 &&
+			if (pread(bitmap, &word, 8,
+				  (off_t)(pfns[i] / 64 * 8)) == 8 &&
 			    !(word >> (pfns[i] % 64) & 1))
 				out->nr_accessed++;
 		}

@@ -12,11 +12,11 @@
 /* Totals over all rounds; divide by nr_rounds for per-aggregation figures. */
 struct dx_bench_adjust_result {
 	uint64_t nr_rounds;
-	uint64_t merge_ns;		/* thread CPU time in dx_merge_regions() */
-	uint64_t split_ns;		/* thread CPU time in dx_split_regions() */
-	uint64_t nr_after_merge;	/* sum over rounds of the regions left */
+	uint64_t merge_ns; /* thread CPU time in dx_merge_regions() */
+	uint64_t split_ns; /* thread CPU time in dx_split_regions() */
+	uint64_t nr_after_merge; /* sum over rounds of the regions left */
 	uint64_t nr_after_split;
-	uint64_t clock_overhead_ns;	/* subtracted: cost of reading the clock */
+	uint64_t clock_overhead_ns; /* subtracted: cost of reading the clock */
 };
 
 /*

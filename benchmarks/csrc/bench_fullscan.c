@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: MIT
 #define _GNU_SOURCE
 #include "bench_fullscan.h"
+#include "clock.h"
+#include "ops-common.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096ULL
-#define PM_BATCH 512		/* pagemap entries per pread */
-#define BM_BLOCK 512		/* bitmap words per 4 KiB block */
-#define PFN_MASK ((1ULL << 55) - 1)
+#define PM_BATCH 512 /* pagemap entries per pread */
+#define BM_BLOCK 512 /* bitmap words per 4 KiB block */
 
 struct fs_page {
 	uint64_t vaddr;
@@ -25,19 +24,11 @@ struct fs_page {
 struct fs_state {
 	struct fs_page *pages;
 	size_t nr_pages, cap_pages;
-	uint64_t *mark, *seen;	/* bitmap words: marked by us, read back */
-	size_t nr_words;	/* length of mark and seen */
+	uint64_t *mark, *seen; /* bitmap words: marked by us, read back */
+	size_t nr_words; /* length of mark and seen */
 	struct dx_range *vmas;
-	size_t nr_vmas, cap_vmas;
+	size_t nr_vmas;
 };
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -59,35 +50,14 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 /* The process's mappings; -ESRCH when it is gone. */
 static int read_vmas(struct fs_state *st, const char *path)
 {
-	char line[512];
-	FILE *f = fopen(path, "re");
-	int err = 0;
+	int err;
 
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
+	free(st->vmas);
+	st->vmas = NULL;
 	st->nr_vmas = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long s, e;
-
-		if (!strchr(line, '\n') && !feof(f)) {
-			int c;
-
-			while ((c = fgetc(f)) != EOF && c != '\n')
-				;
-		}
-		if (sscanf(line, "%llx-%llx", &s, &e) != 2 || e <= s)
-			continue;
-		if (strstr(line, "[vsyscall]"))
-			continue;
-		err = grow((void **)&st->vmas, &st->cap_vmas, st->nr_vmas + 1,
-			   sizeof(*st->vmas));
-		if (err)
-			break;
-		st->vmas[st->nr_vmas++] = (struct dx_range){ s, e };
-	}
-	fclose(f);
-	if (!err && st->nr_vmas == 0)
-		err = -ESRCH;	/* a zombie has no mappings */
+	err = dx_read_maps(path, &st->vmas, &st->nr_vmas);
+	if (err == -ENOENT || (!err && !st->nr_vmas))
+		return -ESRCH; /* gone, or a zombie: no mappings */
 	return err;
 }
 
@@ -99,11 +69,15 @@ static int read_pages(struct fs_state *st, int pagemap, uint64_t *nr_reads)
 
 	st->nr_pages = 0;
 	for (v = 0; v < st->nr_vmas; v++) {
-		uint64_t page = st->vmas[v].start / PAGE, end = st->vmas[v].end / PAGE;
+		uint64_t page = st->vmas[v].start / PAGE,
+			 end = st->vmas[v].end / PAGE;
 
 		while (page < end) {
-			size_t n = end - page < PM_BATCH ? end - page : PM_BATCH, i;
-			ssize_t got = pread(pagemap, buf, n * 8, (off_t)(page * 8));
+			size_t n = end - page < PM_BATCH ? end - page :
+							   PM_BATCH,
+			       i;
+			ssize_t got =
+				pread(pagemap, buf, n * 8, (off_t)(page * 8));
 
 			(*nr_reads)++;
 			if (got < 0)
@@ -112,16 +86,19 @@ static int read_pages(struct fs_state *st, int pagemap, uint64_t *nr_reads)
 				break;
 			n = (size_t)got / 8;
 			for (i = 0; i < n; i++) {
-				uint64_t pfn = buf[i] & PFN_MASK;
+				uint64_t pfn = buf[i] & PM_PFN_MASK;
 				int err;
 
-				if (!(buf[i] >> 63) || !pfn)
+				if (!(buf[i] & PM_PRESENT) || !pfn)
 					continue;
-				err = grow((void **)&st->pages, &st->cap_pages, st->nr_pages + 1,
+				err = grow((void **)&st->pages, &st->cap_pages,
+					   st->nr_pages + 1,
 					   sizeof(*st->pages));
 				if (err)
 					return err;
-				st->pages[st->nr_pages++] = (struct fs_page){ (page + i) * PAGE, pfn };
+				st->pages[st->nr_pages++] =
+					(struct fs_page){ (page + i) * PAGE,
+							  pfn };
 			}
 			page += n;
 		}
@@ -156,7 +133,8 @@ static int scan_bitmap(struct fs_state *st, int bitmap, uint64_t *nr_reads,
 	}
 	memset(st->mark, 0, st->nr_words * 8);
 	for (i = 0; i < st->nr_pages; i++)
-		st->mark[st->pages[i].pfn / 64] |= 1ULL << (st->pages[i].pfn % 64);
+		st->mark[st->pages[i].pfn / 64] |= 1ULL
+						   << (st->pages[i].pfn % 64);
 	for (blk = 0; blk * BM_BLOCK < st->nr_words; blk++) {
 		size_t lo = blk * BM_BLOCK, hi = lo + BM_BLOCK, a, b;
 		ssize_t want, got;
@@ -175,7 +153,8 @@ static int scan_bitmap(struct fs_state *st, int bitmap, uint64_t *nr_reads,
 		if (got != want)
 			return got < 0 ? -errno : -EIO;
 		(*nr_writes)++;
-		got = pwrite(bitmap, st->mark + a, (size_t)want, (off_t)(a * 8));
+		got = pwrite(bitmap, st->mark + a, (size_t)want,
+			     (off_t)(a * 8));
 		if (got != want)
 			return got < 0 ? -errno : -EIO;
 	}
@@ -185,8 +164,7 @@ static int scan_bitmap(struct fs_state *st, int bitmap, uint64_t *nr_reads,
 static int stop_requested(int stop_fd, uint64_t wait_ns)
 {
 	struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
-	struct timespec ts = { (time_t)(wait_ns / 1000000000ULL),
-			       (long)(wait_ns % 1000000000ULL) };
+	struct timespec ts = dx_ns_to_timespec(wait_ns);
 
 	if (stop_fd < 0) {
 		if (wait_ns)
@@ -221,12 +199,13 @@ int dx_bench_fullscan(int pid, const char *procfs, const char *sysfs,
 		err = -errno;
 		goto out;
 	}
-	t_start = clock_ns(CLOCK_MONOTONIC);
+	t_start = dx_clock_ns(CLOCK_MONOTONIC);
 	deadline = t_start;
 	while (out->nr_intervals < max_intervals) {
 		struct dx_fullscan_interval *cur = &iv[out->nr_intervals];
-		uint64_t *pa = probe_accessed + (size_t)out->nr_intervals * nr_probes;
-		uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), now;
+		uint64_t *pa =
+			probe_accessed + (size_t)out->nr_intervals * nr_probes;
+		uint64_t c0 = dx_clock_ns(CLOCK_THREAD_CPUTIME_ID), now;
 		size_t i, k = 0;
 
 		err = read_vmas(&st, maps);
@@ -236,7 +215,7 @@ int dx_bench_fullscan(int pid, const char *procfs, const char *sysfs,
 			err = scan_bitmap(&st, bitmap, &out->nr_bitmap_reads,
 					  &out->nr_bitmap_writes);
 		if (err == -ESRCH) {
-			err = 0;	/* the process is gone */
+			err = 0; /* the process is gone */
 			break;
 		}
 		if (err)
@@ -248,25 +227,25 @@ int dx_bench_fullscan(int pid, const char *procfs, const char *sysfs,
 			uint64_t pfn = st.pages[i].pfn, va = st.pages[i].vaddr;
 
 			if (st.seen[pfn / 64] >> (pfn % 64) & 1)
-				continue;	/* still idle */
+				continue; /* still idle */
 			cur->nr_accessed++;
 			while (k < nr_probes && probes[k].end <= va)
 				k++;
 			if (k < nr_probes && probes[k].start <= va)
 				pa[k]++;
 		}
-		now = clock_ns(CLOCK_MONOTONIC);
+		now = dx_clock_ns(CLOCK_MONOTONIC);
 		cur->t_ns = now;
-		cur->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+		cur->cpu_ns = dx_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 		out->cpu_ns += cur->cpu_ns;
 		out->nr_intervals++;
 		deadline += interval_ns;
 		if (deadline < now)
-			deadline = now;	/* late: the next scan starts at once */
+			deadline = now; /* late: the next scan starts at once */
 		if (stop_requested(stop_fd, deadline - now))
 			break;
 	}
-	out->wall_ns = clock_ns(CLOCK_MONOTONIC) - t_start;
+	out->wall_ns = dx_clock_ns(CLOCK_MONOTONIC) - t_start;
 out:
 	if (pagemap >= 0)
 		close(pagemap);

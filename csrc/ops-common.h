@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the real access checks of vaddr, fvaddr and paddr share: reading
+ * /proc/PID/maps, /proc/PID/pagemap (virtual page to PFN) and
+ * /proc/kpageflags (compound pages, LRU), and the idle page bitmap
+ * /sys/kernel/mm/page_idle/bitmap (mark a page idle, later read whether it
+ * still is).
+ *
+ * A sample costs, per region: at most one pagemap read (vaddr, fvaddr), one
+ * or two kpageflags reads, one bitmap write at prepare time and one bitmap
+ * read at check time; work is skipped for pages known to be absent and
+ * shared by regions whose samples fall in the same page, folio or bitmap
+ * word.
+ */
+#ifndef DAMONX_OPS_COMMON_H
+#define DAMONX_OPS_COMMON_H
+
+#include "damonx.h"
+
+/* /proc/PID/pagemap entries (Documentation/admin-guide/mm/pagemap.rst). */
+#define PM_PFN_MASK ((1ULL << 55) - 1) /* 0 without CAP_SYS_ADMIN */
+#define PM_SOFT_DIRTY (1ULL << 55)
+#define PM_MMAP_EXCLUSIVE (1ULL << 56)
+#define PM_FILE (1ULL << 61)
+#define PM_SWAP (1ULL << 62)
+#define PM_PRESENT (1ULL << 63)
+
+/*
+ * /proc/kpageflags, as masks (include/uapi/linux/kernel-page-flags.h numbers
+ * the bits: KPF_LRU there is 5, here 1 << 5).
+ */
+#define KPF_LRU (1ULL << 5)
+#define KPF_COMPOUND_HEAD (1ULL << 15)
+#define KPF_COMPOUND_TAIL (1ULL << 16)
+#define KPF_HUGE (1ULL << 17) /* hugetlbfs */
+#define KPF_NOPAGE (1ULL << 20)
+#define KPF_THP (1ULL << 22)
+#define KPF_ZERO_PAGE (1ULL << 24)
+
+/* Folios are at most PMD-sized: 1 << DX_PMD_ORDER pages. */
+#define DX_PMD_ORDER 9
+
+/*
+ * The mappings of a process, from a /proc/PID/maps file: sorted ranges, the
+ * kernel's half of the address space (the vsyscall page) left out.  *out is
+ * the caller's to free.
+ */
+int dx_read_maps(const char *maps_path, struct dx_range **out, size_t *nr_out);
+
+/* Counters of the work done, for benchmarks and diagnostics. */
+struct dx_access_check_stats {
+	uint64_t nr_pagemap_reads;
+	uint64_t nr_kpageflags_reads;
+	uint64_t nr_bitmap_writes;
+	uint64_t nr_bitmap_reads;
+	uint64_t nr_absent; /* samples on pages not present / no PFN */
+	uint64_t nr_unmapped; /* of which between mappings: no pagemap read */
+	uint64_t nr_shared; /* samples answered by another region's check */
+	uint64_t nr_maps_reads;
+};
+
+/* The state of the access checks: ctx->ops_priv of vaddr, fvaddr, paddr. */
+struct dx_access_check {
+	uint64_t page_size;
+	int bitmap_fd;
+	int kpageflags_fd;
+	char procfs[256];
+	struct dx_access_check_stats stats;
+};
+
+/*
+ * The entries of the operations tables that vaddr, fvaddr and paddr share.
+ * attach opens the idle page bitmap and kpageflags under env's roots:
+ * -ENOENT when the bitmap is missing (no CONFIG_IDLE_PAGE_TRACKING),
+ * -EACCES/-EPERM when they cannot be opened.
+ */
+int dx_ac_attach(struct dx_ctx *ctx, const struct dx_ops_env *env);
+int dx_ac_check_accesses(struct dx_ctx *ctx);
+size_t dx_ac_get_counters(const struct dx_ctx *ctx, struct dx_counter *out,
+			  size_t cap);
+void dx_ac_cleanup(struct dx_ctx *ctx);
+
+/*
+ * prepare_access_checks, given how a backend finds the PFN of a sampled
+ * address (0 when there is none): marks the folio head of every region's
+ * sampled page idle, one bitmap write per word of neighbouring heads.
+ */
+typedef uint64_t (*dx_sample_pfn_fn)(struct dx_access_check *ac,
+				     struct dx_target *t, uint64_t addr);
+int dx_ac_prepare_access_checks(struct dx_ctx *ctx, dx_sample_pfn_fn pfn_of);
+
+/* The PFN of a process's page at addr from its pagemap, or 0 when none. */
+uint64_t dx_pagemap_pfn(struct dx_access_check *ac, int pagemap_fd,
+			uint64_t addr);
+/*
+ * The PFN whose idle bit stands for the page at pfn: the head of its folio.
+ * 0 when the page cannot be tracked.
+ */
+uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn);
+
+#endif /* DAMONX_OPS_COMMON_H */

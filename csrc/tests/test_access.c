@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the real access checks (ops-common.c, vaddr.c, paddr.c) on
+ * a fake /proc and /sys: regular files in a temporary directory stand for
+ * PID/maps, PID/pagemap, kpageflags and the idle page bitmap.
+ *
+ * A regular file is no page_idle bitmap: a write replaces a word instead of
+ * setting idle bits, and a read gives what the file holds.  So the tests
+ * call prepare_access_checks and check_accesses themselves, read what
+ * prepare wrote, and write between the two calls the bits they want check
+ * to find: a set bit is a page still idle, a clear bit a page accessed.
+ *
+ * Build and run: make -C csrc test   (AddressSanitizer + UBSan)
+ */
+#define _GNU_SOURCE
+#include "../ops-common.c"
+#include "../paddr.c"
+#include "../vaddr.c"
+#include "../sim.h"
+#include "test.h"
+
+#include <sys/stat.h>
+
+#define PAGE 4096ULL
+
+/* The fake process's mappings, and the PFNs behind them. */
+#define FAKE_SMALL 0x100000ULL /* 16 pages of 4 KiB */
+#define FAKE_THP 0x200000ULL /* one PMD-sized folio */
+#define FAKE_MTHP 0x600000ULL /* four folios of 16 pages (order 4) */
+#define FAKE_STACK 0x7ff000000ULL
+#define PFN_SMALL 0x1000ULL
+#define PFN_THP 0x2000ULL
+#define PFN_MTHP 0x4000ULL /* PMD-aligned: the first head is on a PMD edge */
+
+/* Pages of FAKE_SMALL that cannot be tracked, and why. */
+enum {
+	SMALL_HIDDEN_PFN = 3, /* present, PFN reads 0 (no CAP_SYS_ADMIN) */
+	SMALL_SWAPPED = 4,
+	SMALL_NOT_PRESENT = 5,
+	SMALL_NOT_LRU = 6,
+	SMALL_ZERO_PAGE = 7,
+	SMALL_NO_PAGE = 8,
+	SMALL_HUGETLB = 9,
+	SMALL_NR = 16,
+};
+
+static const char maps_text[] =
+	"00100000-00110000 rw-p 00000000 00:00 0\n"
+	"00200000-00400000 rw-p 00000000 00:00 0\n"
+	"00600000-00640000 rw-p 00000000 00:00 0\n"
+	"7ff000000-7ff001000 rw-p 00000000 00:00 0  [stack]\n"
+	"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n";
+
+static char root[64];
+static char procfs[128], sysfs[128];
+static char pagemap_path[256], kpageflags_path[256], bitmap_path[256];
+static char maps_path[256];
+
+static void put_u64(const char *path, uint64_t index, uint64_t value)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || pwrite(fd, &value, 8, (off_t)(index * 8)) != 8) {
+		perror(path);
+		exit(2);
+	}
+	close(fd);
+}
+
+static uint64_t get_u64(const char *path, uint64_t index)
+{
+	uint64_t value = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || read_u64(fd, index, &value)) {
+		perror(path);
+		exit(2);
+	}
+	close(fd);
+	return value;
+}
+
+static void write_file(const char *path, const char *text, off_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+	    (size && ftruncate(fd, size))) {
+		perror(path);
+		exit(2);
+	}
+	close(fd);
+}
+
+static void make_dirs(const char *path)
+{
+	char buf[256], *p;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(buf, 0755);
+		*p = '/';
+	}
+	mkdir(buf, 0755);
+}
+
+/* A fake tree for this process (so that its pidfd is alive). */
+static void make_tree(void)
+{
+	char dir[256];
+	uint64_t i;
+
+	snprintf(root, sizeof(root), "/tmp/dx-test-access-XXXXXX");
+	if (!mkdtemp(root)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	snprintf(procfs, sizeof(procfs), "%s/proc", root);
+	snprintf(sysfs, sizeof(sysfs), "%s/sys", root);
+	snprintf(dir, sizeof(dir), "%s/%d", procfs, getpid());
+	make_dirs(dir);
+	snprintf(dir, sizeof(dir), "%s/kernel/mm/page_idle", sysfs);
+	make_dirs(dir);
+
+	snprintf(maps_path, sizeof(maps_path), "%s/%d/maps", procfs, getpid());
+	write_file(maps_path, maps_text, 0);
+
+	snprintf(pagemap_path, sizeof(pagemap_path), "%s/%d/pagemap", procfs,
+		 getpid());
+	write_file(pagemap_path, "",
+		   (off_t)((FAKE_MTHP + 64 * PAGE) / PAGE * 8));
+	for (i = 0; i < SMALL_NR; i++)
+		put_u64(pagemap_path, FAKE_SMALL / PAGE + i,
+			PM_PRESENT | (PFN_SMALL + i));
+	put_u64(pagemap_path, FAKE_SMALL / PAGE + SMALL_HIDDEN_PFN, PM_PRESENT);
+	put_u64(pagemap_path, FAKE_SMALL / PAGE + SMALL_SWAPPED,
+		PM_SWAP | 0x1234); /* swap type and offset, no PFN */
+	put_u64(pagemap_path, FAKE_SMALL / PAGE + SMALL_NOT_PRESENT, 0);
+	for (i = 0; i < 512; i++)
+		put_u64(pagemap_path, FAKE_THP / PAGE + i,
+			PM_PRESENT | (PFN_THP + i));
+	for (i = 0; i < 64; i++)
+		put_u64(pagemap_path, FAKE_MTHP / PAGE + i,
+			PM_PRESENT | (PFN_MTHP + i));
+
+	snprintf(kpageflags_path, sizeof(kpageflags_path), "%s/kpageflags",
+		 procfs);
+	write_file(kpageflags_path, "", (off_t)((PFN_MTHP + 64) * 8));
+	for (i = 0; i < SMALL_NR; i++)
+		put_u64(kpageflags_path, PFN_SMALL + i, KPF_LRU);
+	put_u64(kpageflags_path, PFN_SMALL + SMALL_NOT_LRU, 0);
+	put_u64(kpageflags_path, PFN_SMALL + SMALL_ZERO_PAGE, KPF_ZERO_PAGE);
+	put_u64(kpageflags_path, PFN_SMALL + SMALL_NO_PAGE, KPF_NOPAGE);
+	put_u64(kpageflags_path, PFN_SMALL + SMALL_HUGETLB,
+		KPF_HUGE | KPF_COMPOUND_HEAD | KPF_LRU);
+	put_u64(kpageflags_path, PFN_THP,
+		KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
+	for (i = 1; i < 512; i++)
+		put_u64(kpageflags_path, PFN_THP + i,
+			KPF_COMPOUND_TAIL | KPF_THP);
+	for (i = 0; i < 64; i++)
+		put_u64(kpageflags_path, PFN_MTHP + i,
+			i % 16 ? KPF_COMPOUND_TAIL | KPF_THP :
+				 KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
+
+	snprintf(bitmap_path, sizeof(bitmap_path),
+		 "%s/kernel/mm/page_idle/bitmap", sysfs);
+	write_file(bitmap_path, "", (off_t)((PFN_MTHP + 64) / 8));
+}
+
+static void remove_tree(void)
+{
+	char dir[256];
+
+	unlink(maps_path);
+	unlink(pagemap_path);
+	unlink(kpageflags_path);
+	unlink(bitmap_path);
+	snprintf(dir, sizeof(dir), "%s/%d", procfs, getpid());
+	rmdir(dir);
+	rmdir(procfs);
+	snprintf(dir, sizeof(dir), "%s/kernel/mm/page_idle", sysfs);
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/kernel/mm", sysfs);
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/kernel", sysfs);
+	rmdir(dir);
+	rmdir(sysfs);
+	rmdir(root);
+}
+
+/* Every word of the bitmap back to 0: no page marked idle. */
+static void clear_bitmap(void)
+{
+	write_file(bitmap_path, "", (off_t)((PFN_MTHP + 64) / 8));
+}
+
+static struct dx_ctx *make_ctx(const char *ops)
+{
+	struct dx_ops_env env = { procfs, sysfs };
+	struct dx_ctx *ctx = NULL;
+	struct dx_attrs a;
+
+	dx_attrs_default(&a);
+	a.min_nr_regions = 3;
+	if (dx_ctx_new(&ctx, &a, 1) || dx_ctx_select_ops(ctx, ops, &env)) {
+		fprintf(stderr, "cannot make a %s context on %s\n", ops, root);
+		exit(2);
+	}
+	return ctx;
+}
+
+/* An fvaddr context on the fake process, every mapping a fixed range. */
+static struct dx_ctx *make_fvaddr_ctx(void)
+{
+	struct dx_range ranges[] = { { FAKE_SMALL,
+				       FAKE_SMALL + SMALL_NR * PAGE },
+				     { FAKE_THP, FAKE_THP + 512 * PAGE },
+				     { FAKE_MTHP, FAKE_MTHP + 64 * PAGE } };
+	struct dx_ctx *ctx = make_ctx("fvaddr");
+
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), ranges, 3), 0);
+	return ctx;
+}
+
+/* Make the only target's regions one page per sample address (ascending). */
+static void set_samples(struct dx_ctx *ctx, const uint64_t *addrs, size_t nr)
+{
+	struct dx_target *t = &ctx->targets[0];
+	size_t i;
+
+	dx_target_clear_regions(t);
+	for (i = 0; i < nr; i++) {
+		uint64_t page = addrs[i] & ~(PAGE - 1);
+
+		EXPECT_EQ(dx_target_add_region(t, page, page + PAGE), 0);
+		t->regions[i].sampling_addr = addrs[i];
+	}
+}
+
+static const struct dx_access_check_stats *stats_of(struct dx_ctx *ctx)
+{
+	return &((struct dx_access_check *)ctx->ops_priv)->stats;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_read_maps(void)
+{
+	char path[256], *text, *p;
+	struct dx_range *maps = NULL;
+	size_t nr = 0, i;
+
+	EXPECT_EQ(dx_read_maps(maps_path, &maps, &nr), 0);
+	/* the vsyscall page is left out */
+	EXPECT_EQ(nr, 4);
+	if (nr == 4) {
+		EXPECT_EQ(maps[0].start, FAKE_SMALL);
+		EXPECT_EQ(maps[1].end, FAKE_THP + 512 * PAGE);
+		EXPECT_EQ(maps[3].start, FAKE_STACK);
+		EXPECT_EQ(maps[3].end, FAKE_STACK + PAGE);
+	}
+	free(maps);
+
+	/* past the first read buffer, malformed lines, no final newline */
+	text = malloc(5000 * 64);
+	p = text;
+	p += sprintf(p, "not a mapping\n\n");
+	for (i = 0; i < 5000; i++)
+		p += sprintf(p, "%llx-%llx r--p 00000000 00:00 0   /a/b/c%s",
+			     (unsigned long long)(0x10000 + 2 * i * PAGE),
+			     (unsigned long long)(0x10000 + (2 * i + 1) * PAGE),
+			     i == 4999 ? "" : "\n");
+	snprintf(path, sizeof(path), "%s/big-maps", root);
+	write_file(path, text, 0);
+	free(text);
+	EXPECT_EQ(dx_read_maps(path, &maps, &nr), 0);
+	EXPECT_EQ(nr, 5000);
+	if (nr == 5000) {
+		EXPECT_EQ(maps[0].start, 0x10000);
+		EXPECT_EQ(maps[4999].end, 0x10000 + 9999 * PAGE);
+	}
+	free(maps);
+	unlink(path);
+
+	EXPECT_EQ(dx_read_maps("/nonexistent/maps", &maps, &nr), -ENOENT);
+}
+
+static void test_pagemap_lookup(void)
+{
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	struct dx_access_check *ac = ctx->ops_priv;
+	int fd = ((struct va_target *)ctx->targets[0].priv)->pagemap_fd;
+
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_SMALL), PFN_SMALL);
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_SMALL + PAGE + 123),
+		  PFN_SMALL + 1);
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_THP + 7 * PAGE), PFN_THP + 7);
+	/* no PFN: hidden, swapped out, not present, past the file's end */
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_SMALL + SMALL_HIDDEN_PFN * PAGE),
+		  0);
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_SMALL + SMALL_SWAPPED * PAGE), 0);
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_SMALL + SMALL_NOT_PRESENT * PAGE),
+		  0);
+	EXPECT_EQ(dx_pagemap_pfn(ac, fd, FAKE_STACK), 0);
+	EXPECT_EQ(ac->stats.nr_pagemap_reads, 7);
+	dx_ctx_free(ctx);
+}
+
+/* The head of pfn's folio, and how many kpageflags reads it took. */
+static uint64_t head_of(struct dx_access_check *ac, uint64_t pfn,
+			uint64_t *nr_reads)
+{
+	uint64_t before = ac->stats.nr_kpageflags_reads, head;
+
+	head = dx_folio_head(ac, pfn);
+	*nr_reads = ac->stats.nr_kpageflags_reads - before;
+	return head;
+}
+
+static void test_folio_head(void)
+{
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	struct dx_access_check *ac = ctx->ops_priv;
+	uint64_t offs[] = { 1, 2, 3, 255, 256, 300, 511 }, nr_reads;
+	size_t i;
+
+	/* a small page is its own head */
+	EXPECT_EQ(head_of(ac, PFN_SMALL + 1, &nr_reads), PFN_SMALL + 1);
+	EXPECT_EQ(nr_reads, 1);
+	/* pages that cannot be tracked */
+	EXPECT_EQ(dx_folio_head(ac, PFN_SMALL + SMALL_NOT_LRU), 0);
+	EXPECT_EQ(dx_folio_head(ac, PFN_SMALL + SMALL_ZERO_PAGE), 0);
+	EXPECT_EQ(dx_folio_head(ac, PFN_SMALL + SMALL_NO_PAGE), 0);
+	EXPECT_EQ(dx_folio_head(ac, PFN_SMALL + SMALL_HUGETLB), 0);
+	EXPECT_EQ(dx_folio_head(ac, PFN_MTHP + 64 + 1000), 0); /* no flags */
+
+	/* a PMD-sized folio: its head, in at most three reads */
+	EXPECT_EQ(head_of(ac, PFN_THP, &nr_reads), PFN_THP);
+	EXPECT_EQ(nr_reads, 1);
+	for (i = 0; i < ARRAY_SIZE(offs); i++) {
+		EXPECT_EQ(head_of(ac, PFN_THP + offs[i], &nr_reads), PFN_THP);
+		EXPECT(nr_reads <= 3);
+	}
+
+	/*
+	 * Folios of 16 pages: each tail finds its own folio's head, never the
+	 * PMD-aligned PFN that heads the first one.
+	 */
+	for (i = 0; i < 64; i++)
+		EXPECT_EQ(dx_folio_head(ac, PFN_MTHP + i),
+			  PFN_MTHP + i / 16 * 16);
+
+	/* a head that is not on an LRU list cannot be tracked, nor its tails */
+	put_u64(kpageflags_path, PFN_THP, KPF_COMPOUND_HEAD | KPF_THP);
+	EXPECT_EQ(dx_folio_head(ac, PFN_THP + 5), 0);
+	EXPECT_EQ(dx_folio_head(ac, PFN_THP + 300), 0);
+	put_u64(kpageflags_path, PFN_MTHP + 16, KPF_COMPOUND_HEAD | KPF_THP);
+	EXPECT_EQ(dx_folio_head(ac, PFN_MTHP + 17), 0);
+	put_u64(kpageflags_path, PFN_THP,
+		KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
+	put_u64(kpageflags_path, PFN_MTHP + 16,
+		KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
+	dx_ctx_free(ctx);
+}
+
+/*
+ * Heads that share a bitmap word are marked with one write, a folio
+ * sampled twice in a row once; check reads each word once and finds
+ * accessed exactly the pages whose bit the test cleared.
+ */
+static void test_marks_in_batches_and_checks(void)
+{
+	uint64_t addrs[] = {
+		FAKE_SMALL, /* PFN 0x1000: word 0x40 */
+		FAKE_SMALL + PAGE, /* 0x1001: same word */
+		FAKE_SMALL + 2 * PAGE + 99, /* 0x1002: same word */
+		FAKE_THP + 5 * PAGE, /* tail of 0x2000: word 0x80 */
+		FAKE_THP + 256 * PAGE, /* the same folio again */
+		FAKE_MTHP + 17 * PAGE, /* tail of 0x4010: word 0x100 */
+		FAKE_MTHP + 63 * PAGE, /* tail of 0x4030: same word */
+	};
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	struct dx_region *r = NULL;
+	size_t i;
+	int max_nr;
+
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	EXPECT_EQ(st->nr_bitmap_writes, 3);
+	EXPECT_EQ(st->nr_absent, 0);
+	EXPECT_EQ(st->nr_pagemap_reads, ARRAY_SIZE(addrs));
+	EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64), 0x7);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 0x1);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_MTHP / 64),
+		  (1ULL << 16) | (1ULL << 48));
+	EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64 + 1), 0);
+
+	/* accessed since: 0x1000, 0x1002 and 0x4030; idle: the others */
+	put_u64(bitmap_path, PFN_SMALL / 64, 0x2);
+	put_u64(bitmap_path, PFN_MTHP / 64, 1ULL << 16);
+	max_nr = ctx->ops.check_accesses(ctx);
+	EXPECT_EQ(max_nr, 1);
+	EXPECT_EQ(st->nr_bitmap_reads, 3);
+	EXPECT_EQ(st->nr_shared, 4);
+	{
+		const uint32_t want[] = { 1, 0, 1, 0, 0, 0, 1 };
+
+		i = 0;
+		dx_for_each_region(r, &ctx->targets[0])
+			EXPECT_EQ(r->nr_accesses, want[i++]);
+	}
+	dx_ctx_free(ctx);
+}
+
+/* Pages without a trackable folio are never marked and never accessed. */
+static void test_untrackable_pages_count_as_not_accessed(void)
+{
+	uint64_t addrs[] = {
+		FAKE_SMALL + SMALL_HIDDEN_PFN * PAGE,
+		FAKE_SMALL + SMALL_SWAPPED * PAGE,
+		FAKE_SMALL + SMALL_NOT_PRESENT * PAGE,
+		FAKE_SMALL + SMALL_NOT_LRU * PAGE,
+		FAKE_SMALL + SMALL_ZERO_PAGE * PAGE,
+		FAKE_SMALL + SMALL_NO_PAGE * PAGE,
+		FAKE_SMALL + SMALL_HUGETLB * PAGE,
+	};
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	struct dx_region *r;
+
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	EXPECT_EQ(st->nr_absent, ARRAY_SIZE(addrs));
+	EXPECT_EQ(st->nr_bitmap_writes, 0);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64), 0);
+	/* every bit reads accessed, yet none of them counts */
+	EXPECT_EQ(ctx->ops.check_accesses(ctx), 0);
+	EXPECT_EQ(st->nr_bitmap_reads, 0);
+	dx_for_each_region(r, &ctx->targets[0])
+		EXPECT_EQ(r->nr_accesses, 0);
+	dx_ctx_free(ctx);
+}
+
+/* vaddr: three regions from maps; samples between mappings need no read. */
+static void test_vaddr_follows_the_mappings(void)
+{
+	struct dx_ctx *ctx = make_ctx("vaddr");
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	struct dx_range fixed = { FAKE_SMALL, FAKE_SMALL + PAGE };
+	struct dx_target *t;
+	uint64_t addrs[] = { FAKE_SMALL + 0x80000, FAKE_THP + PAGE };
+
+	/* vaddr finds the ranges itself */
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), &fixed, 1), -EINVAL);
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), NULL, 0), 0);
+	t = &ctx->targets[0];
+	EXPECT_EQ(t->nr_regions, 0);
+	EXPECT_EQ(ctx->ops.init(ctx), 0);
+	EXPECT_EQ(st->nr_maps_reads, 1);
+	EXPECT(t->nr_regions >= 3);
+	if (t->nr_regions >= 3) {
+		EXPECT_EQ(t->regions[0].start, FAKE_SMALL);
+		EXPECT_EQ(t->regions[t->nr_regions - 1].end, FAKE_STACK + PAGE);
+	}
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	EXPECT_EQ(st->nr_unmapped, 1);
+	EXPECT_EQ(st->nr_absent, 1);
+	EXPECT_EQ(st->nr_pagemap_reads, 1);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1);
+
+	/* a new mapping is seen at the next update */
+	write_file(maps_path,
+		   "00100000-00110000 rw-p 00000000 00:00 0\n"
+		   "00180000-00190000 rw-p 00000000 00:00 0\n"
+		   "7ff000000-7ff001000 rw-p 00000000 00:00 0  [stack]\n",
+		   0);
+	EXPECT_EQ(ctx->ops.update(ctx), 0);
+	EXPECT_EQ(st->nr_maps_reads, 2);
+	EXPECT_EQ(t->regions[t->nr_regions - 1].end, FAKE_STACK + PAGE);
+	EXPECT_EQ(((struct va_target *)t->priv)->nr_maps, 3);
+	write_file(maps_path, maps_text, 0);
+	dx_ctx_free(ctx);
+}
+
+/* paddr: a sampled address is a physical one; no pagemap. */
+static void test_paddr_samples_pfns_directly(void)
+{
+	struct dx_range phys = { PFN_THP * PAGE, (PFN_THP + 512) * PAGE };
+	uint64_t addrs[] = { (PFN_THP + 3) * PAGE + 5, (PFN_THP + 400) * PAGE };
+	struct dx_ctx *ctx = make_ctx("paddr");
+	const struct dx_access_check_stats *st = stats_of(ctx);
+
+	EXPECT_EQ(dx_paddr_add_target(ctx, 0, NULL, 0), -EINVAL);
+	EXPECT_EQ(dx_paddr_add_target(ctx, 7, &phys, 1), 0);
+	EXPECT_EQ(ctx->targets[0].nr_regions, 3); /* min_nr_regions */
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	EXPECT_EQ(st->nr_pagemap_reads, 0);
+	EXPECT_EQ(st->nr_bitmap_writes, 1);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1);
+	EXPECT_EQ(ctx->ops.check_accesses(ctx), 0); /* still idle */
+	dx_ctx_free(ctx);
+}
+
+/* Each backend takes only the targets and gives only the counters it has. */
+static void test_backends_keep_to_their_contexts(void)
+{
+	struct dx_sim_range none = { 0, PAGE, 0.0 };
+	struct dx_sim_phase ph = { 1000, 1, &none };
+	struct dx_range r = { FAKE_SMALL, FAKE_SMALL + PAGE };
+	struct dx_ctx *sim = make_ctx("sim"), *pa = make_ctx("paddr");
+	struct dx_ctx *fva = make_ctx("fvaddr");
+	struct dx_counter c[16];
+	size_t nr;
+
+	EXPECT_EQ(dx_vaddr_add_target(sim, getpid(), NULL, 0), -EINVAL);
+	EXPECT_EQ(dx_paddr_add_target(sim, 0, &r, 1), -EINVAL);
+	EXPECT_EQ(dx_vaddr_add_target(pa, getpid(), &r, 1), -EINVAL);
+	EXPECT_EQ(dx_sim_add_target(pa, 0, PAGE, PAGE, &ph, 1), -EINVAL);
+	EXPECT_EQ(dx_paddr_add_target(fva, 0, &r, 1), -EINVAL);
+	/* fvaddr needs its ranges */
+	EXPECT_EQ(dx_vaddr_add_target(fva, getpid(), NULL, 0), -EINVAL);
+	EXPECT_EQ(dx_vaddr_add_target(fva, getpid(), &r, 1), 0);
+	EXPECT_EQ(dx_ctx_nr_targets(fva) + dx_ctx_nr_targets(pa) +
+			  dx_ctx_nr_targets(sim),
+		  1);
+
+	EXPECT_EQ(dx_ctx_ops_counters(sim, c, ARRAY_SIZE(c)), 0);
+	nr = dx_ctx_ops_counters(pa, c, ARRAY_SIZE(c));
+	EXPECT_EQ(nr, 8);
+	EXPECT(!strcmp(c[0].name, "nr_pagemap_reads"));
+	EXPECT(!strcmp(c[7].name, "nr_maps_reads"));
+	EXPECT_EQ(dx_ctx_ops_counters(pa, c, 2), 8); /* short buffer */
+	dx_ctx_free(sim);
+	dx_ctx_free(pa);
+	dx_ctx_free(fva);
+}
+
+static void test_missing_files_are_reported(void)
+{
+	struct dx_ops_env env = { procfs, sysfs };
+	struct dx_ctx *ctx = NULL;
+	struct dx_attrs a;
+	char moved[300];
+
+	dx_attrs_default(&a);
+	EXPECT_EQ(dx_ctx_new(&ctx, &a, 1), 0);
+	snprintf(moved, sizeof(moved), "%s.moved", bitmap_path);
+	EXPECT_EQ(rename(bitmap_path, moved), 0);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "vaddr", &env), -ENOENT);
+	EXPECT_EQ(rename(moved, bitmap_path), 0);
+	/* the context is free to try again */
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "vaddr", &env), 0);
+	EXPECT_EQ(dx_vaddr_add_target(ctx, 0, NULL, 0), -EINVAL);
+	dx_ctx_free(ctx);
+}
+
+int main(void)
+{
+	if (dx_sim_register() || dx_vaddr_register() || dx_paddr_register())
+		return 2;
+	make_tree();
+	RUN(test_read_maps);
+	RUN(test_pagemap_lookup);
+	RUN(test_folio_head);
+	RUN(test_marks_in_batches_and_checks);
+	RUN(test_untrackable_pages_count_as_not_accessed);
+	RUN(test_vaddr_follows_the_mappings);
+	RUN(test_paddr_samples_pfns_directly);
+	RUN(test_backends_keep_to_their_contexts);
+	RUN(test_missing_files_are_reported);
+	remove_tree();
+	return test_report();
+}
