@@ -41,8 +41,7 @@ test-c:
 
 # the benchmarks' extension (benchmarks/_bench), built in place on the host:
 # the benchmarks and one VM test use it, and the VM sees the checkout read-only
-bench-ext: $(PY)
-	$(PY) -m pip install -q 'Cython>=3.0,<4' 'setuptools>=77' numpy
+bench-ext: setup
 	$(PY) benchmarks/bench_ext.py
 
 test-host:
