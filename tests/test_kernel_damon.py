@@ -361,6 +361,46 @@ def test_snapshot_reads_tried_regions_per_target(tmp_path):
     )
 
 
+def test_snapshot_asks_again_when_the_kernel_update_timed_out(tmp_path, monkeypatch):
+    # a starved kdamond lets the update time out and lists no region: the
+    # first request finds none, the second finds the regions
+    sysfs, procfs = make_tree(tmp_path)
+    kd = started(sysfs, procfs)
+    tried = os.path.join(ctx_dir(sysfs), "schemes/0/tried_regions")
+    requests = []
+    write = kd._write
+
+    def serve_on_second_request(path, value):
+        write(path, value)
+        if value == "update_schemes_tried_regions":
+            put(path, "on")  # as the kernel's state file reads after a command
+            requests.append(value)
+            if len(requests) == 2:
+                for name, v in zip(("start", "end", "nr_accesses", "age"), (0x1000, 0x2000, 4, 1)):
+                    put(os.path.join(tried, "0", name), v)
+
+    monkeypatch.setattr(kd, "_write", serve_on_second_request)
+    assert kd.snapshot()[0].tolist() == [(0x1000, 0x2000, 4, 1)]
+    assert len(requests) == 2
+
+
+def test_snapshot_gives_up_on_a_target_without_regions(tmp_path, monkeypatch):
+    sysfs, procfs = make_tree(tmp_path)
+    kd = started(sysfs, procfs)
+    requests = []
+    write = kd._write
+
+    def count(path, value):
+        write(path, value)
+        if value == "update_schemes_tried_regions":
+            put(path, "on")  # as the kernel's state file reads after a command
+        requests.append(value)
+
+    monkeypatch.setattr(kd, "_write", count)
+    assert len(kd.snapshot()[0]) == 0
+    assert requests.count("update_schemes_tried_regions") == kernel_damon._SNAPSHOT_ATTEMPTS
+
+
 def test_snapshot_before_start(tmp_path):
     sysfs, procfs = make_tree(tmp_path)
     with pytest.raises(DamonxError, match="start"):

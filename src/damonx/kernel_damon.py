@@ -35,6 +35,8 @@ _SYSFS_HINT = "the kernel's DAMON sysfs interface (CONFIG_DAMON_SYSFS) lacks it"
 # state_store() only try-locks the DAMON sysfs mutex and answers EBUSY while
 # kdamond holds it (it does, between the steps of a tried-regions update)
 _EBUSY_RETRY_S = 5.0
+# tried_regions updates that the kernel may let time out before one is served
+_SNAPSHOT_ATTEMPTS = 5
 
 
 class KernelDamon:
@@ -303,8 +305,24 @@ class KernelDamon:
         Asks the kernel to refresh ``tried_regions`` (this returns after the
         next scheme application, one aggregation interval or so later) and
         reads them back, sorted by address.
+
+        The kernel gives up an update after two aggregation intervals without
+        a scheme application (``upd_timeout_jiffies`` in 6.12's
+        ``mm/damon/sysfs-schemes.c``) and then lists no region at all, which
+        happens when the kdamond is starved of CPU.  A stat scheme that
+        matches every region lists at least one while a target has any, so
+        an update that lists none for every target is asked for again, up to
+        ``_SNAPSHOT_ATTEMPTS`` times.
         """
         self._require_started()
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            self._request_tried_regions()
+            out = [self._read_tried_regions(i) for i in range(max(self.nr_targets, 1))]
+            if any(len(arr) for arr in out) or not self.is_running():
+                break
+        return out
+
+    def _request_tried_regions(self):
         state = self._path(self.kdamond, "state")
         try:
             self._write(state, "update_schemes_tried_regions")
@@ -315,24 +333,23 @@ class KernelDamon:
                     "itself when every target process has exited)"
                 ) from err
             raise
-        out = []
-        for i in range(max(self.nr_targets, 1)):
-            tdir = self._path(self.ctx, "schemes", str(i), "tried_regions")
-            with self._translated(f"cannot list {tdir}"):
-                names = os.listdir(tdir)
-            idxs = sorted(int(n) for n in names if n.isdigit())
-            arr = np.empty(len(idxs), dtype=REGION_DTYPE)
-            for k, idx in enumerate(idxs):
-                rdir = self._path(tdir, str(idx))
-                arr[k] = (
-                    int(self._read(self._path(rdir, "start"))),
-                    int(self._read(self._path(rdir, "end"))),
-                    int(self._read(self._path(rdir, "nr_accesses"))),
-                    int(self._read(self._path(rdir, "age"))),
-                )
-            arr.sort(order="start")
-            out.append(arr)
-        return out
+
+    def _read_tried_regions(self, scheme_idx):
+        tdir = self._path(self.ctx, "schemes", str(scheme_idx), "tried_regions")
+        with self._translated(f"cannot list {tdir}"):
+            names = os.listdir(tdir)
+        idxs = sorted(int(n) for n in names if n.isdigit())
+        arr = np.empty(len(idxs), dtype=REGION_DTYPE)
+        for k, idx in enumerate(idxs):
+            rdir = self._path(tdir, str(idx))
+            arr[k] = (
+                int(self._read(self._path(rdir, "start"))),
+                int(self._read(self._path(rdir, "end"))),
+                int(self._read(self._path(rdir, "nr_accesses"))),
+                int(self._read(self._path(rdir, "age"))),
+            )
+        arr.sort(order="start")
+        return arr
 
     # ----------------------------------------------------------------- cpu
     def cpu_seconds(self):
