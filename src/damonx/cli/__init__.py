@@ -50,7 +50,7 @@ def build_parser(load=None):
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.set_argparser(p)
-        p.set_defaults(_main=mod.main)
+        p.set_defaults(_main=mod.main, _parser=p)
     return parser
 
 
@@ -65,10 +65,14 @@ def main(argv=None):
         split = argv.index("--")
         argv, command_line = argv[:split], argv[split + 1 :]
     parser = build_parser(load=load)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if getattr(args, "_main", None) is None:
         parser.print_help()
         return 2
+    if extra:
+        # told by the parser of the (sub)command that has them, like any error
+        deepest = getattr(args, "_subparser", None) or args._parser
+        deepest.error(f"unrecognized arguments: {' '.join(extra)}")
     args.command_line = command_line
 
     def show_warning(message, category, filename, lineno, file=None, line=None):

@@ -59,6 +59,8 @@ seconds = float_in(0, U64_MAX / 1e9, "a positive finite number of seconds", lo_o
 percentile = float_in(0, 100, "a percentile from 0 to 100")
 #: a seed of the sampling
 seed = int_in(0, U64_MAX, f"a seed from 0 to {U64_MAX}")
+#: a target id: a pid, or a 64-bit id of the binary format
+target_id = int_in(-(2**63), U64_MAX, "a target id (an integer)")
 #: a count of regions, as DAMON's 32-bit fields hold it
 nr_regions = int_in(0, U32_MAX, f"a number of regions from 0 to {U32_MAX}")
 
@@ -76,3 +78,13 @@ def pid(text):
 
 
 pid.__name__ = "pid"
+
+
+def path(text):
+    """A type: a file path (no NUL byte, which no file name holds)."""
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path: it holds a NUL byte")
+    return text
+
+
+path.__name__ = "path"

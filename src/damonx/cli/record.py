@@ -58,7 +58,9 @@ def set_argparser(parser):
         choices=["vaddr", "fvaddr", "paddr", "sim"],
         help="operations set (default: vaddr, or sim with --workload)",
     )
-    parser.add_argument("--workload", metavar="FILE.json", help="simulated workload (ops sim)")
+    parser.add_argument(
+        "--workload", type=_args.path, metavar="FILE.json", help="simulated workload (ops sim)"
+    )
     parser.add_argument(
         "--monitoring_intervals",
         nargs=3,
@@ -84,7 +86,11 @@ def set_argparser(parser):
         help="monitoring ranges for fvaddr and paddr",
     )
     parser.add_argument(
-        "-o", "--out", default="damon.data", help="output file (default damon.data)"
+        "-o",
+        "--out",
+        type=_args.path,
+        default="damon.data",
+        help="output file (default damon.data)",
     )
     parser.add_argument(
         "--format",
@@ -108,8 +114,8 @@ def set_argparser(parser):
     parser.add_argument(
         "--seed", type=_args.seed, default=0, help="random seed of the sampling (0 to 2^64-1)"
     )
-    parser.add_argument("--procfs", default="/proc", help=argparse.SUPPRESS)
-    parser.add_argument("--sysfs", default="/sys", help=argparse.SUPPRESS)
+    parser.add_argument("--procfs", type=_args.path, default="/proc", help=argparse.SUPPRESS)
+    parser.add_argument("--sysfs", type=_args.path, default="/sys", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -127,6 +133,8 @@ def build_monitor(args, attrs):
             raise errors.InvalidAttrs("--workload goes with --ops sim")
         if args.target or command_line:
             raise errors.InvalidAttrs("--ops sim takes a workload, no process")
+        if args.regions:
+            raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
         return (
             damonx.Monitor("sim", wl, attrs, seed=args.seed),
