@@ -151,6 +151,9 @@ def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -
     from damonx import features
 
     features.require(ops, procfs, sysfs)
+    if ops != "sim":
+        # from the caller of Monitor(): here, open_backend, Monitor.__init__
+        features.warn_accessed_bit_users(procfs, sysfs, stacklevel=4)
     return _open_core_context(ops, attrs, seed, procfs, sysfs)
 
 
