@@ -39,22 +39,15 @@ def run_child(*argv, timeout=60, **kwargs):
     )
 
 
+def sim_argv(out, *extra, workload=HOT_COLD, timeout="2"):
+    """The arguments of a short simulated recording to ``out``."""
+    argv = ["record", "--ops", "sim", "--workload", workload, "--timeout", timeout, "-o", out]
+    return [str(a) for a in (*argv, "--quiet", *extra)]
+
+
 def sim_record(capsys, out, *extra, timeout="2"):
     """A short simulated recording to ``out``; its exit status and stderr."""
-    status, _, err = run(
-        capsys,
-        "record",
-        "--ops",
-        "sim",
-        "--workload",
-        HOT_COLD,
-        "--timeout",
-        timeout,
-        "-o",
-        out,
-        "--quiet",
-        *extra,
-    )
+    status, _, err = run(capsys, *sim_argv(out, *extra, timeout=timeout))
     return status, err
 
 

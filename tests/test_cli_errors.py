@@ -6,7 +6,7 @@ import re
 import pytest
 
 from damonx import cli
-from tests.cli_helpers import HOT_COLD, one_error_line, run, sim_record
+from tests.cli_helpers import HOT_COLD, one_error_line, run, sim_argv, sim_record
 
 HUGE = str(2**70)
 
@@ -25,20 +25,7 @@ def files(tmp_path_factory):
 def record(files):
     """A short simulated record in files/sim.data."""
     out = files / "sim.data"
-    status = cli.main(
-        [
-            "record",
-            "--ops",
-            "sim",
-            "--workload",
-            HOT_COLD,
-            "--timeout",
-            "2",
-            "-o",
-            str(out),
-            "--quiet",
-        ]
-    )
+    status = cli.main(sim_argv(out))
     assert status == 0
     return out
 

@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from damonx import cli
 from tests.cli_helpers import run
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
 TINY = {
     "size": 1 << 20,
     "page_size": 4096,

@@ -13,7 +13,15 @@ import pytest
 
 from damonx import errors, records
 from damonx.records import RecordWriter
-from tests.cli_helpers import DAMONX, HOT_COLD, one_error_line, run, run_child, sim_record
+from tests.cli_helpers import (
+    DAMONX,
+    HOT_COLD,
+    one_error_line,
+    run,
+    run_child,
+    sim_argv,
+    sim_record,
+)
 from tests.processes import exited_pid
 
 OLD = b"an existing record that must survive\n"
@@ -77,19 +85,7 @@ def test_a_symlink_output_is_refused_and_left_alone(capsys, tmp_path):
     link = tmp_path / "link.data"
     link.symlink_to(target)
     for workload in (HOT_COLD, _bad_workload(tmp_path)):
-        status, _, err = run(
-            capsys,
-            "record",
-            "--ops",
-            "sim",
-            "--workload",
-            workload,
-            "--timeout",
-            "1",
-            "-o",
-            link,
-            "--overwrite",
-        )
+        status, _, err = run(capsys, *sim_argv(link, "--overwrite", workload=workload, timeout="1"))
         assert status == 1
         line = one_error_line(err, "record")
         assert "symbolic link" in line and str(target) in line
@@ -101,36 +97,14 @@ def test_a_symlink_output_is_refused_and_left_alone(capsys, tmp_path):
 def test_a_device_output_is_refused_and_left_alone(capsys, tmp_path):
     node = tmp_path / "null"
     os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    status, _, err = run(
-        capsys,
-        "record",
-        "--ops",
-        "sim",
-        "--workload",
-        _bad_workload(tmp_path),
-        "-o",
-        node,
-        "--overwrite",
-    )
+    status, _, err = run(capsys, *sim_argv(node, "--overwrite", workload=_bad_workload(tmp_path)))
     assert status == 1
     assert "not a regular file" in one_error_line(err, "record")
     assert stat.S_ISCHR(os.lstat(node).st_mode)
 
 
 def test_dev_stdout_is_refused_and_never_unlinked(capsys):
-    status, _, err = run(
-        capsys,
-        "record",
-        "--ops",
-        "sim",
-        "--workload",
-        HOT_COLD,
-        "--timeout",
-        "1",
-        "-o",
-        "/dev/stdout",
-        "--overwrite",
-    )
+    status, _, err = run(capsys, *sim_argv("/dev/stdout", "--overwrite", timeout="1"))
     assert status == 1
     assert "/dev/stdout" in one_error_line(err, "record")
     assert os.path.lexists("/dev/stdout")
@@ -328,3 +302,13 @@ def test_a_killed_recording_leaves_a_readable_prefix_at_the_output(tmp_path):
     proc.communicate(timeout=60)
     rec = records.load(out, partial_ok=True)
     assert len(rec.targets[0].snapshots) >= 1
+
+
+def test_the_help_tells_where_a_recording_lives(capsys):
+    status, out, _ = run(capsys, "record", "--help")
+    assert status == 0
+    assert "-- CMD [ARGS ...]" in out.splitlines()[1]
+    text = " ".join(out.split())
+    assert "hidden temporary name (.damonx-XXXXXXXXXXXX.tmp)" in text
+    assert "leaves an existing output as it was" in text
+    assert "--allow_partial" in text

@@ -46,6 +46,7 @@ def parse_regions(texts):
 
 
 def set_argparser(parser):
+    parser.usage = "%(prog)s [OPTIONS] PID [PID ...]\n       %(prog)s [OPTIONS] -- CMD [ARGS ...]"
     parser.add_argument(
         "target",
         nargs="*",
