@@ -54,5 +54,10 @@ test-vm: bench-ext
 kernel:
 	tools/vmtest/run --build
 
+# the sdist and the wheel, each installed in a fresh venv and used from outside the tree
+.PHONY: dist-check
+dist-check: setup
+	PYTHON=$(abspath $(PY)) VENV_PYTHON=$(PYTHON) tools/check-dist
+
 clean:
 	rm -rf build src/damonx/_core.c src/damonx/*.so benchmarks/_bench.c benchmarks/*.so

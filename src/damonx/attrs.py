@@ -1,9 +1,25 @@
 """Monitoring attributes: the sampling, aggregation and update intervals and
 the bounds of the number of regions, with DAMON's names and defaults."""
 
+import mmap
 from dataclasses import asdict, dataclass
 
 from damonx import errors
+
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
+#: the longest interval: its nanoseconds still fit the core's 64-bit clock
+MAX_INTERVAL_US = _U64_MAX // 1000
+
+#: the largest value of each field, as the core's ``struct dx_attrs`` holds it
+_LIMITS = {
+    "sample_us": MAX_INTERVAL_US,
+    "aggr_us": MAX_INTERVAL_US,
+    "ops_update_us": MAX_INTERVAL_US,
+    "min_nr_regions": _U32_MAX,
+    "max_nr_regions": _U32_MAX,
+    "min_region_sz": 2**63,
+}
 
 
 @dataclass(frozen=True)
@@ -32,9 +48,16 @@ class Attrs:
                 raise errors.InvalidAttrs(f"{name} must be an integer, not {value!r}")
             if value <= 0:
                 raise errors.InvalidAttrs(f"{name} must be positive, not {value}")
+            if value > _LIMITS[name]:
+                raise errors.InvalidAttrs(f"{name} {value} is too large: at most {_LIMITS[name]}")
         if self.sample_us > self.aggr_us:
             raise errors.InvalidAttrs(
                 f"sample_us ({self.sample_us}) must not exceed aggr_us ({self.aggr_us})"
+            )
+        if self.aggr_us // self.sample_us > _U32_MAX:
+            raise errors.InvalidAttrs(
+                f"aggr_us ({self.aggr_us}) is more than {_U32_MAX} sampling intervals "
+                f"({self.sample_us} us): nr_accesses would not fit 32 bits"
             )
         if self.min_nr_regions < 3:
             raise errors.InvalidAttrs(
@@ -48,6 +71,10 @@ class Attrs:
             )
         if self.min_region_sz & (self.min_region_sz - 1):
             raise errors.InvalidAttrs(f"min_region_sz {self.min_region_sz} is not a power of two")
+        if self.min_region_sz < mmap.PAGESIZE:
+            raise errors.InvalidAttrs(
+                f"min_region_sz {self.min_region_sz} is smaller than a page ({mmap.PAGESIZE} bytes)"
+            )
 
     @property
     def intervals(self):

@@ -27,6 +27,7 @@ The targets of each operations set are checked here too
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -144,6 +145,9 @@ def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -
     from damonx import features
 
     features.require(ops, procfs, sysfs)
+    if ops != "sim":
+        # from the caller of Monitor(): here, open_backend, Monitor.__init__
+        features.warn_accessed_bit_users(procfs, sysfs, stacklevel=4)
     return _open_core_context(ops, attrs, seed, procfs, sysfs)
 
 
@@ -180,9 +184,14 @@ def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/s
     says whether it exited or is a zombie.
     """
     spec = BACKENDS[choose(name, ops)]
+    seed = check_seed(seed)
+    # bad targets are told before a missing capability
+    parsed = parse_targets(ops, targets, procfs)
+    for target in parsed:
+        if target.pid is not None:
+            check_not_thread(target.pid, procfs)
     with errors.translated("cannot set up the monitor", procfs=procfs):
         backend = spec.open(ops, attrs, seed, procfs, sysfs)
-    parsed = parse_targets(ops, targets, procfs)
     for target in parsed:
         with errors.translated(target.what, pid=target.pid, procfs=procfs):
             target.add_to(backend)
@@ -283,6 +292,38 @@ def check_pid(pid, ops="vaddr"):
     if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)) or not 0 < pid < 2**31:
         raise errors.InvalidAttrs(f"{ops} targets are positive PIDs (32-bit integers), not {pid!r}")
     return int(pid)
+
+
+def check_not_thread(pid, procfs="/proc"):
+    """InvalidAttrs when pid is the id of a thread that does not lead its
+    process (procfs has a directory for every thread id, though it lists
+    only processes); nothing when procfs/PID/status tells no ``Tgid``."""
+    tgid = _status_field(pid, "Tgid", procfs)
+    if tgid is not None and tgid != pid:
+        raise errors.InvalidAttrs(
+            f"cannot monitor process {pid}: {pid} is a thread of process {tgid}; "
+            f"give the process id {tgid}"
+        )
+
+
+def _status_field(pid, name, procfs):
+    """An integer field of procfs/PID/status, or None where it is missing."""
+    try:
+        with open(os.path.join(procfs, str(pid), "status"), "rb") as f:
+            for line in f:
+                key, _, value = line.partition(b":")
+                if key == name.encode():
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_seed(seed):
+    """seed as an int, or InvalidAttrs unless it is an integer 0..2^64-1."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise errors.InvalidAttrs(f"seed must be an integer from 0 to 2^64-1, not {seed!r}")
+    return int(seed)
 
 
 def check_ranges(ranges, what="ranges"):

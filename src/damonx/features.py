@@ -8,6 +8,7 @@ import ctypes
 import mmap
 import os
 import struct
+import warnings
 from dataclasses import asdict, dataclass
 
 from damonx import errors
@@ -220,3 +221,84 @@ def system_ram(procfs="/proc"):
 
 def as_dict(found):
     return {name: asdict(f) for name, f in found.items()}
+
+
+# -- other users of the accessed bits ----------------------------------------
+class SharedAccessBitsWarning(UserWarning):
+    """Something else clears the accessed bits that damonx reads (the
+    kernel's DAMON, another damonx, anything using the idle page bitmap):
+    damonx then sees fewer accesses than there are."""
+
+
+def _read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _holds_idle_bitmap(fd_dir):
+    """Whether one of the links in a process's fd directory is the idle page
+    bitmap (False where it cannot be read: another user's, without root)."""
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)).endswith("/page_idle/bitmap"):
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def accessed_bit_users(procfs="/proc", sysfs="/sys"):
+    """What else uses the accessed bits that the page_idle backend reads, as
+    a list of descriptions: kdamonds of the kernel's DAMON that are on (in
+    sysfs), kdamond threads (DAMON started by any interface), and processes
+    other than this one that hold the idle page bitmap open (seen only with
+    the privilege to read their fds: root).  Only reads; a process that
+    exits meanwhile is skipped."""
+    found = []
+    admin = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
+    try:
+        names = sorted((n for n in os.listdir(admin) if n.isdigit()), key=int)
+    except OSError:
+        names = []
+    on = [n for n in names if _read_text(os.path.join(admin, n, "state")) == "on"]
+    if on:
+        found.append(f"the kernel's DAMON runs (kdamond {', '.join(on)} is on in {admin})")
+    try:
+        pids = sorted(int(n) for n in os.listdir(procfs) if n.isdigit())
+    except OSError:
+        pids = []
+    threads, holders = [], []
+    for pid in pids:
+        comm = _read_text(os.path.join(procfs, str(pid), "comm"))
+        if comm is None:
+            continue
+        if comm.startswith("kdamond"):
+            threads.append(f"{comm} (pid {pid})")
+        elif pid != os.getpid() and _holds_idle_bitmap(os.path.join(procfs, str(pid), "fd")):
+            holders.append(f"{comm} (pid {pid})")
+    if threads:
+        found.append(f"kdamond threads of the kernel's DAMON run: {', '.join(threads)}")
+    if holders:
+        found.append(f"the idle page bitmap is open in {', '.join(holders)}")
+    return found
+
+
+def warn_accessed_bit_users(procfs="/proc", sysfs="/sys", stacklevel=2):
+    """Warn (SharedAccessBitsWarning) when :func:`accessed_bit_users`
+    finds any."""
+    users = accessed_bit_users(procfs, sysfs)
+    if users:
+        warnings.warn(
+            SharedAccessBitsWarning(
+                "other users of the accessed bits make damonx see fewer accesses: "
+                + "; ".join(users)
+            ),
+            stacklevel=stacklevel + 1,
+        )

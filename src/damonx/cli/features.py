@@ -3,12 +3,17 @@
 import json
 
 from damonx import features
+from damonx.cli import _args
 
 
 def set_argparser(parser):
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--procfs", default="/proc", help="root of procfs (default /proc)")
-    parser.add_argument("--sysfs", default="/sys", help="root of sysfs (default /sys)")
+    parser.add_argument(
+        "--procfs", type=_args.path, default="/proc", help="root of procfs (default /proc)"
+    )
+    parser.add_argument(
+        "--sysfs", type=_args.path, default="/sys", help="root of sysfs (default /sys)"
+    )
 
 
 def main(args):

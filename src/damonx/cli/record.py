@@ -1,11 +1,20 @@
 """Record data accesses into a file that damonx and damo report on.
 
 Targets: process ids (`damonx record 1234`), a command to start
-(`damonx record -- CMD ARGS`; recording stops when it exits), fixed virtual
-ranges of a process (`--ops fvaddr -r START-END 1234`), physical memory
-(`--ops paddr`, all System RAM unless -r), or a simulated workload
-(`--ops sim --workload W.json`, simulated time).  Ctrl-C or SIGTERM ends the
-recording with a complete file.
+(`damonx record -- CMD ARGS`: only what follows a literal -- is a command;
+recording stops when it exits), fixed virtual ranges of a process
+(`--ops fvaddr -r START-END 1234`), physical memory (`--ops paddr`, all
+System RAM unless -r), or a simulated workload (`--ops sim --workload W.json`,
+simulated time).
+
+The output (-o) is a new path, or with --overwrite an existing regular file;
+symbolic links, devices and pipes are refused.  It is written under a hidden
+temporary name (.damonx-XXXXXXXXXXXX.tmp) in its directory and takes the
+output's name with the first snapshot: a recording that fails or is stopped
+before then leaves an existing output as it was.  Ctrl-C or SIGTERM ends the
+recording with a complete file; a killed recorder leaves what it wrote at the
+output (read it with `damonx report ... --allow_partial`), or, killed before
+the first snapshot, the old output and the temporary file.
 """
 
 import argparse
@@ -18,6 +27,7 @@ import sys
 import time
 
 from damonx import errors, units
+from damonx.cli import _args
 
 
 def parse_regions(texts):
@@ -36,28 +46,77 @@ def parse_regions(texts):
 
 
 def set_argparser(parser):
-    parser.add_argument("target", nargs="*", help="process ids, or `-- CMD ARGS` to start one")
-    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
-                        help="operations set (default: vaddr, or sim with --workload)")
-    parser.add_argument("--workload", metavar="FILE.json", help="simulated workload (ops sim)")
-    parser.add_argument("--monitoring_intervals", nargs=3, metavar=("SAMPLE", "AGGR", "UPDATE"),
-                        default=["5ms", "100ms", "1s"],
-                        help="sampling, aggregation and regions update intervals "
-                             "(microseconds, or with a unit: 5ms 100ms 1s)")
-    parser.add_argument("--monitoring_nr_regions_range", nargs=2, type=int, metavar=("MIN", "MAX"),
-                        default=[10, 1000], help="minimum and maximum number of regions")
-    parser.add_argument("-r", "--regions", action="append", default=[], metavar="START-END",
-                        help="monitoring ranges for fvaddr and paddr")
-    parser.add_argument("-o", "--out", default="damon.data", help="output file (default damon.data)")
-    parser.add_argument("--format", "--output_type", dest="format", default="json_compressed",
-                        choices=["json_compressed", "json", "binary"],
-                        help="file format (default json_compressed, which damo reads)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="stop after this long (simulated time for sim; default 10 s there)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
-    parser.add_argument("--procfs", default="/proc", help=argparse.SUPPRESS)
-    parser.add_argument("--sysfs", default="/sys", help=argparse.SUPPRESS)
+    parser.usage = "%(prog)s [OPTIONS] PID [PID ...]\n       %(prog)s [OPTIONS] -- CMD [ARGS ...]"
+    parser.add_argument(
+        "target",
+        nargs="*",
+        type=_args.pid,
+        metavar="PID",
+        help="process ids; or, after a literal --, a command to start: -- CMD ARGS",
+    )
+    parser.add_argument(
+        "--ops",
+        choices=["vaddr", "fvaddr", "paddr", "sim"],
+        help="operations set (default: vaddr, or sim with --workload)",
+    )
+    parser.add_argument(
+        "--workload", type=_args.path, metavar="FILE.json", help="simulated workload (ops sim)"
+    )
+    parser.add_argument(
+        "--monitoring_intervals",
+        nargs=3,
+        metavar=("SAMPLE", "AGGR", "UPDATE"),
+        default=["5ms", "100ms", "1s"],
+        help="sampling, aggregation and regions update intervals "
+        "(microseconds, or with a unit: 5ms 100ms 1s)",
+    )
+    parser.add_argument(
+        "--monitoring_nr_regions_range",
+        nargs=2,
+        type=_args.nr_regions,
+        metavar=("MIN", "MAX"),
+        default=[10, 1000],
+        help="minimum and maximum number of regions",
+    )
+    parser.add_argument(
+        "-r",
+        "--regions",
+        action="append",
+        default=[],
+        metavar="START-END",
+        help="monitoring ranges for fvaddr and paddr",
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=_args.path,
+        default="damon.data",
+        help="output file (default damon.data)",
+    )
+    parser.add_argument(
+        "--format",
+        "--output_type",
+        dest="format",
+        default="json_compressed",
+        choices=["json_compressed", "json", "binary"],
+        help="file format (default json_compressed, which damo reads)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing regular file (with the first snapshot)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_args.seconds,
+        metavar="SECONDS",
+        help="stop after this long (simulated time for sim; default 10 s there)",
+    )
+    parser.add_argument(
+        "--seed", type=_args.seed, default=0, help="random seed of the sampling (0 to 2^64-1)"
+    )
+    parser.add_argument("--procfs", type=_args.path, default="/proc", help=argparse.SUPPRESS)
+    parser.add_argument("--sysfs", type=_args.path, default="/sys", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -65,25 +124,49 @@ def build_monitor(args, attrs):
     import damonx
 
     cmd = None
+    command_line = args.command_line or []
+    if args.command_line == []:
+        raise errors.InvalidAttrs("-- needs a command after it: damonx record -- CMD ARGS")
+    if args.target and command_line:
+        raise errors.InvalidAttrs("give process ids or a command after --, not both")
     if args.workload:
         if args.ops not in (None, "sim"):
             raise errors.InvalidAttrs("--workload goes with --ops sim")
+        if args.target or command_line:
+            raise errors.InvalidAttrs("--ops sim takes a workload, no process")
+        if args.regions:
+            raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
-        return damonx.Monitor("sim", wl, attrs, seed=args.seed), {"ops": "sim", "workload": wl.to_dict()}, None
+        return (
+            damonx.Monitor("sim", wl, attrs, seed=args.seed),
+            {"ops": "sim", "workload": wl.to_dict()},
+            None,
+        )
     ops = args.ops or "vaddr"
     if ops == "sim":
         raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
     regions = parse_regions(args.regions)
     if ops == "paddr":
-        if args.target:
-            raise errors.InvalidAttrs("paddr takes no process; give ranges with -r or none for all RAM")
-        return (damonx.Monitor("paddr", regions or None, attrs, seed=args.seed,
-                               procfs=args.procfs, sysfs=args.sysfs),
-                {"ops": "paddr"}, None)
-    if not args.target:
+        if args.target or command_line:
+            raise errors.InvalidAttrs(
+                "paddr takes no process; give ranges with -r or none for all RAM"
+            )
+        return (
+            damonx.Monitor(
+                "paddr",
+                regions or None,
+                attrs,
+                seed=args.seed,
+                procfs=args.procfs,
+                sysfs=args.sysfs,
+            ),
+            {"ops": "paddr"},
+            None,
+        )
+    if not args.target and not command_line:
         raise errors.InvalidAttrs("give process ids, or a command after --")
-    if all(t.isdigit() for t in args.target):
-        pids = [int(t) for t in args.target]
+    if args.target:
+        pids = list(args.target)
     else:
         # checked before the command starts, so a missing capability
         # does not leave a started command behind
@@ -91,24 +174,31 @@ def build_monitor(args, attrs):
 
         features.require(ops, args.procfs, args.sysfs)
         try:
-            cmd = subprocess.Popen(args.target)
+            cmd = subprocess.Popen(command_line)
         except OSError as err:
-            raise errors.DamonxError(f"cannot start {args.target[0]}: {err.strerror}") from None
+            raise errors.DamonxError(f"cannot start {command_line[0]}: {err.strerror}") from None
         pids = [cmd.pid]
     meta = {"ops": ops, "pids": pids}
     if cmd is not None:
-        meta["command"] = args.target
+        meta["command"] = command_line
     try:
         if ops == "fvaddr":
             if not regions:
                 raise errors.InvalidAttrs("fvaddr needs ranges: -r START-END")
-            mon = damonx.Monitor("fvaddr", {p: regions for p in pids}, attrs, seed=args.seed,
-                                 procfs=args.procfs, sysfs=args.sysfs)
+            mon = damonx.Monitor(
+                "fvaddr",
+                {p: regions for p in pids},
+                attrs,
+                seed=args.seed,
+                procfs=args.procfs,
+                sysfs=args.sysfs,
+            )
         else:
             if regions:
                 raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
-            mon = damonx.Monitor("vaddr", pids, attrs, seed=args.seed,
-                                 procfs=args.procfs, sysfs=args.sysfs)
+            mon = damonx.Monitor(
+                "vaddr", pids, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
+            )
     except BaseException:
         if cmd is not None:
             cmd.kill()
@@ -120,9 +210,9 @@ def build_monitor(args, attrs):
 class Progress:
     """One status line on a terminal, refreshed once a second."""
 
-    def __init__(self, enabled, out):
+    def __init__(self, enabled, writer):
         self.enabled = enabled
-        self.out = out
+        self.writer = writer
         self.t0 = time.monotonic()
         self.last = 0.0
 
@@ -132,15 +222,13 @@ class Progress:
             return
         self.last = now
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        try:
-            size = os.path.getsize(self.out)
-        except OSError:
-            size = 0
+        size = self.writer.size
         sim = f" simulated {sim_s:.1f} s," if sim_s is not None else ""
         sys.stderr.write(
             f"\rrecording {now - self.t0:6.1f} s,{sim} {nr_snapshots} snapshots, "
             f"{nr_regions} regions, {size / 1024:.0f} KiB written, "
-            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s   ")
+            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s   "
+        )
         sys.stderr.flush()
 
     def done(self):
@@ -152,26 +240,28 @@ def main(args):
     import damonx
     from damonx.records import RecordWriter
 
-    sample, aggr, update = (units.parse_duration_us(x, f"--monitoring_intervals {name}")
-                            for x, name in zip(args.monitoring_intervals,
-                                               ("SAMPLE", "AGGR", "UPDATE")))
+    sample, aggr, update = (
+        units.parse_duration_us(x, f"--monitoring_intervals {name}")
+        for x, name in zip(args.monitoring_intervals, ("SAMPLE", "AGGR", "UPDATE"))
+    )
     lo, hi = args.monitoring_nr_regions_range
-    attrs = damonx.Attrs(sample_us=sample, aggr_us=aggr, ops_update_us=update,
-                         min_nr_regions=lo, max_nr_regions=hi)
+    attrs = damonx.Attrs(
+        sample_us=sample, aggr_us=aggr, ops_update_us=update, min_nr_regions=lo, max_nr_regions=hi
+    )
     timeout = args.timeout
     if timeout is None and args.workload:
         timeout = 10.0
-    if timeout is not None and timeout <= 0:
-        raise errors.InvalidAttrs("--timeout must be positive")
 
-    # the output file is created first, so that a bad -o starts no command
-    writer = RecordWriter(args.out, args.format, intervals=attrs.intervals,
-                          overwrite=args.overwrite)
+    # the output is checked (and its temporary file created) first, so that
+    # a bad -o starts no command; it replaces an existing file only with the
+    # first snapshot
+    writer = RecordWriter(
+        args.out, args.format, intervals=attrs.intervals, overwrite=args.overwrite
+    )
     try:
         mon, meta, cmd = build_monitor(args, attrs)
     except BaseException:
-        writer.close()
-        os.unlink(args.out)
+        writer.abort()
         raise
     writer.meta.update(meta)
     # Ctrl-C and SIGTERM stop the loop at its next sample; the file is then
@@ -183,9 +273,10 @@ def main(args):
         mon.stop()
 
     old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = Progress(sys.stderr.isatty() and not args.quiet, args.out)
+    progress = Progress(sys.stderr.isatty() and not args.quiet, writer)
     n = 0
     reason = "no target left"
+    ok = False
     try:
         t0 = None
         for snap in mon:
@@ -193,15 +284,21 @@ def main(args):
             for tid, regions in snap.targets.items():
                 writer.add_snapshot(tid, snap.start_ns, snap.end_ns, regions)
             n += 1
-            progress.update(n, snap.nr_regions,
-                            (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None)
+            progress.update(
+                n, snap.nr_regions, (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None
+            )
             if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
                 reason = "timeout"
                 break
+        ok = True
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        writer.close()
+        if ok and n:
+            writer.close()
+        else:
+            # keeps what was recorded, or the old output if nothing was
+            writer.abort()
         mon.close()
         if stopped:
             reason = f"stopped by {stopped[0]}"
@@ -214,6 +311,9 @@ def main(args):
                 cmd.wait()
     progress.update(n, 0, force=True)
     progress.done()
+    if not n:
+        left = "left as it was" if os.path.lexists(args.out) else "not written"
+        raise errors.DamonxError(f"no snapshot recorded ({reason}); {args.out} {left}")
     if not args.quiet:
         print(f"damonx record: {n} snapshots to {args.out} ({reason})", file=sys.stderr)
     return 0

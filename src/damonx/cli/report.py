@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from damonx import errors
+from damonx.cli import _args
 from damonx.errors import DamonxError
 
 TYPES = ("raw", "access", "heatmap", "wss", "nr_regions", "footprint")
@@ -25,6 +26,8 @@ def _percentiles(args):
         if step <= 0:
             raise DamonxError("--range step must be positive")
         base = list(range(start, stop, step))
+        if not base:
+            raise DamonxError(f"--range {start} {stop} {step} gives no percentile")
     else:
         base = [0, 25, 50, 75, 100]
     extra = args.percentiles or []
@@ -35,6 +38,7 @@ def _add_common(p):
     p.add_argument(
         "-i",
         "--input",
+        type=_args.path,
         default="damon.data",
         metavar="FILE",
         help="record file (default: damon.data)",
@@ -46,7 +50,9 @@ def _add_common(p):
         help="report on the readable prefix of a truncated or damaged file "
         "(e.g. left by a killed recorder) instead of failing",
     )
-    p.add_argument("--target_id", type=int, metavar="ID", help="only this target (default: all)")
+    p.add_argument(
+        "--target_id", type=_args.target_id, metavar="ID", help="only this target (default: all)"
+    )
     p.add_argument(
         "--raw_number",
         action="store_true",
@@ -57,7 +63,7 @@ def _add_common(p):
 def _add_dist(p, what):
     p.add_argument(
         "--percentiles",
-        type=float,
+        type=_args.percentile,
         nargs="+",
         metavar="P",
         help=f"percentiles of the {what} to show, added to 0 25 50 75 100",
@@ -65,7 +71,7 @@ def _add_dist(p, what):
     p.add_argument(
         "-r",
         "--range",
-        type=int,
+        type=_args.int_in(0, 101, "a percentile bound from 0 to 101"),
         nargs=3,
         metavar=("START", "STOP", "STEP"),
         help="percentiles to show as range(START, STOP, STEP), like damo",
@@ -81,17 +87,25 @@ def _add_dist(p, what):
     p.add_argument("--all", action="store_true", help="print every snapshot's value")
     p.add_argument(
         "--exclude_samples",
-        type=int,
+        type=_args.int_in(0, _args.U64_MAX),
         default=0,
         metavar="N",
         help="leave out the first N snapshots of each target, e.g. while the "
         "regions settle (default 0: all; damo's default is 20)",
     )
     p.add_argument(
-        "--nr_cols_bar", type=int, default=59, metavar="N", help="width of the bars (0: none)"
+        "--nr_cols_bar",
+        type=_args.int_in(0, 1000),
+        default=59,
+        metavar="N",
+        help="width of the bars (0: none)",
     )
     p.add_argument(
-        "--output", "-o", metavar="FILE.svg|FILE.png", help="also plot the time series to an image"
+        "--output",
+        "-o",
+        type=_args.path,
+        metavar="FILE.svg|FILE.png",
+        help="also plot the time series to an image",
     )
 
 
@@ -104,7 +118,7 @@ def set_argparser(parser):
     _add_common(p)
     p.add_argument(
         "--snapshot",
-        type=int,
+        type=_args.int_in(-(2**63), 2**63 - 1),
         default=-1,
         metavar="INDEX",
         help="snapshot index, negative counts from the end (default: -1, the last)",
@@ -120,7 +134,7 @@ def set_argparser(parser):
     _add_common(p)
     p.add_argument(
         "--resol",
-        type=int,
+        type=_args.int_in(1, 100_000),
         nargs=2,
         metavar=("TIME", "ADDR"),
         help="number of time rows and address columns (default: 20 80 on "
@@ -135,13 +149,17 @@ def set_argparser(parser):
     )
     p.add_argument(
         "--time_range",
-        type=float,
+        type=_args.float_in(0, _args.U64_MAX / 1e9, "a finite number of seconds, at least 0"),
         nargs=2,
         metavar=("START", "END"),
         help="seconds since the start of the record",
     )
     p.add_argument(
-        "--output", "-o", metavar="FILE.svg|FILE.png", help="write an image instead of printing"
+        "--output",
+        "-o",
+        type=_args.path,
+        metavar="FILE.svg|FILE.png",
+        help="write an image instead of printing",
     )
     p.add_argument(
         "--color",
@@ -156,14 +174,14 @@ def set_argparser(parser):
     p.add_argument(
         "-t",
         "--acc_thres",
-        type=int,
+        type=_args.int_in(0, _args.U32_MAX),
         default=1,
         metavar="N",
         help="minimum nr_accesses of a region in the working set (default: 1)",
     )
     p.add_argument(
         "--sz_thres",
-        type=int,
+        type=_args.int_in(0, _args.U64_MAX),
         default=1,
         metavar="BYTES",
         help="minimum region size in the working set (default: 1)",
@@ -180,6 +198,8 @@ def set_argparser(parser):
     )
     _add_common(p)
     _add_dist(p, "footprint")
+    for p in sub.choices.values():
+        p.set_defaults(_subparser=p)  # the parser that reports a stray argument
 
 
 def _load(args):
@@ -207,6 +227,10 @@ def main(args):
     rec = _load(args)
     kind = args.report_type
     if kind == "raw":
+        if args.target_id is not None:
+            from damonx.records import Record
+
+            rec = Record(rec.intervals, [rec.target(args.target_id)], rec.meta, rec.warning)
         if args.json:
             from damonx.records import dumps
 
@@ -354,9 +378,12 @@ def _parse_addr_range(vals):
     if len(vals) != 2:
         raise DamonxError("--address_range takes START END or 'all'")
     try:
-        return tuple(int(v, 0) for v in vals)
+        start, end = (int(v, 0) for v in vals)
     except ValueError:
         raise DamonxError(f"--address_range: not addresses: {' '.join(vals)}") from None
+    if not 0 <= start < end <= 2**64:
+        raise DamonxError(f"--address_range: [{start:#x}, {end:#x}) is empty or outside 64 bits")
+    return start, end
 
 
 def _heatmap(rec, args):

@@ -232,18 +232,27 @@ class RecordWriter:
     ``meta`` (a JSON-serialisable dict) is written with the first snapshot:
     update ``writer.meta`` until then to add to it.
 
-    Crash behaviour: data reaches the file (the OS page cache) at every
-    ``flush()`` and, at the latest, in the first ``add_snapshot()`` more than
-    ``flush_interval_s`` after the previous flush, so a killed recorder loses
-    at most that much.  The file it leaves is a valid prefix that
-    ``load(path, partial_ok=True)`` reads.  The JSON formats write snapshots
-    in the order they arrive, one target object per run of snapshots of the
-    same target; if targets were interleaved, ``close()`` regroups them into
-    one object per target (what damo needs) in a temporary file that is
-    renamed over ``path``, so a reader sees either the streamed or the
-    regrouped file, both complete.  ``close()`` fsyncs.
+    The file is written under a hidden temporary name in the directory of
+    ``path`` (``.damonx-XXXXXXXXXXXX.tmp``) and renamed to ``path`` with the
+    first snapshot; writing then goes on in place.  Until then an existing
+    ``path`` is untouched, and :meth:`abort` (or leaving a ``with`` block by
+    an exception) removes the temporary file.  An existing ``path`` is
+    refused (FileExists) unless ``overwrite=True``; a symbolic link or
+    anything but a regular file always is: nothing is written through a link.
 
-    An existing ``path`` is refused (FileExists) unless ``overwrite=True``.
+    Crash behaviour: data reaches the file (the OS page cache) with the first
+    snapshot, at every ``flush()`` and, at the latest, in the first
+    ``add_snapshot()`` more than ``flush_interval_s`` after the previous
+    flush, so a killed recorder loses at most that much.  The file it leaves
+    at ``path`` is a valid prefix that ``load(path, partial_ok=True)`` reads;
+    one killed before the first snapshot leaves ``path`` as it was, and the
+    temporary file.  The JSON formats write snapshots in the order they
+    arrive, one target object per run of snapshots of the same target; if
+    targets were interleaved, ``close()`` regroups them into one object per
+    target (what damo needs) in a temporary file that is renamed over
+    ``path``, so a reader sees either the streamed or the regrouped file,
+    both complete.  ``close()`` fsyncs, and puts even a record without
+    snapshots in place.
     """
 
     def __init__(
@@ -267,14 +276,20 @@ class RecordWriter:
         self.flush_interval_s = flush_interval_s
         self.binary_version = binary_version
         self.nr_snapshots = 0
-        self._f = _fileio.create(
+        self._file = _fileio.StagedFile(
             self.path, overwrite, "remove it or pass overwrite=True (damonx record --overwrite)"
         )
+        self._f = self._file.f
         self._closed = False
-        with self._writing():
-            self._sink = _SINKS[format](self._f, intervals, self._meta, binary_version)
-        self._last_flush = time.monotonic()
-        self.flush()
+        try:
+            with self._writing():
+                self._sink = _SINKS[format](self._f, intervals, self._meta, binary_version)
+            self._last_flush = time.monotonic()
+            self.flush()
+        except BaseException:
+            self._closed = True
+            self._file.discard()
+            raise
 
     @property
     def meta(self):
@@ -285,6 +300,14 @@ class RecordWriter:
     def meta(self, value):
         self._meta.clear()
         self._meta.update(value)
+
+    @property
+    def size(self):
+        """The bytes written to the file so far (0 once closed)."""
+        try:
+            return os.fstat(self._f.fileno()).st_size
+        except (OSError, ValueError):
+            return 0
 
     def _writing(self):
         return errors.translated(
@@ -302,7 +325,10 @@ class RecordWriter:
         with self._writing():
             self._sink.add(target_id, start_ns, end_ns, regions)
         self.nr_snapshots += 1
-        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+        if not self._file.committed:
+            self.flush()
+            self._file.commit()
+        elif time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
     def flush(self):
@@ -315,7 +341,8 @@ class RecordWriter:
         self._last_flush = time.monotonic()
 
     def close(self):
-        """Finish the file, fsync it, and regroup targets if needed."""
+        """Finish the file, fsync it, put it in place if no snapshot did,
+        and regroup targets if needed."""
         if self._closed:
             return
         try:
@@ -323,15 +350,31 @@ class RecordWriter:
                 self._sink.finish()
                 self._f.flush()
                 os.fsync(self._f.fileno())
+            self._file.commit()
         finally:
             self._closed = True
-            self._f.close()
+            self._file.discard()
         if self._sink.needs_rewrite:
             # one object per target, atomically
             _fileio.atomic_write(self.path, dumps(load(self.path), self.format))
 
+    def abort(self):
+        """Give up after a failure: before the first snapshot, remove the
+        temporary file and leave ``path`` as it was; after it, finish the
+        file as :meth:`close` does, so that what was recorded stays."""
+        if self._closed:
+            return
+        if self._file.committed:
+            self.close()
+            return
+        self._closed = True
+        self._file.discard()
+
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
