@@ -17,75 +17,18 @@ output (read it with `damonx report ... --allow_partial`), or, killed before
 the first snapshot, the old output and the temporary file.
 """
 
-import argparse
 import os
-import re
 import resource
-import signal
-import subprocess
 import sys
 import time
 
-from damonx import errors, units
-from damonx.cli import _args
-
-
-def parse_regions(texts):
-    """['0x1000-0x2000', '4096-8192'] (also comma separated) -> [(start, end)]."""
-    out = []
-    for text in texts:
-        for part in re.split(r"[,\s]+", text.strip()):
-            if not part:
-                continue
-            try:
-                s, e = (int(x, 0) for x in part.split("-"))
-            except ValueError:
-                raise errors.InvalidAttrs(f"bad region {part!r}: use START-END") from None
-            out.append((s, e))
-    return out
+from damonx import errors
+from damonx.cli import _args, _monitoring
 
 
 def set_argparser(parser):
-    parser.usage = "%(prog)s [OPTIONS] PID [PID ...]\n       %(prog)s [OPTIONS] -- CMD [ARGS ...]"
-    parser.add_argument(
-        "target",
-        nargs="*",
-        type=_args.pid,
-        metavar="PID",
-        help="process ids; or, after a literal --, a command to start: -- CMD ARGS",
-    )
-    parser.add_argument(
-        "--ops",
-        choices=["vaddr", "fvaddr", "paddr", "sim"],
-        help="operations set (default: vaddr, or sim with --workload)",
-    )
-    parser.add_argument(
-        "--workload", type=_args.path, metavar="FILE.json", help="simulated workload (ops sim)"
-    )
-    parser.add_argument(
-        "--monitoring_intervals",
-        nargs=3,
-        metavar=("SAMPLE", "AGGR", "UPDATE"),
-        default=["5ms", "100ms", "1s"],
-        help="sampling, aggregation and regions update intervals "
-        "(microseconds, or with a unit: 5ms 100ms 1s)",
-    )
-    parser.add_argument(
-        "--monitoring_nr_regions_range",
-        nargs=2,
-        type=_args.nr_regions,
-        metavar=("MIN", "MAX"),
-        default=[10, 1000],
-        help="minimum and maximum number of regions",
-    )
-    parser.add_argument(
-        "-r",
-        "--regions",
-        action="append",
-        default=[],
-        metavar="START-END",
-        help="monitoring ranges for fvaddr and paddr",
-    )
+    _monitoring.add_target_options(parser, "record")
+    _monitoring.add_monitoring_options(parser)
     parser.add_argument(
         "-o",
         "--out",
@@ -112,99 +55,7 @@ def set_argparser(parser):
         metavar="SECONDS",
         help="stop after this long (simulated time for sim; default 10 s there)",
     )
-    parser.add_argument(
-        "--seed", type=_args.seed, default=0, help="random seed of the sampling (0 to 2^64-1)"
-    )
-    parser.add_argument("--procfs", type=_args.path, default="/proc", help=argparse.SUPPRESS)
-    parser.add_argument("--sysfs", type=_args.path, default="/sys", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-
-
-def build_monitor(args, attrs):
-    import damonx
-
-    cmd = None
-    command_line = args.command_line or []
-    if args.command_line == []:
-        raise errors.InvalidAttrs("-- needs a command after it: damonx record -- CMD ARGS")
-    if args.target and command_line:
-        raise errors.InvalidAttrs("give process ids or a command after --, not both")
-    if args.workload:
-        if args.ops not in (None, "sim"):
-            raise errors.InvalidAttrs("--workload goes with --ops sim")
-        if args.target or command_line:
-            raise errors.InvalidAttrs("--ops sim takes a workload, no process")
-        if args.regions:
-            raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
-        wl = damonx.Workload.load(args.workload)
-        return (
-            damonx.Monitor("sim", wl, attrs, seed=args.seed),
-            {"ops": "sim", "workload": wl.to_dict()},
-            None,
-        )
-    ops = args.ops or "vaddr"
-    if ops == "sim":
-        raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
-    regions = parse_regions(args.regions)
-    if ops == "paddr":
-        if args.target or command_line:
-            raise errors.InvalidAttrs(
-                "paddr takes no process; give ranges with -r or none for all RAM"
-            )
-        return (
-            damonx.Monitor(
-                "paddr",
-                regions or None,
-                attrs,
-                seed=args.seed,
-                procfs=args.procfs,
-                sysfs=args.sysfs,
-            ),
-            {"ops": "paddr"},
-            None,
-        )
-    if not args.target and not command_line:
-        raise errors.InvalidAttrs("give process ids, or a command after --")
-    if args.target:
-        pids = list(args.target)
-    else:
-        # checked before the command starts, so a missing capability
-        # does not leave a started command behind
-        from damonx import features
-
-        features.require(ops, args.procfs, args.sysfs)
-        try:
-            cmd = subprocess.Popen(command_line)
-        except OSError as err:
-            raise errors.DamonxError(f"cannot start {command_line[0]}: {err.strerror}") from None
-        pids = [cmd.pid]
-    meta = {"ops": ops, "pids": pids}
-    if cmd is not None:
-        meta["command"] = command_line
-    try:
-        if ops == "fvaddr":
-            if not regions:
-                raise errors.InvalidAttrs("fvaddr needs ranges: -r START-END")
-            mon = damonx.Monitor(
-                "fvaddr",
-                {p: regions for p in pids},
-                attrs,
-                seed=args.seed,
-                procfs=args.procfs,
-                sysfs=args.sysfs,
-            )
-        else:
-            if regions:
-                raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
-            mon = damonx.Monitor(
-                "vaddr", pids, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
-            )
-    except BaseException:
-        if cmd is not None:
-            cmd.kill()
-            cmd.wait()
-        raise
-    return mon, meta, cmd
 
 
 class Progress:
@@ -237,17 +88,9 @@ class Progress:
 
 
 def main(args):
-    import damonx
     from damonx.records import RecordWriter
 
-    sample, aggr, update = (
-        units.parse_duration_us(x, f"--monitoring_intervals {name}")
-        for x, name in zip(args.monitoring_intervals, ("SAMPLE", "AGGR", "UPDATE"))
-    )
-    lo, hi = args.monitoring_nr_regions_range
-    attrs = damonx.Attrs(
-        sample_us=sample, aggr_us=aggr, ops_update_us=update, min_nr_regions=lo, max_nr_regions=hi
-    )
+    attrs = _monitoring.attrs_from_args(args)
     timeout = args.timeout
     if timeout is None and args.workload:
         timeout = 10.0
@@ -259,56 +102,38 @@ def main(args):
         args.out, args.format, intervals=attrs.intervals, overwrite=args.overwrite
     )
     try:
-        mon, meta, cmd = build_monitor(args, attrs)
+        mon, meta, cmd = _monitoring.open_monitor(args, attrs)
     except BaseException:
         writer.abort()
         raise
     writer.meta.update(meta)
-    # Ctrl-C and SIGTERM stop the loop at its next sample; the file is then
-    # finished by the normal path, never cut in the middle of a write
-    stopped = []
-
-    def stop(signum, frame):
-        stopped.append(signal.Signals(signum).name)
-        mon.stop()
-
-    old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(sys.stderr.isatty() and not args.quiet, writer)
     n = 0
     reason = "no target left"
     ok = False
-    try:
-        t0 = None
-        for snap in mon:
-            t0 = snap.start_ns if t0 is None else t0
-            for tid, regions in snap.targets.items():
-                writer.add_snapshot(tid, snap.start_ns, snap.end_ns, regions)
-            n += 1
-            progress.update(
-                n, snap.nr_regions, (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None
-            )
-            if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
-                reason = "timeout"
-                break
-        ok = True
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        if ok and n:
-            writer.close()
-        else:
-            # keeps what was recorded, or the old output if nothing was
-            writer.abort()
-        mon.close()
-        if stopped:
-            reason = f"stopped by {stopped[0]}"
-        if cmd is not None and cmd.poll() is None:
-            cmd.terminate()
-            try:
-                cmd.wait(5)
-            except subprocess.TimeoutExpired:
-                cmd.kill()
-                cmd.wait()
+    with _monitoring.stopping_on_signals(mon, cmd) as stopped:
+        try:
+            t0 = None
+            for snap in mon:
+                t0 = snap.start_ns if t0 is None else t0
+                for tid, regions in snap.targets.items():
+                    writer.add_snapshot(tid, snap.start_ns, snap.end_ns, regions)
+                n += 1
+                progress.update(
+                    n, snap.nr_regions, (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None
+                )
+                if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
+                    reason = "timeout"
+                    break
+            ok = True
+        finally:
+            if ok and n:
+                writer.close()
+            else:
+                # keeps what was recorded, or the old output if nothing was
+                writer.abort()
+    if stopped:
+        reason = f"stopped by {stopped[0]}"
     progress.update(n, 0, force=True)
     progress.done()
     if not n:
