@@ -124,7 +124,8 @@ def test_a_signal_handler_may_stop_the_loop_but_not_reenter_it():
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         t0 = time.monotonic()
         assert ctx.run_aggregation() is False
-        assert time.monotonic() - t0 < 2
+        # stopped by the handler, well before the 10 s aggregation would end
+        assert time.monotonic() - t0 < 8
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)

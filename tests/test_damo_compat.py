@@ -253,3 +253,40 @@ def test_damonx_reads_damo_written_records(tmp_path, fmt):
                 (k * 7 + i + t.target_id) % 21 for k in range(5)
             ]
             assert s.regions["age"].tolist() == [i * k for k in range(5)]
+
+
+def test_damo_reads_snapshot_extras(tmp_path):
+    # the sampling interval in effect, damonx's check count and the scheme
+    # statistics ride in each snapshot; damo reads them (or ignores them)
+    rec = _record()
+    path = tmp_path / "extras.data"
+    stats = [
+        {"nr_tried": 7, "sz_tried": 28672, "nr_applied": 2, "sz_applied": 8192, "qt_exceeds": 1}
+    ]
+    with records.RecordWriter(path, intervals=IV, meta=rec.meta) as w:
+        for t in rec.targets:
+            for s in t.snapshots:
+                w.add_snapshot(
+                    t.target_id,
+                    s.start_ns,
+                    s.end_ns,
+                    s.regions,
+                    sample_us=5000,
+                    nr_checks=123,
+                    damos_stats=stats,
+                )
+    plain = tmp_path / "plain.data"
+    records.save(rec, plain)
+    args = ("--raw_number", "--dont_merge_regions")
+    assert _damo("access", "-i", str(path), *args) == _damo("access", "-i", str(plain), *args)
+    out = _damo(
+        "access",
+        "-i",
+        str(path),
+        "--raw_number",
+        "--format",
+        "set",
+        "snapshot_head",
+        "<damos stats>",
+    )
+    assert "tried 7 times (28672)" in out and "applied 2 times (8192)" in out

@@ -68,6 +68,55 @@ def test_roundtrip_json(tmp_path, fmt):
     assert load(records.dumps(rec, fmt)).nr_snapshots == 6
 
 
+@pytest.mark.parametrize("fmt", ["json_compressed", "json"])
+def test_snapshot_extras_round_trip(tmp_path, fmt):
+    # the sampling interval in effect, the access checks and the scheme
+    # statistics of each snapshot are kept by the JSON formats
+    stats = [
+        {
+            "nr_tried": 3,
+            "sz_tried": 12288,
+            "nr_applied": 1,
+            "sz_applied": 4096,
+            "qt_exceeds": 0,
+            "nr_failed": 2,
+        },
+        {"nr_tried": 1, "sz_tried": 4096},
+    ]
+    regions = make_regions([(0x1000, 0x3000, 4, 2)])
+    with records.RecordWriter(tmp_path / "r", fmt, intervals=IV) as w:
+        w.add_snapshot(1, 0, 100, regions, sample_us=5000, nr_checks=40, damos_stats=stats)
+        w.add_snapshot(1, 100, 300, regions, sample_us=10000)
+        w.add_snapshot(1, 300, 400, regions)
+    snaps = load(tmp_path / "r").target(1).snapshots
+    assert [(s.sample_us, s.nr_checks) for s in snaps] == [(5000, 40), (10000, None), (None, None)]
+    assert snaps[0].damos_stats == stats and snaps[1].damos_stats is None
+
+
+def test_snapshot_extras_of_damo(tmp_path):
+    # damo writes one scheme's statistics and the interval as text
+    text = (
+        '[{"target_id": 0, "intervals": {"sample_us": 5000, "aggr_us": 100000, '
+        '"ops_update_us": 1000000}, "snapshots": [{"start_time": 0, "end_time": 100, '
+        '"regions": [], "sample_interval_us": "5 ms", "damos_stats": {"nr_tried": "1,024", '
+        '"sz_tried": "4 KiB", "nr_applied": 0, "sz_applied": 0, "sz_ops_filter_passed": 0, '
+        '"qt_exceeds": 0}}]}]'
+    )
+    snap = load(text.encode()).target(0).snapshots[0]
+    assert snap.sample_us == 5000
+    assert snap.damos_stats[0]["nr_tried"] == 1024 and snap.damos_stats[0]["sz_tried"] == 4096
+
+
+def test_writer_refuses_bad_extras(tmp_path):
+    with records.RecordWriter(tmp_path / "r", intervals=IV) as w:
+        regions = make_regions([(0x1000, 0x3000, 4, 2)])
+        with pytest.raises(errors.InvalidAttrs, match="nr_checks"):
+            w.add_snapshot(1, 0, 100, regions, nr_checks=-1)
+        with pytest.raises(errors.InvalidAttrs, match="damos_stats"):
+            w.add_snapshot(1, 0, 100, regions, damos_stats=[{"nr_tried": "x"}])
+        w.add_snapshot(1, 0, 100, regions)
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_roundtrip_binary_loses_age_and_intervals(tmp_path, version):
     rec = sample_record()

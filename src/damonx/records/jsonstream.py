@@ -359,7 +359,32 @@ def _as_snapshot(kv, where, intervals):
             _nr_accesses(r.get("nr_accesses"), rw, max_acc),
             _age(r.get("age"), rw, intervals),
         )
-    return TargetSnapshot(start, end, out)
+    return TargetSnapshot(start, end, out, *_snapshot_extras(kv, where))
+
+
+def _snapshot_extras(kv, where):
+    """The optional keys of a snapshot: the sampling interval in effect
+    (damo's ``sample_interval_us``), damonx's count of access checks, and the
+    scheme statistics (damonx's list of all schemes, else damo's one)."""
+    sample_us = kv.get("sample_interval_us")
+    if isinstance(sample_us, str):
+        sample_us = _text_to_us(sample_us, where, "sample_interval_us")
+    if sample_us is not None:
+        sample_us = _num(sample_us, where, "sample_interval_us")
+    nr_checks = kv.get("damonx_nr_checks")
+    if nr_checks is not None:
+        nr_checks = _num(nr_checks, where, "damonx_nr_checks")
+    stats = kv.get("damonx_damos_stats")
+    if stats is None and kv.get("damos_stats") is not None:
+        stats = [kv["damos_stats"]]
+    if stats is not None:
+        if not isinstance(stats, list) or not all(isinstance(x, dict) for x in stats):
+            raise Corrupted(f"damos_stats is not a list of objects {where}")
+        stats = [
+            {k: _num(v, where, f"damos_stats.{k}") for k, v in x.items() if v is not None}
+            for x in stats
+        ]
+    return sample_us, nr_checks, stats or None
 
 
 def _nr_accesses(na, where, max_acc):

@@ -39,6 +39,15 @@ class TargetSnapshot:
     start_ns: int
     end_ns: int
     regions: np.ndarray
+    #: the sampling interval in effect for this snapshot (us), when recorded
+    #: (intervals may change during a recording); damo's ``sample_interval_us``
+    sample_us: Optional[int] = None
+    #: access checks made in this snapshot's aggregation, when recorded
+    nr_checks: Optional[int] = None
+    #: statistics of each scheme at the end of this snapshot, when schemes
+    #: ran: one dict per scheme (nr_tried, sz_tried, nr_applied, sz_applied,
+    #: qt_exceeds, ...)
+    damos_stats: Optional[list] = None
 
     @property
     def duration_ns(self):

@@ -17,7 +17,7 @@ from damonx.errors import DamonxError, InvalidAttrs
 
 from . import binary
 from .detect import load
-from .model import FORMATS, as_regions
+from .model import FORMATS, TargetSnapshot, as_regions
 
 
 class _Sink:
@@ -38,7 +38,8 @@ class _Sink:
     def begin_target(self, tid):
         """Make ``tid`` part of the record even if it gets no snapshot."""
 
-    def add(self, tid, start_ns, end_ns, regions):
+    def add(self, tid, snap):
+        """Encode ``snap``, a :class:`TargetSnapshot` of target ``tid``."""
         raise NotImplementedError
 
     def flush(self):
@@ -52,7 +53,7 @@ class _Sink:
         for t in record.targets:
             self.begin_target(t.target_id)
             for s in t.snapshots:
-                self.add(t.target_id, s.start_ns, s.end_ns, s.regions)
+                self.add(t.target_id, s)
 
 
 class _BinarySink(_Sink):
@@ -66,13 +67,14 @@ class _BinarySink(_Sink):
         self.pending = []
         f.write(binary.header(binary_version))
 
-    def add(self, tid, start_ns, end_ns, regions):
+    def add(self, tid, snap):
+        # the seed's format has no place for intervals or scheme statistics
         if self.version == 1 and not -(2**31) <= tid < 2**31:
             raise InvalidAttrs(f"target id {tid} does not fit binary version 1 (int32 pid)")
-        if self.pending_end is not None and end_ns != self.pending_end:
+        if self.pending_end is not None and snap.end_ns != self.pending_end:
             self.flush()
-        self.pending_end = end_ns
-        self.pending.append((tid, regions))
+        self.pending_end = snap.end_ns
+        self.pending.append((tid, snap.regions))
 
     def flush(self):
         if self.pending:
@@ -89,8 +91,7 @@ class _BinarySink(_Sink):
         )
         for _, ti, si in events:
             t = record.targets[ti]
-            s = t.snapshots[si]
-            self.add(t.target_id, s.start_ns, s.end_ns, s.regions)
+            self.add(t.target_id, t.snapshots[si])
 
 
 class _JsonSink(_Sink):
@@ -127,10 +128,10 @@ class _JsonSink(_Sink):
         self.cur_tid = tid
         self.nr_in_object = 0
 
-    def add(self, tid, start_ns, end_ns, regions):
+    def add(self, tid, snap):
         self.begin_target(tid)
         sep = ",\n" if self.nr_in_object else ""
-        self._write(sep + _snapshot_json(start_ns, end_ns, regions))
+        self._write(sep + _snapshot_json(snap))
         self.nr_in_object += 1
 
     def flush(self):
@@ -191,8 +192,20 @@ def _object_head(tid, intervals, meta=None):
     return json.dumps(head)[:-1] + ', "snapshots": [\n'
 
 
-def _snapshot_json(start_ns, end_ns, regions):
+#: the scheme statistics damo reads from a snapshot's ``damos_stats``
+DAMO_STATS_KEYS = (
+    "nr_tried",
+    "sz_tried",
+    "nr_applied",
+    "sz_applied",
+    "sz_ops_filter_passed",
+    "qt_exceeds",
+)
+
+
+def _snapshot_json(snap):
     # damo's layout, written by hand: json.dumps per region is several times slower
+    regions = snap.regions
     parts = [
         f'{{"start":{s},"end":{e},"nr_accesses":{{"samples":{n},"percent":null}},'
         f'"age":{{"usec":null,"aggr_intervals":{a}}}}}'
@@ -204,7 +217,22 @@ def _snapshot_json(start_ns, end_ns, regions):
         )
     ]
     regions_text = ",\n".join(parts)
-    return f'{{"start_time":{int(start_ns)},"end_time":{int(end_ns)},"regions":[{regions_text}]}}'
+    extra = ""
+    if snap.sample_us is not None:
+        extra += f',"sample_interval_us":{int(snap.sample_us)}'
+    if snap.nr_checks is not None:
+        # damo ignores keys it does not know
+        extra += f',"damonx_nr_checks":{int(snap.nr_checks)}'
+    if snap.damos_stats:
+        # damo's snapshot holds the statistics of one scheme; all of them
+        # ride under a key of damonx's
+        first = {k: int(snap.damos_stats[0].get(k, 0)) for k in DAMO_STATS_KEYS}
+        extra += f',"damos_stats":{json.dumps(first)}'
+        extra += f',"damonx_damos_stats":{json.dumps(snap.damos_stats)}'
+    return (
+        f'{{"start_time":{int(snap.start_ns)},"end_time":{int(snap.end_ns)},'
+        f'"regions":[{regions_text}]{extra}}}'
+    )
 
 
 def dumps(record, format="json_compressed", binary_version=2):
@@ -314,16 +342,39 @@ class RecordWriter:
             f"cannot write {self.path}", missing=errors.FileNotFound, privilege_hint=None
         )
 
-    def add_snapshot(self, target_id, start_ns, end_ns, regions):
-        """Append one snapshot of ``target_id`` (regions: REGION_DTYPE array)."""
+    def add_snapshot(
+        self,
+        target_id,
+        start_ns,
+        end_ns,
+        regions,
+        *,
+        sample_us=None,
+        nr_checks=None,
+        damos_stats=None,
+    ):
+        """Append one snapshot of ``target_id`` (regions: REGION_DTYPE array).
+
+        sample_us: the sampling interval in effect (us); nr_checks: the access
+        checks of its aggregation; damos_stats: one dict of statistics per
+        scheme.  The JSON formats keep them, the binary format cannot.
+        """
         if self._closed:
             raise DamonxError("the record writer is closed")
         regions = as_regions(regions)
         start_ns, end_ns, target_id = int(start_ns), int(end_ns), int(target_id)
         if end_ns < start_ns or start_ns < 0:
             raise InvalidAttrs(f"bad snapshot times [{start_ns}, {end_ns}]")
+        snap = TargetSnapshot(
+            start_ns,
+            end_ns,
+            regions,
+            _opt_count(sample_us, "sample_us"),
+            _opt_count(nr_checks, "nr_checks"),
+            _check_damos_stats(damos_stats),
+        )
         with self._writing():
-            self._sink.add(target_id, start_ns, end_ns, regions)
+            self._sink.add(target_id, snap)
         self.nr_snapshots += 1
         if not self._file.committed:
             self.flush()
@@ -378,3 +429,21 @@ class RecordWriter:
             self.close()
         else:
             self.abort()
+
+
+def _opt_count(value, what):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not 0 <= int(value) < 2**64:
+        raise InvalidAttrs(f"{what} must be an integer from 0 to 2^64-1, not {value!r}")
+    return int(value)
+
+
+def _check_damos_stats(stats):
+    if stats is None:
+        return None
+    try:
+        out = [{str(k): int(v) for k, v in s.items()} for s in stats]
+    except (AttributeError, TypeError, ValueError):
+        raise InvalidAttrs("damos_stats must be a list of {name: integer} dicts") from None
+    return out or None
