@@ -7,6 +7,7 @@ TCG).
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -112,17 +113,75 @@ cat /sys/module/damon_stat/parameters/enabled
         "schemes/0/filters/0/min", "schemes/0/quotas/goals/0/nid", "schemes/0/target_nid", "N"]
 
 
+MOVE_PAGES = r"""
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_move_pages = 279    # x86_64
+buf = mmap.mmap(-1, 4096)
+buf[0] = 1              # the page exists now
+pages = (ctypes.c_void_p * 1)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+status = (ctypes.c_int * 1)(-1)
+
+def move_pages(nodes):
+    r = libc.syscall(ctypes.c_long(SYS_move_pages), ctypes.c_long(0), ctypes.c_ulong(1),
+                     pages, nodes, status, ctypes.c_long(0))
+    assert r == 0, ctypes.get_errno()
+    return status[0]
+
+before = move_pages(None)                       # NULL nodes: where the page is
+target = 1 - before
+moved = move_pages((ctypes.c_int * 1)(target))
+print(before, target, moved, move_pages(None))
+"""
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_two_numa_nodes_and_move_pages(built, kernel):
+    built(kernel)
+    script = ("for d in /sys/devices/system/node/node*; do echo $d; done; "
+              "grep -h MemTotal /sys/devices/system/node/node*/meminfo; "
+              "cat /sys/devices/system/node/node*/cpulist; "
+              f"{sys.executable} -c \"$MOVE_PAGES\"")
+    res = vmrun("sh", "-c", script, env={"DAMONX_VM_KERNEL": kernel, "DAMONX_VM_NUMA": "2",
+                                         "DAMONX_VM_MEM": "2G", "DAMONX_VM_CPUS": "2",
+                                         "DAMONX_VM_ENV": "MOVE_PAGES", "MOVE_PAGES": MOVE_PAGES})
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[:2] == ["/sys/devices/system/node/node0", "/sys/devices/system/node/node1"]
+    for line in lines[2:4]:     # "Node 0 MemTotal: 1009876 kB": about half of 2G each
+        assert 700_000 < int(line.split()[3]) <= 1024 * 1024, lines
+    assert lines[4:6] == ["0", "1"]
+    before, target, moved, after = map(int, lines[6].split())
+    assert before in (0, 1) and moved == after == target
+
+
+def test_one_node_without_numa_setting(built):
+    built("6.12")
+    res = vmrun("sh", "-c", "ls /sys/devices/system/node | grep -c '^node'")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.split() == ["1"]
+
+
 @pytest.mark.parametrize("name, value", [
     ("DAMONX_VM_CPUS", "two"),
     ("DAMONX_VM_KERNEL", "5.0"),
     ("DAMONX_VM_KERNEL", "6.1"),
     ("DAMONX_VM_KERNEL", "latest"),
     ("DAMONX_VM_KERNEL", "7.x"),
+    ("DAMONX_VM_NUMA", "x"),
+    ("DAMONX_VM_NUMA", "0"),
+    ("DAMONX_VM_NUMA", "9"),
 ])
 def test_bad_knob_is_refused_without_booting(name, value):
     res = vmrun("true", env={name: value}, timeout=60)
     assert res.returncode == 125
     assert f"error: {name} must be" in res.stderr and f"got '{value}'" in res.stderr
+
+
+def test_too_little_memory_per_node_is_refused():
+    res = vmrun("true", env={"DAMONX_VM_NUMA": "4", "DAMONX_VM_MEM": "512M"}, timeout=60)
+    assert res.returncode == 125
+    assert "less than 256M to each of DAMONX_VM_NUMA=4 nodes" in res.stderr
 
 
 def test_a_7x_version_not_in_the_archive_is_refused():
