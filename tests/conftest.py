@@ -14,6 +14,11 @@ def pytest_configure(config):
     )
     config.addinivalue_line(
         "markers",
+        "smoke: a VM test of the subset that `make test-vm-current` runs on the "
+        "newer (7.x) test kernel: idle page tracking and the kernel's DAMON sysfs",
+    )
+    config.addinivalue_line(
+        "markers",
         "fresh_memory: needs physical memory as a fresh boot leaves it (not yet "
         "scattered by other tests); runs before the other tests of a session",
     )

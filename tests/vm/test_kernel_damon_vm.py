@@ -18,6 +18,7 @@ from tests.vm.helpers import workload as run_workload
 
 pytestmark = [
     pytest.mark.vm,
+    pytest.mark.smoke,
     needs_page_idle,
     pytest.mark.skipif(not KernelDamon().available,
                        reason="needs the kernel's DAMON sysfs interface (the VM has it)"),

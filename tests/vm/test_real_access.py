@@ -37,6 +37,7 @@ def found_within(mon, seconds, evaluate, threshold=0.8):
     pytest.fail(f"hot set not found within {seconds} s: best precision/recall {best}")
 
 
+@pytest.mark.smoke
 def test_vaddr_finds_the_hot_set():
     with workload(512, 64) as w, damonx.Monitor("vaddr", [w.pid]) as mon:
         elapsed, pr = found_within(mon, 10, lambda s: hot_precision_recall(
@@ -219,6 +220,7 @@ def test_pageout_scheme_reduces_rss():
     assert rss1 >= 32 * 1024 * 0.9     # the hot part stayed
 
 
+@pytest.mark.smoke
 def test_fullscan_baseline_sees_the_hot_pages():
     """The benchmarks' full page_idle scan (benchmarks/csrc/bench_fullscan.c),
     from the extension `make bench-ext` builds on the host."""
