@@ -203,7 +203,7 @@ static uint64_t advise_range(int pidfd, uint64_t start, uint64_t end,
 	return done;
 }
 
-/* The advice of each action vaddr applies (the actions of va_ops). */
+/* The advice of each action vaddr applies; 0 for the others. */
 static const int va_advice[DX_ACTION_NR] = {
 	[DX_ACTION_WILLNEED] = MADV_WILLNEED,
 	[DX_ACTION_COLD] = MADV_COLD,
@@ -266,10 +266,7 @@ static struct dx_operations va_ops = {
 	.prepare_access_checks = va_prepare_access_checks,
 	.check_accesses = va_check_accesses,
 	.target_valid = va_target_valid,
-	.actions = DX_ACTION_BIT(DX_ACTION_WILLNEED) |
-		   DX_ACTION_BIT(DX_ACTION_COLD) |
-		   DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
-		   DX_ACTION_BIT(DX_ACTION_COLLAPSE),
+	/* .actions: those of va_advice, set when registered */
 	.apply_scheme = va_apply_scheme,
 	.get_counters = dx_ac_get_counters,
 	.target_cleanup = va_target_cleanup,
@@ -281,8 +278,11 @@ static struct dx_operations fva_ops;
 
 int dx_vaddr_register(void)
 {
-	int err;
+	int err, action;
 
+	for (action = 0; action < DX_ACTION_NR; action++)
+		if (va_advice[action])
+			va_ops.actions |= DX_ACTION_BIT(action);
 	fva_ops = va_ops;
 	fva_ops.name = "fvaddr";
 	fva_ops.init = NULL;
