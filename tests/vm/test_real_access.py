@@ -106,9 +106,9 @@ def physically_contiguous_workload(size_mib, hot_mib, max_pieces=4):
 
 #: the least precision over all RAM of settled paddr snapshots (hot bytes in
 #: the workload's hot pages / all hot bytes reported, the median of five) in
-#: this VM: measured 0.93, 0.96 and 0.97 in three fresh boots (single
-#: snapshots 0.89 to 0.99); the rest is what the kernel, this test and the
-#: VM's other processes touch meanwhile
+#: this VM: measured 0.93 to 0.97 in five fresh boots (single snapshots
+#: 0.70 to 1.0); the rest is what the kernel, this test and the VM's other
+#: processes touch meanwhile
 PADDR_ALL_RAM_PRECISION = 0.8
 
 
