@@ -1,7 +1,9 @@
 """CPU per region per sample of real access checks, inside the test VM.
 
 Three ways to check the same pages of the same process, in one boot:
-  - damonx (fvaddr on the workload's mapping, and vaddr on the whole process);
+  - damonx (fvaddr on the workload's mapping, and vaddr on the whole process),
+    with the system calls its checks make per region check (calls/check:
+    pagemap and kpageflags reads, bitmap writes and reads);
   - the user-space floor: a bare C loop making only the calls every check
     needs (pagemap read, kpageflags read, bitmap write, bitmap read) on the
     regions damonx ended with, for as many samples (_bench.bench_floor):
@@ -22,7 +24,6 @@ import sys
 import time
 
 import bench_ext
-import numpy as np
 
 import damonx
 from damonx.kernel_damon import KernelDamon
@@ -43,21 +44,27 @@ def start_workload(size_mib, hot_mib):
     return proc, (start, end), (hot_start, hot_end)
 
 
+#: the file accesses of the access checks, each one system call
+CALLS = ("nr_pagemap_reads", "nr_kpageflags_reads", "nr_bitmap_writes", "nr_bitmap_reads")
+
+
 def run_damonx(ops, pid, rng, attrs, seconds):
     targets = {pid: [rng]} if ops == "fvaddr" else [pid]
     with damonx.Monitor(ops, targets, attrs) as mon:
         mon.take(5)                                 # let the regions settle
-        before = mon.stats()
+        before, calls0 = mon.stats(), mon.access_check_stats()
         cpu0, t0 = time.thread_time(), time.monotonic()
         while time.monotonic() - t0 < seconds:
             snap = mon.step()
         cpu = time.thread_time() - cpu0
-        after = mon.stats()
+        after, calls1 = mon.stats(), mon.access_check_stats()
     regs = snap.targets[pid]
     checks = after["nr_region_checks"] - before["nr_region_checks"]
     samples = after["nr_samples"] - before["nr_samples"]
+    calls = {k: (calls1[k] - calls0[k]) / checks for k in CALLS}
     return {"cpu_s": cpu, "checks": checks, "samples": samples,
             "regions": checks / samples, "us_per_check": cpu / checks * 1e6,
+            "calls_per_check": sum(calls.values()), "calls": calls,
             "last_regions": [(int(s), int(e)) for s, e in zip(regs["start"], regs["end"])]}
 
 
@@ -110,10 +117,12 @@ def main():
         for _ in range(args.repeats):
             d = run_damonx("fvaddr", proc.pid, rng, attrs, args.seconds)
             runs["damonx_fvaddr"].append(d)
-            runs["floor_fvaddr"].append(run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
+            runs["floor_fvaddr"].append(
+                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
             runs["kernel_fvaddr"].append(run_kernel("fvaddr", proc.pid, rng, attrs, args.seconds))
             d = run_damonx("vaddr", proc.pid, rng, attrs, args.seconds)
-            runs["floor_vaddr"].append(run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
+            runs["floor_vaddr"].append(
+                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
             runs["damonx_vaddr"].append(d)
             runs["kernel_vaddr"].append(run_kernel("vaddr", proc.pid, rng, attrs, args.seconds))
     finally:
@@ -122,14 +131,19 @@ def main():
     med = {k: statistics.median(r["us_per_check"] for r in v) for k, v in runs.items()}
     regions = {k: statistics.median(r["regions"] for r in v) for k, v in runs.items()}
     ratio = {k: v / med["floor_" + k.split("_")[1]] for k, v in med.items()}
+    calls = {k: statistics.median(r["calls_per_check"] for r in v)
+             for k, v in runs.items() if k.startswith("damonx")}
     print(f"workload: {args.size_mib} MiB, {args.hot_mib} MiB hot; {args.repeats} runs of "
           f"{args.seconds:g} s; medians; VM under emulation: compare ratios")
-    print(f"{'what':<16} {'regions':>8} {'us/region/sample':>17} {'vs floor':>9}")
+    print(f"{'what':<16} {'regions':>8} {'us/region/sample':>17} {'vs floor':>9} "
+          f"{'calls/check':>12}")
     for k in runs:
-        print(f"{k:<16} {regions[k]:8.1f} {med[k]:17.3f} {ratio[k]:8.2f}x")
+        c = f"{calls[k]:12.2f}" if k in calls else ""
+        print(f"{k:<16} {regions[k]:8.1f} {med[k]:17.3f} {ratio[k]:8.2f}x {c}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"median_us_per_check": med, "regions": regions, "runs": runs,
+                       "median_calls_per_check": calls,
                        "ratio_to_floor": ratio,
                        "kernel": os.uname().release}, f, indent=2)
 

@@ -84,6 +84,54 @@ int dx_attrs_validate(const struct dx_attrs *a)
 	return 0;
 }
 
+uint32_t dx_max_nr_accesses(const struct dx_attrs *attrs)
+{
+	uint64_t nr = attrs->aggr_us / attrs->sample_us;
+
+	/* valid attributes never give 0; the window divides */
+	if (!nr)
+		return 1;
+	return nr > UINT32_MAX ? UINT32_MAX : (uint32_t)nr;
+}
+
+/* --------------------------------------------------------------- actions */
+
+/*
+ * The actions, by damo's names, with what there is to know where no table
+ * can apply one: process_madvise(2) takes only MADV_COLD, MADV_PAGEOUT,
+ * MADV_WILLNEED and MADV_COLLAPSE (mm/madvise.c), and the kernel's DAMON
+ * applies MADV_HUGEPAGE from inside the target's mm, which user space cannot.
+ */
+#define DX_NOTE_HUGEPAGE                                                       \
+	"the kernel refuses MADV_HUGEPAGE and MADV_NOHUGEPAGE through "        \
+	"process_madvise(2) (EINVAL), so damonx cannot apply them to another " \
+	"process; 'collapse' (MADV_COLLAPSE) makes huge pages of a range now"
+
+static const struct {
+	const char *name;
+	const char *note;
+} actions[DX_ACTION_NR] = {
+	[DX_ACTION_STAT] = { "stat", NULL },
+	[DX_ACTION_WILLNEED] = { "willneed", NULL },
+	[DX_ACTION_COLD] = { "cold", NULL },
+	[DX_ACTION_PAGEOUT] = { "pageout", NULL },
+	[DX_ACTION_HUGEPAGE] = { "hugepage", DX_NOTE_HUGEPAGE },
+	[DX_ACTION_NOHUGEPAGE] = { "nohugepage", DX_NOTE_HUGEPAGE },
+	[DX_ACTION_COLLAPSE] = { "collapse", NULL },
+};
+
+const char *dx_action_name(int action)
+{
+	return action >= 0 && action < DX_ACTION_NR ? actions[action].name :
+						      NULL;
+}
+
+const char *dx_action_note(int action)
+{
+	return action >= 0 && action < DX_ACTION_NR ? actions[action].note :
+						      NULL;
+}
+
 /* ------------------------------------------------------------- registry */
 
 /* Plenty for the backends of one library; the kernel has four. */
@@ -182,6 +230,13 @@ void dx_ctx_set_clock(struct dx_ctx *ctx, enum dx_clock clock)
 	ctx->clock = clock;
 }
 
+uint32_t dx_ctx_actions(const struct dx_ctx *ctx)
+{
+	uint32_t applied = ctx->ops.apply_scheme ? ctx->ops.actions : 0;
+
+	return DX_ACTION_BIT(DX_ACTION_STAT) | applied;
+}
+
 static int reserve_targets(struct dx_ctx *ctx, size_t nr)
 {
 	struct dx_target *n;
@@ -233,6 +288,8 @@ int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme)
 	    scheme->min_nr_accesses > scheme->max_nr_accesses ||
 	    scheme->min_age > scheme->max_age)
 		return -EINVAL;
+	if (!(dx_ctx_actions(ctx) & DX_ACTION_BIT(scheme->action)))
+		return -EOPNOTSUPP;
 	n = realloc(ctx->schemes, (ctx->nr_schemes + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
@@ -243,6 +300,8 @@ int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme)
 	s->sz_tried = 0;
 	s->nr_applied = 0;
 	s->sz_applied = 0;
+	s->nr_failed = 0;
+	s->last_errno = 0;
 	return 0;
 }
 
@@ -371,6 +430,7 @@ static int take_snapshot(struct dx_ctx *ctx)
 			ctx->snap[k].end = r->end;
 			ctx->snap[k].nr_accesses = r->nr_accesses;
 			ctx->snap[k].age = r->age;
+			ctx->snap[k].nr_accesses_bp = r->nr_accesses_bp;
 			k++;
 		}
 	}
@@ -414,8 +474,7 @@ size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
 
 void dx_region_account(struct dx_ctx *ctx, struct dx_region *r, bool accessed)
 {
-	uint32_t len_window =
-		(uint32_t)(ctx->attrs.aggr_us / ctx->attrs.sample_us);
+	uint32_t len_window = dx_max_nr_accesses(&ctx->attrs);
 
 	/* a moving sum that assumes the last aggregation had no noise */
 	r->nr_accesses_bp = r->nr_accesses_bp -
@@ -504,33 +563,46 @@ static bool scheme_matches(const struct dx_scheme *s, const struct dx_region *r)
 	       r->age <= s->max_age;
 }
 
+/* Apply a scheme to a region that matches it, and count what it did. */
+static void apply_scheme(struct dx_ctx *ctx, struct dx_scheme *s,
+			 struct dx_target *t, struct dx_region *r)
+{
+	uint64_t sz_applied = 0;
+	int err = 0;
+
+	if (s->action != DX_ACTION_STAT) {
+		sz_applied = ctx->ops.apply_scheme(ctx, t, r, s->action, &err);
+		/*
+		 * As the kernel's damos_apply_scheme(): a region acted on
+		 * starts ageing anew, so that an action on regions older than
+		 * some age does not hit the same ones at every aggregation.
+		 */
+		r->age = 0;
+	}
+	s->nr_tried++;
+	s->sz_tried += r->end - r->start;
+	if (sz_applied) {
+		s->nr_applied++;
+		s->sz_applied += sz_applied;
+	}
+	if (err) {
+		s->nr_failed++;
+		s->last_errno = -err;
+	}
+}
+
+/* Region by region, every scheme in turn, as the kernel's loop goes. */
 static void apply_schemes(struct dx_ctx *ctx)
 {
 	struct dx_scheme *s;
 	struct dx_target *t;
 	struct dx_region *r;
 
-	dx_for_each_scheme(s, ctx) {
-		dx_for_each_target(t, ctx) {
-			dx_for_each_region(r, t) {
-				int64_t applied;
-
-				if (!scheme_matches(s, r))
-					continue;
-				s->nr_tried++;
-				s->sz_tried += r->end - r->start;
-				if (s->action == DX_ACTION_STAT ||
-				    !ctx->ops.apply_scheme)
-					continue;
-				applied = ctx->ops.apply_scheme(ctx, t, r,
-								s->action);
-				if (applied > 0) {
-					s->nr_applied++;
-					s->sz_applied += (uint64_t)applied;
-				}
-			}
-		}
-	}
+	dx_for_each_live_target(t, ctx)
+		dx_for_each_region(r, t)
+			dx_for_each_scheme(s, ctx)
+				if (scheme_matches(s, r))
+					apply_scheme(ctx, s, t, r);
 }
 
 static void reset_aggregated(struct dx_ctx *ctx)

@@ -36,7 +36,11 @@ struct dx_attrs {
 	uint64_t ops_update_us; /* how often the backend re-reads mappings */
 	uint32_t min_nr_regions; /* >= 3 */
 	uint32_t max_nr_regions; /* >= min_nr_regions; bounds the overhead */
-	uint64_t min_region_sz; /* bytes, a power of two (the page size) */
+	/*
+	 * bytes, a power of two; the backends that check real pages need at
+	 * least the page size
+	 */
+	uint64_t min_region_sz;
 };
 
 /* A half-open address range [start, end), in bytes. */
@@ -45,23 +49,37 @@ struct dx_range {
 	uint64_t end;
 };
 
-/* A region as reported after an aggregation; mirrors damonx.REGION_DTYPE. */
+/*
+ * A region as reported after an aggregation; mirrors
+ * damonx.MONITOR_REGION_DTYPE (aligned: 32 bytes with the padding at the end).
+ */
 struct dx_region_out {
 	uint64_t start;
 	uint64_t end;
 	uint32_t nr_accesses;
 	uint32_t age;
+	uint32_t nr_accesses_bp; /* the moving sum, basis points */
 };
 
-/* What a scheme does to the regions that match its access pattern. */
+/*
+ * What a scheme does to the regions that match its access pattern: damo's
+ * action names (dx_action_name()), each the madvise(2) advice of the same
+ * meaning.  Which actions a context can apply depends on its operations
+ * (dx_ctx_actions()).
+ */
 enum dx_action {
 	DX_ACTION_STAT = 0, /* count only */
-	DX_ACTION_WILLNEED,
-	DX_ACTION_COLD,
-	DX_ACTION_PAGEOUT,
-	DX_ACTION_HUGEPAGE, /* collapse into huge pages */
+	DX_ACTION_WILLNEED, /* MADV_WILLNEED: read ahead */
+	DX_ACTION_COLD, /* MADV_COLD: deactivate */
+	DX_ACTION_PAGEOUT, /* MADV_PAGEOUT: reclaim */
+	DX_ACTION_HUGEPAGE, /* MADV_HUGEPAGE: allow huge pages */
+	DX_ACTION_NOHUGEPAGE, /* MADV_NOHUGEPAGE: forbid huge pages */
+	DX_ACTION_COLLAPSE, /* MADV_COLLAPSE: make huge pages now */
 	DX_ACTION_NR,
 };
+
+/* The bit of an action in a set of actions. */
+#define DX_ACTION_BIT(action) (1U << (action))
 
 /* An operation scheme: an access pattern, an action and its statistics. */
 struct dx_scheme {
@@ -69,7 +87,14 @@ struct dx_scheme {
 	uint32_t min_nr_accesses, max_nr_accesses; /* samples per aggregation */
 	uint32_t min_age, max_age; /* aggregations */
 	int action; /* enum dx_action */
+	/* regions (and their bytes) that matched, and that were acted on */
 	uint64_t nr_tried, sz_tried, nr_applied, sz_applied;
+	/*
+	 * regions on which the action failed, in part or in whole, and the
+	 * errno value (positive) of the last failure, 0 before any
+	 */
+	uint64_t nr_failed;
+	int last_errno;
 };
 
 /* Clock of a context: real (sleeps) or virtual (advances without sleeping). */
@@ -93,10 +118,15 @@ struct dx_counter {
 	uint64_t value;
 };
 
-/* Where a backend finds the system's files: the roots of /proc and /sys. */
+/*
+ * What a backend finds of the system: the roots of /proc and /sys, and the
+ * size of a page (bytes, a power of two; 0 for the system's,
+ * sysconf(_SC_PAGESIZE): a fake tree of other pages sets it).
+ */
 struct dx_ops_env {
 	const char *procfs;
 	const char *sysfs;
+	uint64_t page_size;
 };
 
 struct dx_ctx;
@@ -104,6 +134,19 @@ struct dx_ctx;
 /* Attributes: fill defaults, validate.  Validation returns -EINVAL. */
 void dx_attrs_default(struct dx_attrs *attrs);
 int dx_attrs_validate(const struct dx_attrs *attrs);
+/*
+ * Samples per aggregation, the largest nr_accesses: aggr_us / sample_us,
+ * capped to 32 bits, as the kernel's damon_max_nr_accesses().
+ */
+uint32_t dx_max_nr_accesses(const struct dx_attrs *attrs);
+
+/* The name of an action (damo's), or NULL for no action. */
+const char *dx_action_name(int action);
+/*
+ * Why no operations table applies an action, and what to use instead, or
+ * NULL when some table can apply it.
+ */
+const char *dx_action_note(int action);
 
 /* The registered operations tables, in the order they registered. */
 size_t dx_nr_ops(void);
@@ -121,6 +164,12 @@ void dx_ctx_free(struct dx_ctx *ctx);
 int dx_ctx_select_ops(struct dx_ctx *ctx, const char *name,
 		      const struct dx_ops_env *env);
 void dx_ctx_set_clock(struct dx_ctx *ctx, enum dx_clock clock);
+/* The actions the context's operations apply, as DX_ACTION_BIT()s. */
+uint32_t dx_ctx_actions(const struct dx_ctx *ctx);
+/*
+ * Add a scheme; its statistics start at zero.  -EINVAL for invalid bounds
+ * or an unknown action, -EOPNOTSUPP for an action the operations lack.
+ */
 int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme);
 
 /*
@@ -172,7 +221,7 @@ struct dx_region {
 	uint64_t start;
 	uint64_t end;
 	uint64_t sampling_addr; /* address checked in the current sample */
-	uint64_t ops_cookie; /* backend scratch for the current sample */
+	uint64_t ops_cookie[2]; /* backend scratch for the current sample */
 	uint32_t nr_accesses; /* samples found accessed, this aggregation */
 	uint32_t nr_accesses_bp; /* pseudo moving sum, basis points */
 	uint32_t last_nr_accesses; /* nr_accesses of the previous aggregation */
@@ -211,9 +260,17 @@ struct dx_operations {
 	int (*check_accesses)(struct dx_ctx *ctx);
 	/* Whether a target still exists. */
 	bool (*target_valid)(struct dx_ctx *ctx, struct dx_target *t);
-	/* Apply an action to [r->start, r->end); return bytes applied or -errno. */
-	int64_t (*apply_scheme)(struct dx_ctx *ctx, struct dx_target *t,
-				struct dx_region *r, int action);
+	/*
+	 * The actions apply_scheme applies, as DX_ACTION_BIT()s (stat needs
+	 * no apply_scheme: every table has it).
+	 */
+	uint32_t actions;
+	/*
+	 * Apply an action to [r->start, r->end): return the bytes it was
+	 * applied to, and set *err to -errno when it failed on any part.
+	 */
+	uint64_t (*apply_scheme)(struct dx_ctx *ctx, struct dx_target *t,
+				 struct dx_region *r, int action, int *err);
 	/* Fill counters of the backend's work; see dx_ctx_ops_counters(). */
 	size_t (*get_counters)(const struct dx_ctx *ctx, struct dx_counter *out,
 			       size_t cap);
@@ -284,9 +341,13 @@ int dx_split_regions(struct dx_ctx *ctx);
 uint64_t dx_region_sz_limit(const struct dx_ctx *ctx);
 
 /*
- * Dynamic mapping adoption.  dx_three_regions() picks the three ranges of a
- * process-like address space from its sorted mappings (the two largest gaps
- * separate them); dx_set_regions() makes a target's regions fit ranges.
+ * Dynamic mapping adoption.  dx_three_regions() picks the ranges of a
+ * process-like address space from its sorted mappings: the three that the
+ * two largest gaps separate, or, for mappings with fewer than two gaps
+ * between them, the one or two blocks they form (the kernel monitors no
+ * region then: see docs/kernel-differences.md).  It returns how many ranges
+ * it wrote to out, or -EINVAL for no mapping or unsorted ones.
+ * dx_set_regions() makes a target's regions fit ranges.
  */
 int dx_three_regions(const struct dx_range *maps, size_t nr_maps,
 		     uint64_t min_region_sz, struct dx_range out[3]);
@@ -299,6 +360,12 @@ int dx_init_regions(struct dx_ctx *ctx, struct dx_target *t,
 /* Index of the range holding addr among sorted, disjoint ranges, or -1. */
 long dx_find_range(const struct dx_range *ranges, size_t nr_ranges,
 		   uint64_t addr);
+/*
+ * Index of the first of sorted, disjoint ranges that ends after addr (it
+ * holds addr or lies above it), or nr_ranges when there is none.
+ */
+size_t dx_first_range_after(const struct dx_range *ranges, size_t nr_ranges,
+			    uint64_t addr);
 
 /* Remove a target's regions and mark it dead. */
 void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t);

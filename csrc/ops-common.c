@@ -148,15 +148,15 @@ static uint64_t kpageflags(struct dx_access_check *ac, uint64_t pfn, bool *ok)
  * Folios are naturally aligned: a folio of order k has its head at pfn with
  * the low k bits cleared, and every such candidate of a smaller order lies
  * inside the folio.  So the first candidate, from small orders up, that is
- * not a tail is the head.  A PMD-sized folio would take nine reads that way;
- * two do: let b be the top set bit of pfn's offset in its PMD block; the
+ * not a tail is the head.  A PMD-sized folio would take pmd_order reads that
+ * way; two do: let b be the top set bit of pfn's offset in its PMD block; the
  * candidate of order b is a tail only if the folio is bigger than 2^b pages,
  * i.e. (folios being at most PMD-sized) it is the PMD-sized one whose head
  * starts the block.
  */
 uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn)
 {
-	uint64_t flags, off = pfn & ((1ULL << DX_PMD_ORDER) - 1), cand, cflags;
+	uint64_t flags, off = pfn & ((1ULL << ac->pmd_order) - 1), cand, cflags;
 	bool ok;
 	int order;
 
@@ -176,7 +176,7 @@ uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn)
 			return 0;
 		}
 	}
-	for (order = 1; order <= DX_PMD_ORDER; order++) {
+	for (order = 1; order <= ac->pmd_order; order++) {
 		cand = pfn & ~((1ULL << order) - 1);
 		if (cand == pfn)
 			continue; /* a tail, as read above */
@@ -203,10 +203,6 @@ static int flush_idle_word(struct dx_access_check *ac, uint64_t word,
 	return errno == EINVAL || errno == ENXIO ? 0 : -errno;
 }
 
-/*
- * The region's cookie keeps its folio head + 1 (0: nothing to check) from
- * prepare to check.
- */
 int dx_ac_prepare_access_checks(struct dx_ctx *ctx, dx_sample_pfn_fn pfn_of)
 {
 	struct dx_access_check *ac = ctx->ops_priv;
@@ -221,7 +217,8 @@ int dx_ac_prepare_access_checks(struct dx_ctx *ctx, dx_sample_pfn_fn pfn_of)
 
 			pfn = pfn_of(ac, t, r->sampling_addr);
 			head = pfn ? dx_folio_head(ac, pfn) : 0;
-			r->ops_cookie = head ? head + 1 : 0;
+			r->ops_cookie[0] = head ? head + 1 : 0;
+			r->ops_cookie[1] = pfn;
 			if (!head) {
 				ac->stats.nr_absent++;
 				continue;
@@ -248,7 +245,74 @@ int dx_ac_prepare_access_checks(struct dx_ctx *ctx, dx_sample_pfn_fn pfn_of)
 	return 0;
 }
 
-int dx_ac_check_accesses(struct dx_ctx *ctx)
+void dx_ac_forget(struct dx_access_check *ac, struct dx_region *r)
+{
+	r->ops_cookie[0] = 0;
+	ac->stats.nr_changed++;
+}
+
+void dx_confirm_pagemap(struct dx_access_check *ac, struct dx_target *t,
+			int pagemap_fd)
+{
+	size_t i = 0, j;
+
+	while (i < t->nr_regions) {
+		uint64_t first, last, idx;
+		size_t nr_read;
+		ssize_t n;
+
+		if (!t->regions[i].ops_cookie[0]) {
+			i++;
+			continue;
+		}
+		/* samples ascend with the regions: take those of one block */
+		first = last = t->regions[i].sampling_addr / ac->page_size;
+		for (j = i + 1; j < t->nr_regions; j++) {
+			if (!t->regions[j].ops_cookie[0])
+				continue;
+			idx = t->regions[j].sampling_addr / ac->page_size;
+			if (idx / DX_PAGEMAP_BATCH != first / DX_PAGEMAP_BATCH)
+				break;
+			last = idx;
+		}
+		ac->stats.nr_pagemap_reads++;
+		n = pread(pagemap_fd, ac->batch, (last - first + 1) * 8,
+			  (off_t)(first * 8));
+		/* an exited process's pagemap reads nothing: all gone */
+		nr_read = n > 0 ? (size_t)n / 8 : 0;
+		for (; i < j; i++) {
+			struct dx_region *r = &t->regions[i];
+			uint64_t entry = 0;
+
+			if (!r->ops_cookie[0])
+				continue;
+			idx = r->sampling_addr / ac->page_size - first;
+			if (idx < nr_read)
+				entry = ac->batch[idx];
+			if (!(entry & PM_PRESENT) ||
+			    (entry & PM_PFN_MASK) != r->ops_cookie[1])
+				dx_ac_forget(ac, r);
+		}
+	}
+}
+
+/*
+ * Whether the folio headed by head, sampled at pfn, is still one folio and
+ * on an LRU list, so that its idle bit tells of accesses.
+ */
+static bool folio_still_tracked(struct dx_access_check *ac, uint64_t head,
+				uint64_t pfn)
+{
+	bool ok;
+	uint64_t flags = kpageflags(ac, head, &ok);
+
+	if (!ok || !(flags & KPF_LRU) ||
+	    flags & (KPF_NOPAGE | KPF_COMPOUND_TAIL))
+		return false;
+	return head == pfn || flags & KPF_COMPOUND_HEAD;
+}
+
+int dx_ac_check_accesses(struct dx_ctx *ctx, dx_confirm_fn confirm)
 {
 	struct dx_access_check *ac = ctx->ops_priv;
 	uint64_t cached_word = UINT64_MAX, cached_bits = 0;
@@ -257,26 +321,49 @@ int dx_ac_check_accesses(struct dx_ctx *ctx)
 	struct dx_region *r;
 
 	dx_for_each_live_target(t, ctx) {
+		uint64_t last_head = 0;
+		bool have_last = false, last_tracked = false, any = false;
+
+		/* the bits: set, still idle; clear, accessed or off the LRU */
 		dx_for_each_region(r, t) {
-			bool accessed = false;
+			uint64_t head = r->ops_cookie[0] - 1;
 
-			if (r->ops_cookie) {
-				uint64_t head = r->ops_cookie - 1;
-
-				if (head / 64 == cached_word) {
-					ac->stats.nr_shared++;
-				} else {
-					ac->stats.nr_bitmap_reads++;
-					cached_word = head / 64;
-					if (read_u64(ac->bitmap_fd, cached_word,
-						     &cached_bits))
-						cached_bits =
-							~0ULL; /* unreadable: idle */
-				}
-				accessed =
-					!(cached_bits & (1ULL << (head % 64)));
+			if (!r->ops_cookie[0])
+				continue;
+			if (head / 64 == cached_word) {
+				ac->stats.nr_shared++;
+			} else {
+				ac->stats.nr_bitmap_reads++;
+				cached_word = head / 64;
+				if (read_u64(ac->bitmap_fd, cached_word,
+					     &cached_bits))
+					cached_bits =
+						~0ULL; /* unreadable: idle */
 			}
-			dx_region_account(ctx, r, accessed);
+			if (cached_bits & (1ULL << (head % 64)))
+				r->ops_cookie[0] = 0;
+			else
+				any = true;
+		}
+		/* only then whether the pages are those that were marked */
+		if (any && confirm)
+			confirm(ctx, t);
+		dx_for_each_region(r, t) {
+			uint64_t head = r->ops_cookie[0] - 1;
+
+			if (!r->ops_cookie[0])
+				continue;
+			if (!have_last || head != last_head) {
+				have_last = true;
+				last_head = head;
+				last_tracked = folio_still_tracked(
+					ac, head, r->ops_cookie[1]);
+			}
+			if (!last_tracked)
+				dx_ac_forget(ac, r);
+		}
+		dx_for_each_region(r, t) {
+			dx_region_account(ctx, r, r->ops_cookie[0] != 0);
 			if (r->nr_accesses > max_nr)
 				max_nr = r->nr_accesses;
 		}
@@ -289,15 +376,22 @@ int dx_ac_check_accesses(struct dx_ctx *ctx)
 int dx_ac_attach(struct dx_ctx *ctx, const struct dx_ops_env *env)
 {
 	struct dx_access_check *ac;
+	uint64_t page_size;
 	char path[300];
 	int err;
 
 	if (!env || strlen(env->procfs) >= sizeof(ac->procfs))
 		return -EINVAL;
+	page_size = env->page_size ? env->page_size :
+				     (uint64_t)sysconf(_SC_PAGESIZE);
+	if (page_size < 1024 || page_size & (page_size - 1) ||
+	    ctx->attrs.min_region_sz < page_size)
+		return -EINVAL;
 	ac = calloc(1, sizeof(*ac));
 	if (!ac)
 		return -ENOMEM;
-	ac->page_size = ctx->attrs.min_region_sz;
+	ac->page_size = page_size;
+	ac->pmd_order = __builtin_ctzll(page_size) - 3;
 	ac->kpageflags_fd = -1;
 	snprintf(ac->procfs, sizeof(ac->procfs), "%s", env->procfs);
 	snprintf(path, sizeof(path), "%s/kernel/mm/page_idle/bitmap",
@@ -333,6 +427,7 @@ size_t dx_ac_get_counters(const struct dx_ctx *ctx, struct dx_counter *out,
 		{ "nr_unmapped", s->nr_unmapped },
 		{ "nr_shared", s->nr_shared },
 		{ "nr_maps_reads", s->nr_maps_reads },
+		{ "nr_changed", s->nr_changed },
 	};
 	size_t i, nr = sizeof(all) / sizeof(all[0]);
 

@@ -15,6 +15,12 @@ static int pa_prepare_access_checks(struct dx_ctx *ctx)
 	return dx_ac_prepare_access_checks(ctx, pa_sample_pfn);
 }
 
+/* A physical page stays where it is: only its folio's flags may change. */
+static int pa_check_accesses(struct dx_ctx *ctx)
+{
+	return dx_ac_check_accesses(ctx, NULL);
+}
+
 /*
  * Physical memory does not go away; schemes count its regions, and no
  * action applies to physical ranges.
@@ -23,7 +29,7 @@ static struct dx_operations pa_ops = {
 	.name = "paddr",
 	.attach = dx_ac_attach,
 	.prepare_access_checks = pa_prepare_access_checks,
-	.check_accesses = dx_ac_check_accesses,
+	.check_accesses = pa_check_accesses,
 	.get_counters = dx_ac_get_counters,
 	.cleanup = dx_ac_cleanup,
 };

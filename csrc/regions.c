@@ -194,8 +194,7 @@ void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
  */
 void dx_merge_regions(struct dx_ctx *ctx, uint32_t threshold, uint64_t sz_limit)
 {
-	uint32_t max_thres =
-		(uint32_t)(ctx->attrs.aggr_us / ctx->attrs.sample_us);
+	uint32_t max_thres = dx_max_nr_accesses(&ctx->attrs);
 	bool count_age = true;
 
 	for (;;) {
@@ -325,6 +324,7 @@ int dx_three_regions(const struct dx_range *maps, size_t nr_maps,
 		     uint64_t min_sz, struct dx_range out[3])
 {
 	struct dx_range first_gap = { 0, 0 }, second_gap = { 0, 0 };
+	uint64_t start, end;
 	size_t i;
 
 	if (!nr_maps)
@@ -341,39 +341,57 @@ int dx_three_regions(const struct dx_range *maps, size_t nr_maps,
 			second_gap = gap;
 		}
 	}
-	if (!sz_range(&first_gap) || !sz_range(&second_gap))
-		return -EINVAL;
+	start = DX_ALIGN_UP(maps[0].start, min_sz);
+	end = DX_ALIGN_UP(maps[nr_maps - 1].end, min_sz);
+	if (!sz_range(&first_gap)) {
+		out[0].start = start;
+		out[0].end = end;
+		return 1;
+	}
+	if (!sz_range(&second_gap)) {
+		out[0].start = start;
+		out[0].end = DX_ALIGN_UP(first_gap.start, min_sz);
+		out[1].start = DX_ALIGN_UP(first_gap.end, min_sz);
+		out[1].end = end;
+		return 2;
+	}
 	if (first_gap.start > second_gap.start) {
 		struct dx_range tmp = first_gap;
 
 		first_gap = second_gap;
 		second_gap = tmp;
 	}
-	out[0].start = DX_ALIGN_UP(maps[0].start, min_sz);
+	out[0].start = start;
 	out[0].end = DX_ALIGN_UP(first_gap.start, min_sz);
 	out[1].start = DX_ALIGN_UP(first_gap.end, min_sz);
 	out[1].end = DX_ALIGN_UP(second_gap.start, min_sz);
 	out[2].start = DX_ALIGN_UP(second_gap.end, min_sz);
-	out[2].end = DX_ALIGN_UP(maps[nr_maps - 1].end, min_sz);
-	return 0;
+	out[2].end = end;
+	return 3;
 }
 
-long dx_find_range(const struct dx_range *ranges, size_t nr_ranges,
-		   uint64_t addr)
+size_t dx_first_range_after(const struct dx_range *ranges, size_t nr_ranges,
+			    uint64_t addr)
 {
 	size_t lo = 0, hi = nr_ranges;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (addr < ranges[mid].start)
-			hi = mid;
-		else if (addr >= ranges[mid].end)
+		if (ranges[mid].end <= addr)
 			lo = mid + 1;
 		else
-			return (long)mid;
+			hi = mid;
 	}
-	return -1;
+	return lo;
+}
+
+long dx_find_range(const struct dx_range *ranges, size_t nr_ranges,
+		   uint64_t addr)
+{
+	size_t i = dx_first_range_after(ranges, nr_ranges, addr);
+
+	return i < nr_ranges && ranges[i].start <= addr ? (long)i : -1;
 }
 
 static bool intersects(const struct dx_region *r, uint64_t start, uint64_t end)

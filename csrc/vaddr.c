@@ -40,10 +40,7 @@ struct va_target {
 
 /* ------------------------------------------------------------- mappings */
 
-/*
- * The ranges to monitor in a process: its three regions, or, for a process
- * with fewer than two gaps between mappings, the span of its mappings.
- */
+/* The ranges to monitor in a process (dx_three_regions()): 1 to 3. */
 static int va_three_regions(struct dx_ctx *ctx, struct va_target *vt,
 			    struct dx_range out[3], size_t *nr_out)
 {
@@ -63,12 +60,11 @@ static int va_three_regions(struct dx_ctx *ctx, struct va_target *vt,
 		return -ESRCH; /* no mm: a kernel thread or a zombie */
 	}
 	err = dx_three_regions(maps, nr_maps, ctx->attrs.min_region_sz, out);
-	*nr_out = 3;
-	if (err) {
-		out[0].start = maps[0].start;
-		out[0].end = maps[nr_maps - 1].end;
-		*nr_out = 1;
+	if (err < 0) {
+		free(maps);
+		return err;
 	}
+	*nr_out = (size_t)err;
 	/* kept to skip samples that fall between mappings */
 	free(vt->maps);
 	vt->maps = maps;
@@ -156,12 +152,40 @@ static bool va_target_valid(struct dx_ctx *ctx, struct dx_target *t)
 	return pidfd_alive(vt->pidfd);
 }
 
+/*
+ * A process that exited since its pages were marked freed them, and the
+ * bits of freed pages read accessed; the pagemap tells of the others.
+ */
+static void va_confirm(struct dx_ctx *ctx, struct dx_target *t)
+{
+	struct dx_access_check *ac = ctx->ops_priv;
+	struct va_target *vt = t->priv;
+	struct dx_region *r;
+
+	if (pidfd_alive(vt->pidfd)) {
+		dx_confirm_pagemap(ac, t, vt->pagemap_fd);
+		return;
+	}
+	dx_for_each_region(r, t)
+		if (r->ops_cookie[0])
+			dx_ac_forget(ac, r);
+}
+
+static int va_check_accesses(struct dx_ctx *ctx)
+{
+	return dx_ac_check_accesses(ctx, va_confirm);
+}
+
 /* ------------------------------------------------------------- schemes */
 
-/* Advise [start, end) of a process; the bytes advised, or -errno. */
-static int64_t advise_range(int pidfd, uint64_t start, uint64_t end, int advice)
+/*
+ * Advise [start, end) of a process: the bytes advised; *err gets -errno when
+ * the advice failed on some of it.
+ */
+static uint64_t advise_range(int pidfd, uint64_t start, uint64_t end,
+			     int advice, int *err)
 {
-	int64_t done = 0;
+	uint64_t done = 0;
 
 	while (start < end) {
 		struct iovec iov = { (void *)(uintptr_t)start, end - start };
@@ -169,59 +193,49 @@ static int64_t advise_range(int pidfd, uint64_t start, uint64_t end, int advice)
 		ssize_t n =
 			syscall(SYS_process_madvise, pidfd, &iov, 1, advice, 0);
 
-		if (n <= 0)
-			return done ? done : (n < 0 ? -errno : -EIO);
-		done += n;
+		if (n <= 0) {
+			*err = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (uint64_t)n;
 		start += (uint64_t)n;
 	}
 	return done;
 }
 
+/* The advice of each action vaddr applies; 0 for the others. */
+static const int va_advice[DX_ACTION_NR] = {
+	[DX_ACTION_WILLNEED] = MADV_WILLNEED,
+	[DX_ACTION_COLD] = MADV_COLD,
+	[DX_ACTION_PAGEOUT] = MADV_PAGEOUT,
+	[DX_ACTION_COLLAPSE] = MADV_COLLAPSE,
+};
+
 /*
  * Advise the mapped parts of a region: a vaddr region spans the holes
- * between mappings, and advice on a hole fails with ENOMEM.
+ * between mappings, and advice on a hole fails with ENOMEM (fvaddr's fixed
+ * ranges are advised as they are).
  */
-static int64_t va_apply_scheme(struct dx_ctx *ctx, struct dx_target *t,
-			       struct dx_region *r, int action)
+static uint64_t va_apply_scheme(struct dx_ctx *ctx, struct dx_target *t,
+				struct dx_region *r, int action, int *err)
 {
 	struct va_target *vt = t->priv;
-	int64_t n, applied = 0, err = 0;
-	int advice;
+	int advice = va_advice[action];
+	uint64_t applied = 0;
 	size_t i;
 
-	switch (action) {
-	case DX_ACTION_WILLNEED:
-		advice = MADV_WILLNEED;
-		break;
-	case DX_ACTION_COLD:
-		advice = MADV_COLD;
-		break;
-	case DX_ACTION_PAGEOUT:
-		advice = MADV_PAGEOUT;
-		break;
-	case DX_ACTION_HUGEPAGE:
-		advice = MADV_COLLAPSE;
-		break;
-	default:
-		return -EOPNOTSUPP;
-	}
 	if (!vt->maps)
-		return advise_range(vt->pidfd, r->start, r->end, advice);
-	for (i = 0; i < vt->nr_maps && vt->maps[i].start < r->end; i++) {
+		return advise_range(vt->pidfd, r->start, r->end, advice, err);
+	for (i = dx_first_range_after(vt->maps, vt->nr_maps, r->start);
+	     i < vt->nr_maps && vt->maps[i].start < r->end; i++) {
 		uint64_t lo = vt->maps[i].start > r->start ? vt->maps[i].start :
 							     r->start;
 		uint64_t hi = vt->maps[i].end < r->end ? vt->maps[i].end :
 							 r->end;
 
-		if (lo >= hi)
-			continue;
-		n = advise_range(vt->pidfd, lo, hi, advice);
-		if (n < 0)
-			err = n;
-		else
-			applied += n;
+		applied += advise_range(vt->pidfd, lo, hi, advice, err);
 	}
-	return applied ? applied : err;
+	return applied;
 }
 
 /* --------------------------------------------------------------- targets */
@@ -250,8 +264,9 @@ static struct dx_operations va_ops = {
 	.init = va_init,
 	.update = va_update,
 	.prepare_access_checks = va_prepare_access_checks,
-	.check_accesses = dx_ac_check_accesses,
+	.check_accesses = va_check_accesses,
 	.target_valid = va_target_valid,
+	/* .actions: those of va_advice, set when registered */
 	.apply_scheme = va_apply_scheme,
 	.get_counters = dx_ac_get_counters,
 	.target_cleanup = va_target_cleanup,
@@ -263,8 +278,11 @@ static struct dx_operations fva_ops;
 
 int dx_vaddr_register(void)
 {
-	int err;
+	int err, action;
 
+	for (action = 0; action < DX_ACTION_NR; action++)
+		if (va_advice[action])
+			va_ops.actions |= DX_ACTION_BIT(action);
 	fva_ops = va_ops;
 	fva_ops.name = "fvaddr";
 	fva_ops.init = NULL;

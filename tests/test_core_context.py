@@ -3,6 +3,7 @@ drives: operations by name, errors as OSError, and the guard that keeps other
 threads and signal handlers off a context whose loop is running."""
 
 import errno
+import os
 import signal
 import threading
 import time
@@ -12,8 +13,8 @@ import pytest
 
 import damonx
 from damonx import _core
-from damonx.dtypes import REGION_DTYPE
-from damonx.errors import DamonxError
+from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE
+from damonx.errors import DamonxError, InvalidAttrs
 
 GIB = 1 << 30
 
@@ -46,12 +47,75 @@ def test_sim_context_runs_and_snapshots():
     start_ns, end_ns, targets = ctx.snapshot()
     assert end_ns - start_ns == damonx.Attrs().aggr_us * 1000 == ctx.now_ns
     [(tid, regions)] = targets
-    assert tid == 0 and regions.dtype == REGION_DTYPE and len(regions) > 0
+    assert tid == 0 and regions.dtype == MONITOR_REGION_DTYPE and len(regions) > 0
     assert regions["start"][0] == 0 and regions["end"][-1] == GIB
     assert np.all(regions["start"][1:] == regions["end"][:-1])
     assert ctx.live_targets == [0]
     assert ctx.stats()["nr_aggregations"] == 1
     assert ctx.access_check_stats() == {}
+
+
+def test_snapshots_carry_the_moving_sum():
+    ctx = sim_context(seed=3)
+    for _ in range(10):
+        assert ctx.run_aggregation()
+        regions = ctx.snapshot()[2][0][1]
+        # at the end of an aggregation of 20 samples, the moving sum is the count
+        assert np.array_equal(regions["nr_accesses_bp"], regions["nr_accesses"] * 10000)
+    assert regions["nr_accesses"].max() > 0
+    # the fields of records, at the offsets of REGION_DTYPE
+    assert MONITOR_REGION_DTYPE.names[:4] == REGION_DTYPE.names
+    assert all(
+        MONITOR_REGION_DTYPE.fields[n][1] == REGION_DTYPE.fields[n][1] for n in REGION_DTYPE.names
+    )
+
+
+def test_actions_come_from_the_core():
+    # damo's names, in the core's order
+    assert list(_core.ACTIONS) == [
+        "stat", "willneed", "cold", "pageout", "hugepage", "nohugepage", "collapse"
+    ]  # fmt: skip
+    assert sorted(_core.ACTIONS.values()) == list(range(7))
+    assert sim_context().actions == ("stat",)
+
+
+@pytest.mark.parametrize("action", ["willneed", "cold", "pageout", "collapse"])
+def test_sim_refuses_actions_it_cannot_apply(action):
+    ctx = sim_context()
+    with pytest.raises(
+        ValueError,
+        match=rf"^ops 'sim' cannot apply action '{action}' "
+        r"\(its actions: stat\)$",
+    ):
+        ctx.add_scheme(action, 0, 2**64 - 1, 0, 100, 0, 100)
+    assert ctx.scheme_stats() == []
+
+
+@pytest.mark.parametrize("action", ["hugepage", "nohugepage"])
+def test_huge_page_advice_is_refused_with_the_reason(action):
+    with pytest.raises(ValueError, match="process_madvise.*EINVAL.*'collapse'"):
+        sim_context().add_scheme(action, 0, 2**64 - 1, 0, 100, 0, 100)
+
+
+def test_scheme_stats_count_failures():
+    ctx = sim_context()
+    ctx.add_scheme("stat", 0, 2**64 - 1, 0, 100, 0, 100)
+    assert ctx.run_aggregation()
+    [stats] = ctx.scheme_stats()
+    assert stats["nr_tried"] > 0 and stats["nr_failed"] == 0 and stats["last_errno"] == 0
+    assert set(stats) == {
+        "nr_tried", "sz_tried", "nr_applied", "sz_applied", "nr_failed", "last_errno"
+    }  # fmt: skip
+
+
+def test_page_size_is_the_systems_by_default(tmp_path):
+    assert sim_context().page_size == os.sysconf("SC_PAGESIZE")
+    assert damonx.Attrs().min_region_sz == os.sysconf("SC_PAGESIZE")
+    # the real access checks refuse regions smaller than a page, and say why
+    with pytest.raises(InvalidAttrs, match="^min_region_sz 4096 is below the page size 16384"):
+        _core.Context(
+            damonx.Attrs(), "paddr", page_size=16384, procfs=str(tmp_path), sysfs=str(tmp_path)
+        )
 
 
 def test_targets_of_other_operations_are_refused():

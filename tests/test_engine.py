@@ -255,6 +255,57 @@ def test_bad_monitor_arguments():
         damonx.Monitor("sim", hot_cold(), backend="kernel")
 
 
+@pytest.mark.parametrize("action", ["pageout", "cold", "willneed", "collapse"])
+def test_actions_sim_cannot_apply_are_refused(action):
+    """sim has no pages to act on: an action would be counted as tried and
+    never applied, so it is refused when added."""
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        with pytest.raises(
+            damonx.InvalidAttrs,
+            match=rf"^invalid scheme: ops 'sim' cannot apply action '{action}' "
+            r"\(its actions: stat\)$",
+        ):
+            mon.add_scheme(action, age=(10, 2**32 - 1))
+        assert mon.scheme_stats() == []
+
+
+def test_huge_page_advice_is_refused_with_what_to_use():
+    with damonx.Monitor("sim", hot_cold()) as mon:
+        for action in ("hugepage", "nohugepage"):
+            with pytest.raises(damonx.InvalidAttrs, match="process_madvise.*use|'collapse'"):
+                mon.add_scheme(action)
+
+
+def test_scheme_stats_say_what_failed():
+    with damonx.Monitor("sim", hot_cold(1.0), seed=1) as mon:
+        mon.add_scheme("stat")
+        mon.take(3)
+        [stats] = mon.scheme_stats()
+    assert stats["nr_failed"] == 0 and stats["last_errno"] == 0
+    assert stats["nr_tried"] > 0 and stats["nr_applied"] == 0
+
+
+def test_snapshots_carry_nr_accesses_bp_and_records_keep_damos_fields(tmp_path):
+    from damonx import records
+    from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE
+
+    out = tmp_path / "rec.json"
+    with damonx.Monitor("sim", hot_cold(1.0), seed=2) as mon:
+        snaps = mon.take(5)
+    with records.RecordWriter(str(out), "json", mon.attrs.intervals) as w:
+        for snap in snaps:
+            w.add_snapshot(0, snap.start_ns, snap.end_ns, snap.regions)
+    for snap in snaps:
+        regs = snap.regions
+        assert regs.dtype == MONITOR_REGION_DTYPE
+        assert np.array_equal(regs["nr_accesses_bp"], regs["nr_accesses"] * 10000)
+    loaded = records.load(str(out)).targets[0].snapshots
+    assert [s.regions.dtype for s in loaded] == [REGION_DTYPE] * 5
+    for snap, got in zip(snaps, loaded):
+        for name in REGION_DTYPE.names:
+            assert np.array_equal(snap.regions[name], got.regions[name])
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [

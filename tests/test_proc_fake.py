@@ -6,15 +6,17 @@ whose pages are always found accessed (writes vanish, reads give zero bits).
 Together they pin down which PFNs are marked and checked, on any machine.
 """
 
+import errno
 import os
 import struct
 import subprocess
+import threading
 
 import numpy as np
 import pytest
 
 import damonx
-from damonx import features
+from damonx import _core, features
 from tests.processes import exited_pid, zombie
 
 PAGE = 4096
@@ -126,9 +128,11 @@ def test_marks_heads_of_present_pages_and_reads_them_idle(tmp_path, child):
 
 
 @needs_root_pfns
-def test_present_pages_read_accessed_absent_ones_never(tmp_path, child):
+@pytest.mark.parametrize("min_region_sz", [PAGE, 2 * PAGE, 16 * PAGE])
+def test_present_pages_read_accessed_absent_ones_never(tmp_path, child, min_region_sz):
+    """Regions may be larger than pages: pages are still the system's."""
     procfs, sysfs = make_tree(tmp_path, child.pid, bitmap="zero")
-    attrs = damonx.Attrs(min_nr_regions=3)
+    attrs = damonx.Attrs(min_nr_regions=3, min_region_sz=min_region_sz)
     with damonx.Monitor("vaddr", [child.pid], attrs, procfs=procfs, sysfs=sysfs) as mon:
         regs = mon.take(10)[-1].targets[child.pid]
     mx = attrs.max_nr_accesses
@@ -251,3 +255,191 @@ def test_features_report_on_a_fake_tree(tmp_path, child):
     assert found["kpageflags"].available
     assert not found["kernel_damon_sysfs"].available
     assert "CONFIG_DAMON_SYSFS" in found["kernel_damon_sysfs"].detail
+
+
+# -- page sizes ----------------------------------------------------------------
+def test_regions_smaller_than_a_page_are_refused(tmp_path, child):
+    """On 16 KiB pages, regions of 8 KiB cannot be checked: the real access
+    checks refuse them and say why; sim has no pages of the system's."""
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    attrs = damonx.Attrs(min_region_sz=8192)
+    for ops in ("vaddr", "fvaddr", "paddr"):
+        with pytest.raises(
+            damonx.InvalidAttrs, match="^min_region_sz 8192 is below the page size 16384"
+        ):
+            _core.Context(attrs, ops, procfs=procfs, sysfs=sysfs, page_size=16384)
+    sim = _core.Context(attrs, "sim", virtual_clock=True, page_size=16384)
+    sim.add_sim_target(0, 1 << 20, 4096, [(10**6, [(0, 1 << 16, 1.0)])])
+    assert sim.run_aggregation()
+
+
+VA_SMALL, VA_PMD = 0x10000000, 0x40000000
+
+
+def make_paged_tree(tmp_path, pid, page):
+    """A tree of pages of page bytes: 16 small pages, and a PMD-sized folio
+    (page / 8 pages) at VA_PMD; every bit of the idle bitmap reads accessed."""
+    procfs, sysfs = make_tree(tmp_path, pid, bitmap="zero")
+    nr_pmd = page // 8
+    pagemap = os.path.join(procfs, str(pid), "pagemap")
+    present = np.uint64(PRESENT)
+    entries = np.zeros(VA_PMD // page + nr_pmd, dtype="<u8")
+    entries[VA_SMALL // page : VA_SMALL // page + 16] = present | np.arange(
+        PFN_SMALL, PFN_SMALL + 16, dtype=np.uint64
+    )
+    entries[VA_PMD // page :] = present | np.arange(PFN_HUGE, PFN_HUGE + nr_pmd, dtype=np.uint64)
+    entries.tofile(pagemap)
+    flags = np.zeros(PFN_HUGE + nr_pmd, dtype="<u8")
+    flags[PFN_SMALL : PFN_SMALL + 16] = KPF_LRU
+    flags[PFN_HUGE] = KPF_LRU | KPF_HEAD | KPF_THP
+    flags[PFN_HUGE + 1 :] = KPF_TAIL | KPF_THP
+    flags.tofile(os.path.join(procfs, "kpageflags"))
+    return procfs, sysfs
+
+
+@needs_root_pfns
+@pytest.mark.parametrize("page", [4096, 16384, 65536])
+def test_pages_of_16k_and_64k(tmp_path, child, page):
+    """arm64 and ppc64 kernels have 16 or 64 KiB pages: pagemap entries count
+    those, and a PMD-sized folio has page / 8 of them, whose head every
+    sample of the folio finds."""
+    procfs, sysfs = make_paged_tree(tmp_path, child.pid, page)
+    attrs = damonx.Attrs(min_nr_regions=3, max_nr_regions=30, min_region_sz=page)
+    ctx = _core.Context(attrs, "fvaddr", 5, procfs=procfs, sysfs=sysfs, page_size=page)
+    assert ctx.page_size == page
+    ctx.add_pid_target(
+        child.pid, [(VA_SMALL, VA_SMALL + 16 * page), (VA_PMD, VA_PMD + page // 8 * page)]
+    )
+    for _ in range(5):
+        assert ctx.run_aggregation()
+        regions = ctx.snapshot()[2][0][1]
+        assert (regions["nr_accesses"] == attrs.max_nr_accesses).all(), regions
+    stats = ctx.access_check_stats()
+    assert stats["nr_absent"] == 0 and stats["nr_changed"] == 0
+
+
+# -- pages that change between mark and check -----------------------------------
+def during_next_sample(mon, change, delay_s=0.25):
+    """The next snapshot, with change() made while its one sample runs."""
+    timer = threading.Timer(delay_s, change)
+    timer.start()
+    try:
+        return mon.step()
+    finally:
+        timer.join()
+
+
+@needs_root_pfns
+def test_pages_that_change_or_vanish_mid_sample_are_not_accessed(tmp_path, child):
+    """A page migrated, reclaimed or freed leaves the LRU lists and its idle
+    bit then reads accessed: a zeroed bitmap stands for that here."""
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    bitmap = os.path.join(sysfs, "kernel/mm/page_idle/bitmap")
+    pagemap = os.path.join(procfs, str(child.pid), "pagemap")
+    size = os.path.getsize(bitmap)
+
+    def zero_bitmap():
+        with open(bitmap, "r+b") as f:
+            f.write(b"\0" * size)
+
+    def remap_small():
+        # every page of MAP_SMALL now backed by another (LRU) page
+        n = (MAP_SMALL[1] - MAP_SMALL[0]) // PAGE
+        shifted = (np.arange(n, dtype=np.uint64) + np.uint64(1)) % np.uint64(n)
+        entries = np.uint64(PRESENT) | (np.uint64(PFN_SMALL) + shifted)
+        with open(pagemap, "r+b") as f:
+            f.seek(MAP_SMALL[0] // PAGE * 8)
+            f.write(entries.astype("<u8").tobytes())
+        zero_bitmap()
+
+    def exit_child():
+        child.kill()
+        child.wait()
+        zero_bitmap()
+
+    # one sample per aggregation, long enough to change things in its middle
+    attrs = damonx.Attrs(sample_us=600_000, aggr_us=600_000, min_nr_regions=3)
+    with damonx.Monitor(
+        "fvaddr", {child.pid: [MAP_SMALL, MAP_HUGE]}, attrs, procfs=procfs, sysfs=sysfs
+    ) as mon:
+        regs = during_next_sample(mon, zero_bitmap).targets[child.pid]
+        assert (regs["nr_accesses"] == 1).all(), regs  # unchanged pages: accessed
+        regs = during_next_sample(mon, remap_small).targets[child.pid]
+        small = regs["end"] <= MAP_SMALL[1]
+        assert (regs["nr_accesses"][small] == 0).all(), regs
+        assert (regs["nr_accesses"][~small] == 1).all(), regs
+        changed = mon.access_check_stats()["nr_changed"]
+        assert changed >= small.sum()
+        # the target is dropped at the next sample; its last one saw nothing
+        regs = during_next_sample(mon, exit_child).targets[child.pid]
+        assert (regs["nr_accesses"] == 0).all(), regs
+        assert mon.access_check_stats()["nr_changed"] > changed
+
+
+# -- schemes --------------------------------------------------------------------
+def first_private_mapping(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            span, perms = line.split()[:2]
+            if perms.endswith("p"):
+                start, end = (int(x, 16) for x in span.split("-"))
+                return start, end
+    raise AssertionError(f"process {pid} has no private mapping")
+
+
+def max_age_seen(mon, nr_aggregations, pid):
+    return max(int(s.targets[pid]["age"].max()) for s in mon.take(nr_aggregations))
+
+
+@needs_root_pfns
+def test_an_action_restarts_the_age_of_the_regions_it_hits(tmp_path, child):
+    """As in the kernel: a region acted on starts ageing anew, so a scheme on
+    regions older than 3 aggregations acts on each once per 4 aggregations,
+    not at every one (0 to 3 takes 3 aggregations).  Here cold (MADV_COLD)
+    acts on a real mapping of the child; the fake tree makes every page read
+    not accessed."""
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    mapping = first_private_mapping(child.pid)
+    attrs = damonx.Attrs(sample_us=1000, aggr_us=10_000, min_nr_regions=3)
+    with damonx.Monitor("fvaddr", {child.pid: [mapping]}, attrs, procfs=procfs, sysfs=sysfs) as mon:
+        mon.add_scheme("cold", age=(3, 2**32 - 1))
+        assert max_age_seen(mon, 16, child.pid) == 3
+        [stats] = mon.scheme_stats()
+    assert stats["nr_applied"] > 0 and stats["nr_failed"] == 0 and stats["last_errno"] == 0
+    # at aggregations 3, 6, 9, 12 and 15: five passes over the mapping
+    assert stats["sz_applied"] == 5 * (mapping[1] - mapping[0]), stats
+    # stat counts and leaves the ages alone
+    with damonx.Monitor("fvaddr", {child.pid: [mapping]}, attrs, procfs=procfs, sysfs=sysfs) as mon:
+        mon.add_scheme("stat", age=(3, 2**32 - 1))
+        assert max_age_seen(mon, 16, child.pid) >= 15
+
+
+@needs_root_pfns
+def test_failed_actions_are_counted(tmp_path, child):
+    """The fake maps list ranges where the child maps nothing: every advice
+    fails with ENOMEM, and the statistics say so."""
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    with damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs) as mon:
+        mon.add_scheme("pageout")
+        mon.take(3)
+        [stats] = mon.scheme_stats()
+    # regions in the gaps between mappings advise nothing, and fail nothing
+    assert 0 < stats["nr_failed"] <= stats["nr_tried"]
+    assert stats["nr_applied"] == 0 and stats["sz_applied"] == 0
+    assert stats["last_errno"] == errno.ENOMEM
+
+
+def test_processes_take_process_madvise_actions_only(tmp_path, child):
+    procfs, sysfs = make_tree(tmp_path, child.pid)
+    with damonx.Monitor("vaddr", [child.pid], procfs=procfs, sysfs=sysfs) as mon:
+        for action in ("stat", "willneed", "cold", "pageout", "collapse"):
+            mon.add_scheme(action)
+        with pytest.raises(
+            damonx.InvalidAttrs,
+            match=r"^invalid scheme: ops 'vaddr' cannot apply action 'hugepage' \(its actions: "
+            r"stat, willneed, cold, pageout, collapse\); the kernel refuses MADV_HUGEPAGE",
+        ):
+            mon.add_scheme("hugepage")
+    refused = pytest.raises(damonx.InvalidAttrs, match="ops 'paddr' cannot apply action 'pageout'")
+    with damonx.Monitor("paddr", None, procfs=procfs, sysfs=sysfs) as mon, refused:
+        mon.add_scheme("pageout")

@@ -19,7 +19,9 @@
 #include "../sim.h"
 #include "test.h"
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define PAGE 4096ULL
 
@@ -107,11 +109,32 @@ static void make_dirs(const char *path)
 	mkdir(buf, 0755);
 }
 
+/* Write count values from index on. */
+static void put_u64s(const char *path, uint64_t index, uint64_t first,
+		     uint64_t step, uint64_t or_mask, uint64_t count)
+{
+	uint64_t *v = malloc(count * sizeof(*v)), i;
+	int fd = open(path, O_WRONLY);
+
+	for (i = 0; v && i < count; i++)
+		v[i] = (first + i * step) | or_mask;
+	if (!v || fd < 0 ||
+	    pwrite(fd, v, count * 8, (off_t)(index * 8)) !=
+		    (ssize_t)(count * 8)) {
+		perror(path);
+		exit(2);
+	}
+	close(fd);
+	free(v);
+}
+
+/* The standard content of the fake tree: 4 KiB pages. */
+static void fill_tree(void);
+
 /* A fake tree for this process (so that its pidfd is alive). */
 static void make_tree(void)
 {
 	char dir[256];
-	uint64_t i;
 
 	snprintf(root, sizeof(root), "/tmp/dx-test-access-XXXXXX");
 	if (!mkdtemp(root)) {
@@ -126,10 +149,20 @@ static void make_tree(void)
 	make_dirs(dir);
 
 	snprintf(maps_path, sizeof(maps_path), "%s/%d/maps", procfs, getpid());
-	write_file(maps_path, maps_text, 0);
-
 	snprintf(pagemap_path, sizeof(pagemap_path), "%s/%d/pagemap", procfs,
 		 getpid());
+	snprintf(kpageflags_path, sizeof(kpageflags_path), "%s/kpageflags",
+		 procfs);
+	snprintf(bitmap_path, sizeof(bitmap_path),
+		 "%s/kernel/mm/page_idle/bitmap", sysfs);
+	fill_tree();
+}
+
+static void fill_tree(void)
+{
+	uint64_t i;
+
+	write_file(maps_path, maps_text, 0);
 	write_file(pagemap_path, "",
 		   (off_t)((FAKE_MTHP + 64 * PAGE) / PAGE * 8));
 	for (i = 0; i < SMALL_NR; i++)
@@ -146,8 +179,6 @@ static void make_tree(void)
 		put_u64(pagemap_path, FAKE_MTHP / PAGE + i,
 			PM_PRESENT | (PFN_MTHP + i));
 
-	snprintf(kpageflags_path, sizeof(kpageflags_path), "%s/kpageflags",
-		 procfs);
 	write_file(kpageflags_path, "", (off_t)((PFN_MTHP + 64) * 8));
 	for (i = 0; i < SMALL_NR; i++)
 		put_u64(kpageflags_path, PFN_SMALL + i, KPF_LRU);
@@ -166,8 +197,6 @@ static void make_tree(void)
 			i % 16 ? KPF_COMPOUND_TAIL | KPF_THP :
 				 KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
 
-	snprintf(bitmap_path, sizeof(bitmap_path),
-		 "%s/kernel/mm/page_idle/bitmap", sysfs);
 	write_file(bitmap_path, "", (off_t)((PFN_MTHP + 64) / 8));
 }
 
@@ -198,19 +227,50 @@ static void clear_bitmap(void)
 	write_file(bitmap_path, "", (off_t)((PFN_MTHP + 64) / 8));
 }
 
-static struct dx_ctx *make_ctx(const char *ops)
+/*
+ * A context of ops on the fake tree: pages of page_size bytes (0: the
+ * system's), regions of at least min_sz; or what selecting ops returned.
+ */
+static int try_ctx(struct dx_ctx **ctx, const char *ops, uint64_t page_size,
+		   uint64_t min_sz)
 {
-	struct dx_ops_env env = { procfs, sysfs };
-	struct dx_ctx *ctx = NULL;
+	struct dx_ops_env env = { .procfs = procfs,
+				  .sysfs = sysfs,
+				  .page_size = page_size };
 	struct dx_attrs a;
+	int err;
 
 	dx_attrs_default(&a);
 	a.min_nr_regions = 3;
-	if (dx_ctx_new(&ctx, &a, 1) || dx_ctx_select_ops(ctx, ops, &env)) {
+	a.min_region_sz = min_sz;
+	*ctx = NULL;
+	if (dx_ctx_new(ctx, &a, 1)) {
+		fprintf(stderr, "cannot make a context\n");
+		exit(2);
+	}
+	err = dx_ctx_select_ops(*ctx, ops, &env);
+	if (err) {
+		dx_ctx_free(*ctx);
+		*ctx = NULL;
+	}
+	return err;
+}
+
+static struct dx_ctx *make_paged_ctx(const char *ops, uint64_t page_size,
+				     uint64_t min_sz)
+{
+	struct dx_ctx *ctx;
+
+	if (try_ctx(&ctx, ops, page_size, min_sz)) {
 		fprintf(stderr, "cannot make a %s context on %s\n", ops, root);
 		exit(2);
 	}
 	return ctx;
+}
+
+static struct dx_ctx *make_ctx(const char *ops)
+{
+	return make_paged_ctx(ops, PAGE, PAGE);
 }
 
 /* An fvaddr context on the fake process, every mapping a fixed range. */
@@ -226,19 +286,34 @@ static struct dx_ctx *make_fvaddr_ctx(void)
 	return ctx;
 }
 
-/* Make the only target's regions one page per sample address (ascending). */
+/*
+ * Make the only target's regions one minimum region per sample address
+ * (ascending).
+ */
 static void set_samples(struct dx_ctx *ctx, const uint64_t *addrs, size_t nr)
 {
 	struct dx_target *t = &ctx->targets[0];
+	uint64_t sz = ctx->attrs.min_region_sz;
 	size_t i;
 
 	dx_target_clear_regions(t);
 	for (i = 0; i < nr; i++) {
-		uint64_t page = addrs[i] & ~(PAGE - 1);
+		uint64_t start = addrs[i] & ~(sz - 1);
 
-		EXPECT_EQ(dx_target_add_region(t, page, page + PAGE), 0);
+		EXPECT_EQ(dx_target_add_region(t, start, start + sz), 0);
 		t->regions[i].sampling_addr = addrs[i];
 	}
+}
+
+/* Each region's nr_accesses, against want[]. */
+static void expect_accesses(struct dx_ctx *ctx, const uint32_t *want, size_t nr)
+{
+	struct dx_target *t = &ctx->targets[0];
+	size_t i;
+
+	EXPECT_EQ(t->nr_regions, nr);
+	for (i = 0; i < nr && i < t->nr_regions; i++)
+		EXPECT_EQ(t->regions[i].nr_accesses, want[i]);
 }
 
 static const struct dx_access_check_stats *stats_of(struct dx_ctx *ctx)
@@ -487,6 +562,21 @@ static void test_vaddr_follows_the_mappings(void)
 	EXPECT_EQ(st->nr_maps_reads, 2);
 	EXPECT_EQ(t->regions[t->nr_regions - 1].end, FAKE_STACK + PAGE);
 	EXPECT_EQ(((struct va_target *)t->priv)->nr_maps, 3);
+
+	/*
+	 * mappings with one gap between them: the two blocks, never the gap
+	 * (the kernel would drop every region: docs/kernel-differences.md)
+	 */
+	write_file(maps_path,
+		   "00100000-00110000 rw-p 00000000 00:00 0\n"
+		   "00110000-00120000 rw-p 00000000 00:00 0\n"
+		   "7ff000000-7ff001000 rw-p 00000000 00:00 0  [stack]\n",
+		   0);
+	EXPECT_EQ(ctx->ops.update(ctx), 0);
+	EXPECT_EQ(t->regions[0].start, FAKE_SMALL);
+	EXPECT_EQ(t->regions[t->nr_regions - 1].start, FAKE_STACK);
+	EXPECT_EQ(t->regions[t->nr_regions - 1].end, FAKE_STACK + PAGE);
+	EXPECT_EQ(t->regions[t->nr_regions - 2].end, FAKE_SMALL + 0x20000);
 	write_file(maps_path, maps_text, 0);
 	dx_ctx_free(ctx);
 }
@@ -510,6 +600,235 @@ static void test_paddr_samples_pfns_directly(void)
 	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1);
 	EXPECT_EQ(ctx->ops.check_accesses(ctx), 0); /* still idle */
 	dx_ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------ page sizes */
+
+/*
+ * Regions of two pages on 4 KiB pages: the pagemap is still indexed by page,
+ * so every sampled page is found (the page size is the system's, not the
+ * minimum region size).
+ */
+static void test_regions_larger_than_pages(void)
+{
+	uint64_t addrs[] = { FAKE_SMALL + PAGE, FAKE_SMALL + 2 * PAGE + 5,
+			     FAKE_SMALL + 13 * PAGE };
+	struct dx_ctx *ctx = make_paged_ctx("fvaddr", 0, 2 * PAGE);
+	struct dx_range range = { FAKE_SMALL, FAKE_SMALL + SMALL_NR * PAGE };
+	const struct dx_access_check_stats *st;
+
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), &range, 1), 0);
+	st = stats_of(ctx);
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	EXPECT_EQ(st->nr_absent, 0);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64),
+		  (1ULL << 1) | (1ULL << 2) | (1ULL << 13));
+	dx_ctx_free(ctx);
+}
+
+/* Regions smaller than a page cannot be checked: refused. */
+static void test_regions_smaller_than_pages_are_refused(void)
+{
+	struct dx_ctx *ctx;
+
+	EXPECT_EQ(try_ctx(&ctx, "vaddr", 0, PAGE / 2), -EINVAL);
+	EXPECT_EQ(try_ctx(&ctx, "paddr", 16384, 8192), -EINVAL);
+	EXPECT_EQ(try_ctx(&ctx, "fvaddr", 65536, 16384), -EINVAL);
+	EXPECT_EQ(try_ctx(&ctx, "fvaddr", 3000, 16384), -EINVAL);
+	EXPECT_EQ(try_ctx(&ctx, "fvaddr", 16384, 16384), 0);
+	dx_ctx_free(ctx);
+	/* sim has no pages of the system's */
+	EXPECT_EQ(try_ctx(&ctx, "sim", 0, 1024), 0);
+	dx_ctx_free(ctx);
+}
+
+#define VA_SMALL 0x10000000ULL
+#define VA_PMD 0x40000000ULL
+
+/*
+ * 4, 16 and 64 KiB pages (x86-64, arm64 and ppc64 kernels): pagemap entries
+ * and PFNs count pages of that size, and a PMD maps page_size / 8 of them,
+ * so a PMD-sized folio has order 9, 11 or 13.
+ */
+static void test_page_sizes(void)
+{
+	static const uint64_t sizes[] = { 4096, 16384, 65536 };
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(sizes); k++) {
+		uint64_t p = sizes[k], nr_pmd = p / 8, nr_reads;
+		uint64_t offs[] = { 1, 2, nr_pmd / 2 + 3, nr_pmd - 1 };
+		struct dx_range ranges[] = { { VA_SMALL, VA_SMALL + 16 * p },
+					     { VA_PMD, VA_PMD + nr_pmd * p } };
+		uint64_t addrs[] = { VA_SMALL + 5 * p + 7,
+				     VA_PMD + (nr_pmd - 2) * p };
+		struct dx_range phys = { PFN_SMALL * p, (PFN_SMALL + 16) * p };
+		uint64_t phys_addrs[] = { (PFN_SMALL + 9) * p + p - 1 };
+		struct dx_access_check *ac;
+		struct dx_ctx *ctx;
+		size_t i;
+		int fd;
+
+		write_file(pagemap_path, "",
+			   (off_t)((VA_PMD / p + nr_pmd) * 8));
+		put_u64s(pagemap_path, VA_SMALL / p, PFN_SMALL, 1, PM_PRESENT,
+			 16);
+		put_u64s(pagemap_path, VA_PMD / p, PFN_THP, 1, PM_PRESENT,
+			 nr_pmd);
+		write_file(kpageflags_path, "",
+			   (off_t)((PFN_THP + nr_pmd) * 8));
+		put_u64s(kpageflags_path, PFN_SMALL, KPF_LRU, 0, 0, 16);
+		put_u64(kpageflags_path, PFN_THP,
+			KPF_LRU | KPF_COMPOUND_HEAD | KPF_THP);
+		put_u64s(kpageflags_path, PFN_THP + 1,
+			 KPF_COMPOUND_TAIL | KPF_THP, 0, 0, nr_pmd - 1);
+
+		ctx = make_paged_ctx("fvaddr", p, p);
+		EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), ranges, 2), 0);
+		ac = ctx->ops_priv;
+		fd = ((struct va_target *)ctx->targets[0].priv)->pagemap_fd;
+		EXPECT_EQ(dx_pagemap_pfn(ac, fd, VA_SMALL + 3 * p + p / 2),
+			  PFN_SMALL + 3);
+		EXPECT_EQ(dx_pagemap_pfn(ac, fd, VA_PMD + (nr_pmd - 1) * p),
+			  PFN_THP + nr_pmd - 1);
+		for (i = 0; i < ARRAY_SIZE(offs); i++) {
+			EXPECT_EQ(head_of(ac, PFN_THP + offs[i], &nr_reads),
+				  PFN_THP);
+			EXPECT(nr_reads <= 3);
+		}
+		clear_bitmap();
+		set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+		EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+		EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64), 1ULL << 5);
+		EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1);
+		dx_ctx_free(ctx);
+
+		/* paddr: a physical address over the page size is a PFN */
+		ctx = make_paged_ctx("paddr", p, p);
+		EXPECT_EQ(dx_paddr_add_target(ctx, 0, &phys, 1), 0);
+		clear_bitmap();
+		set_samples(ctx, phys_addrs, 1);
+		EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+		EXPECT_EQ(get_u64(bitmap_path, PFN_SMALL / 64), 1ULL << 9);
+		dx_ctx_free(ctx);
+	}
+	fill_tree();
+}
+
+/* ------------------------------------------------- pages that change */
+
+/*
+ * Between mark and check a page may be migrated, collapsed, reclaimed or
+ * freed: its idle bit then reads accessed (only LRU pages read idle).  The
+ * check re-reads the pagemap and the folio's flags before it believes a
+ * bit that says accessed.
+ */
+static void test_pages_that_changed_are_not_accessed(void)
+{
+	uint64_t addrs[] = {
+		FAKE_SMALL, /* unchanged: accessed */
+		FAKE_SMALL + 1 * PAGE, /* another page mapped there since */
+		FAKE_SMALL + 2 * PAGE, /* swapped out since */
+		FAKE_SMALL + 10 * PAGE, /* off the LRU lists since */
+		FAKE_THP + 7 * PAGE, /* its folio's head left the LRU */
+		FAKE_MTHP + 20 * PAGE, /* unchanged, in a large folio */
+	};
+	const uint32_t want[] = { 1, 0, 0, 0, 0, 1 };
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	put_u64(pagemap_path, FAKE_SMALL / PAGE + 1,
+		PM_PRESENT | (PFN_SMALL + 12));
+	put_u64(pagemap_path, FAKE_SMALL / PAGE + 2, PM_SWAP | 0x99);
+	put_u64(kpageflags_path, PFN_SMALL + 10, 0);
+	put_u64(kpageflags_path, PFN_THP, KPF_COMPOUND_HEAD | KPF_THP);
+	clear_bitmap(); /* every bit reads accessed */
+	EXPECT_EQ(ctx->ops.check_accesses(ctx), 1);
+	expect_accesses(ctx, want, ARRAY_SIZE(want));
+	EXPECT_EQ(st->nr_changed, 4);
+	dx_ctx_free(ctx);
+	fill_tree();
+}
+
+/*
+ * The re-reads are for pages whose bit says accessed, and neighbours whose
+ * pagemap entries share a 4 KiB block are re-read with one pread.
+ */
+static void test_rereads_are_batched(void)
+{
+	uint64_t addrs[] = {
+		FAKE_SMALL,
+		FAKE_SMALL + PAGE,
+		FAKE_SMALL + 2 * PAGE,
+		FAKE_SMALL + 11 * PAGE, /* the same 4 KiB of pagemap */
+		FAKE_THP + 5 * PAGE, /* another block */
+		FAKE_MTHP + 3 * PAGE, /* idle: no re-read */
+	};
+	const uint32_t want[] = { 1, 1, 1, 1, 1, 0 };
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	uint64_t pagemap_reads, kpageflags_reads;
+
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	pagemap_reads = st->nr_pagemap_reads;
+	kpageflags_reads = st->nr_kpageflags_reads;
+	/* all accessed but the folio of 0x4000 */
+	put_u64(bitmap_path, PFN_SMALL / 64, 0);
+	put_u64(bitmap_path, PFN_THP / 64, 0);
+	EXPECT_EQ(ctx->ops.check_accesses(ctx), 1);
+	expect_accesses(ctx, want, ARRAY_SIZE(want));
+	EXPECT_EQ(st->nr_pagemap_reads - pagemap_reads, 2);
+	/* one flags read per folio found accessed */
+	EXPECT_EQ(st->nr_kpageflags_reads - kpageflags_reads, 5);
+	EXPECT_EQ(st->nr_changed, 0);
+	dx_ctx_free(ctx);
+}
+
+/*
+ * A process that exits between mark and check frees its pages, whose bits
+ * then read accessed: its regions get no access from that sample, even when
+ * its pagemap still reads (this fake one does, as a reused pid's would).
+ */
+static void test_a_process_that_exits_is_not_accessed(void)
+{
+	uint64_t addrs[] = { FAKE_SMALL, FAKE_THP };
+	const uint32_t want[] = { 0, 0 };
+	struct dx_range range = { FAKE_SMALL, FAKE_THP + 512 * PAGE };
+	char dir[300], pm[320], maps[320];
+	struct dx_ctx *ctx = make_ctx("fvaddr");
+	pid_t child = fork();
+
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(dir, sizeof(dir), "%s/%d", procfs, (int)child);
+	snprintf(pm, sizeof(pm), "%s/pagemap", dir);
+	snprintf(maps, sizeof(maps), "%s/maps", dir);
+	EXPECT_EQ(mkdir(dir, 0755), 0);
+	EXPECT_EQ(symlink(pagemap_path, pm), 0);
+	EXPECT_EQ(symlink(maps_path, maps), 0);
+	EXPECT_EQ(dx_vaddr_add_target(ctx, child, &range, 1), 0);
+	clear_bitmap();
+	set_samples(ctx, addrs, ARRAY_SIZE(addrs));
+	EXPECT_EQ(ctx->ops.prepare_access_checks(ctx), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	clear_bitmap();
+	EXPECT_EQ(ctx->ops.check_accesses(ctx), 0);
+	expect_accesses(ctx, want, ARRAY_SIZE(want));
+	EXPECT_EQ(stats_of(ctx)->nr_changed, 2);
+	dx_ctx_free(ctx);
+	unlink(pm);
+	unlink(maps);
+	rmdir(dir);
 }
 
 /* Each backend takes only the targets and gives only the counters it has. */
@@ -537,18 +856,109 @@ static void test_backends_keep_to_their_contexts(void)
 
 	EXPECT_EQ(dx_ctx_ops_counters(sim, c, ARRAY_SIZE(c)), 0);
 	nr = dx_ctx_ops_counters(pa, c, ARRAY_SIZE(c));
-	EXPECT_EQ(nr, 8);
+	EXPECT_EQ(nr, 9);
 	EXPECT(!strcmp(c[0].name, "nr_pagemap_reads"));
 	EXPECT(!strcmp(c[7].name, "nr_maps_reads"));
-	EXPECT_EQ(dx_ctx_ops_counters(pa, c, 2), 8); /* short buffer */
+	EXPECT(!strcmp(c[8].name, "nr_changed"));
+	EXPECT_EQ(dx_ctx_ops_counters(pa, c, 2), 9); /* short buffer */
 	dx_ctx_free(sim);
 	dx_ctx_free(pa);
 	dx_ctx_free(fva);
 }
 
+/* The actions each table applies: process_madvise(2)'s, and none on paddr. */
+static void test_backends_declare_their_actions(void)
+{
+	struct dx_ctx *va = make_ctx("vaddr"), *pa = make_ctx("paddr");
+	struct dx_scheme s = { .max_sz = UINT64_MAX,
+			       .max_nr_accesses = UINT32_MAX,
+			       .max_age = UINT32_MAX,
+			       .action = DX_ACTION_HUGEPAGE };
+
+	EXPECT_EQ(dx_ctx_actions(va),
+		  DX_ACTION_BIT(DX_ACTION_STAT) |
+			  DX_ACTION_BIT(DX_ACTION_WILLNEED) |
+			  DX_ACTION_BIT(DX_ACTION_COLD) |
+			  DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
+			  DX_ACTION_BIT(DX_ACTION_COLLAPSE));
+	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
+	s.action = DX_ACTION_NOHUGEPAGE;
+	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
+	s.action = DX_ACTION_COLLAPSE;
+	EXPECT_EQ(dx_ctx_add_scheme(va, &s), 0);
+	EXPECT_EQ(dx_ctx_actions(pa), DX_ACTION_BIT(DX_ACTION_STAT));
+	s.action = DX_ACTION_PAGEOUT;
+	EXPECT_EQ(dx_ctx_add_scheme(pa, &s), -EOPNOTSUPP);
+	dx_ctx_free(va);
+	dx_ctx_free(pa);
+}
+
+/*
+ * Actions act on this very process: on a mapping of its own they apply, on
+ * addresses where it maps nothing they fail, and the failure is reported.
+ */
+static void test_vaddr_apply_reports_failures(void)
+{
+	const uint64_t sz = 64 * PAGE;
+	char *mem = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t lo = (uintptr_t)mem;
+	struct dx_range whole = { lo, lo + sz };
+	struct dx_region r = { .start = lo, .end = lo + sz };
+	struct dx_ctx *ctx = make_ctx("fvaddr");
+	struct dx_target *t;
+	char text[512];
+	int err = 0;
+
+	EXPECT(mem != MAP_FAILED);
+	memset(mem, 1, sz);
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), &whole, 1), 0);
+	t = &ctx->targets[0];
+	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err), sz);
+	EXPECT_EQ(err, 0);
+	/* nothing is mapped there in this process */
+	r.start = FAKE_SMALL;
+	r.end = FAKE_SMALL + SMALL_NR * PAGE;
+	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_PAGEOUT, &err),
+		  0);
+	EXPECT_EQ(err, -ENOMEM);
+	dx_ctx_free(ctx);
+
+	/*
+	 * vaddr advises the mappings inside a region, not the holes between
+	 * them; a mapping that went away since the last update fails.
+	 */
+	snprintf(text, sizeof(text),
+		 "%llx-%llx rw-p 00000000 00:00 0\n"
+		 "%llx-%llx rw-p 00000000 00:00 0\n",
+		 (unsigned long long)FAKE_SMALL,
+		 (unsigned long long)(FAKE_SMALL + SMALL_NR * PAGE),
+		 (unsigned long long)lo, (unsigned long long)(lo + sz));
+	write_file(maps_path, text, 0);
+	ctx = make_ctx("vaddr");
+	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), NULL, 0), 0);
+	EXPECT_EQ(ctx->ops.init(ctx), 0);
+	t = &ctx->targets[0];
+	r.start = FAKE_SMALL;
+	r.end = lo + sz;
+	err = 0;
+	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_WILLNEED, &err),
+		  sz);
+	EXPECT_EQ(err, -ENOMEM);
+	r.start = lo + PAGE;
+	r.end = lo + 3 * PAGE;
+	err = 0;
+	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err),
+		  2 * PAGE);
+	EXPECT_EQ(err, 0);
+	dx_ctx_free(ctx);
+	write_file(maps_path, maps_text, 0);
+	munmap(mem, sz);
+}
+
 static void test_missing_files_are_reported(void)
 {
-	struct dx_ops_env env = { procfs, sysfs };
+	struct dx_ops_env env = { .procfs = procfs, .sysfs = sysfs };
 	struct dx_ctx *ctx = NULL;
 	struct dx_attrs a;
 	char moved[300];
@@ -579,6 +989,14 @@ int main(void)
 	RUN(test_paddr_samples_pfns_directly);
 	RUN(test_backends_keep_to_their_contexts);
 	RUN(test_missing_files_are_reported);
+	RUN(test_backends_declare_their_actions);
+	RUN(test_vaddr_apply_reports_failures);
+	RUN(test_regions_larger_than_pages);
+	RUN(test_regions_smaller_than_pages_are_refused);
+	RUN(test_page_sizes);
+	RUN(test_pages_that_changed_are_not_accessed);
+	RUN(test_rereads_are_batched);
+	RUN(test_a_process_that_exits_is_not_accessed);
 	remove_tree();
 	return test_report();
 }

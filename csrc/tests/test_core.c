@@ -213,8 +213,13 @@ static void test_merge_threshold(void)
 
 		t4.regions[1].nr_accesses = 9;
 		dx_merge_regions_of(&t4, 9, 9999, false);
-		EXPECT_EQ(t4.nr_regions, 1);
+		expect_regions(&t4, (const uint64_t[]){ 0, 200 }, 1);
+		EXPECT_EQ(t4.regions[0].nr_accesses, 4); /* (0 + 9) / 2 */
+		EXPECT_EQ(t4.regions[0].age, 0); /* not counted */
+		/* merging again finds nothing left to merge */
 		dx_merge_regions_of(&t4, 9, 9999, false);
+		expect_regions(&t4, (const uint64_t[]){ 0, 200 }, 1);
+		EXPECT_EQ(t4.regions[0].nr_accesses, 4);
 		dx_target_clear_regions(&t4);
 	}
 	/* a jump larger than the threshold restarts the age */
@@ -229,6 +234,32 @@ static void test_merge_threshold(void)
 		EXPECT_EQ(t3.regions[0].age, 0);
 		dx_target_clear_regions(&t3);
 	}
+}
+
+/*
+ * Ages count aggregations: when max_nr_regions forces more merge passes, only
+ * the first one ages the regions, as the kernel's kdamond_merge_regions()
+ * (count_age) does since Linux 6.8.
+ */
+static void test_age_counts_once_per_aggregation(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 10, 1);
+	struct dx_region *r;
+	size_t i;
+
+	dx_ctx_add_target(ctx, 0, NULL, NULL, 0);
+	for (i = 0; i < 40; i++) {
+		dx_target_add_region(&ctx->targets[0], i * 10, (i + 1) * 10);
+		ctx->targets[0].regions[i].nr_accesses = (i % 4) * 6;
+		ctx->targets[0].regions[i].last_nr_accesses = (i % 4) * 6;
+		ctx->targets[0].regions[i].age = 3;
+	}
+	dx_merge_regions(ctx, 0, UINT64_MAX);
+	/* it took passes with thresholds 0, 1, 2, 4, 8 and 16 */
+	EXPECT(ctx->targets[0].nr_regions <= 10);
+	dx_for_each_region(r, &ctx->targets[0])
+		EXPECT_EQ(r->age, 4);
+	dx_ctx_free(ctx);
 }
 
 static void test_merge_enforces_max_nr_regions(void)
@@ -326,7 +357,7 @@ static void test_three_regions(void)
 				   { 210, 220 }, { 300, 305 }, { 307, 330 } };
 	struct dx_range out[3];
 
-	EXPECT_EQ(dx_three_regions(maps, ARRAY_SIZE(maps), 1, out), 0);
+	EXPECT_EQ(dx_three_regions(maps, ARRAY_SIZE(maps), 1, out), 3);
 	EXPECT_EQ(out[0].start, 10);
 	EXPECT_EQ(out[0].end, 25);
 	EXPECT_EQ(out[1].start, 200);
@@ -340,17 +371,36 @@ static void test_three_regions(void)
 					{ 0x10000, 0x11000 },
 					{ 0x7f000000, 0x7f001000 } };
 
-		EXPECT_EQ(dx_three_regions(m, 3, 0x1000, out), 0);
+		EXPECT_EQ(dx_three_regions(m, 3, 0x1000, out), 3);
 		EXPECT_EQ(out[0].end, 0x2000);
 		EXPECT_EQ(out[1].start, 0x10000);
 		EXPECT_EQ(out[2].end, 0x7f001000);
 	}
-	/* fewer than two gaps: no three regions */
+	/*
+	 * fewer than two gaps: the blocks of mappings themselves (the kernel
+	 * leaves such a process without regions)
+	 */
 	{
-		struct dx_range m[] = { { 0, 10 }, { 20, 30 } };
+		struct dx_range m[] = { { 0, 10 }, { 20, 25 }, { 25, 30 } };
+
+		EXPECT_EQ(dx_three_regions(m, 3, 1, out), 2);
+		EXPECT_EQ(out[0].start, 0);
+		EXPECT_EQ(out[0].end, 10);
+		EXPECT_EQ(out[1].start, 20);
+		EXPECT_EQ(out[1].end, 30);
+		EXPECT_EQ(dx_three_regions(&m[1], 2, 1, out), 1);
+		EXPECT_EQ(out[0].start, 20);
+		EXPECT_EQ(out[0].end, 30);
+		EXPECT_EQ(dx_three_regions(m, 1, 4, out), 1);
+		EXPECT_EQ(out[0].end,
+			  12); /* aligned up, as three regions are */
+		EXPECT_EQ(dx_three_regions(m, 0, 1, out), -EINVAL);
+	}
+	/* unsorted mappings */
+	{
+		struct dx_range m[] = { { 20, 30 }, { 0, 10 } };
 
 		EXPECT_EQ(dx_three_regions(m, 2, 1, out), -EINVAL);
-		EXPECT_EQ(dx_three_regions(m, 0, 1, out), -EINVAL);
 	}
 }
 
@@ -366,6 +416,30 @@ static void test_find_range(void)
 	EXPECT_EQ((long long)dx_find_range(r, 3, 25), -1); /* a hole */
 	EXPECT_EQ((long long)dx_find_range(r, 3, 50), -1);
 	EXPECT_EQ((long long)dx_find_range(r, 0, 15), -1);
+
+	/* the first range that ends after an address: holds it, or is above */
+	EXPECT_EQ(dx_first_range_after(r, 3, 0), 0);
+	EXPECT_EQ(dx_first_range_after(r, 3, 19), 0);
+	EXPECT_EQ(dx_first_range_after(r, 3, 20), 1);
+	EXPECT_EQ(dx_first_range_after(r, 3, 30), 2); /* in the hole */
+	EXPECT_EQ(dx_first_range_after(r, 3, 49), 2);
+	EXPECT_EQ(dx_first_range_after(r, 3, 50), 3);
+	EXPECT_EQ(dx_first_range_after(r, 0, 15), 0);
+	{
+		/* many ranges: every lookup agrees with a linear scan */
+		static struct dx_range many[1000];
+		size_t i, j;
+
+		for (i = 0; i < 1000; i++) {
+			many[i].start = i * 100 + (i % 3) * 10;
+			many[i].end = many[i].start + 50 + (i % 7);
+		}
+		for (i = 0; i < 100000; i += 7) {
+			for (j = 0; j < 1000 && many[j].end <= i; j++)
+				;
+			EXPECT_EQ(dx_first_range_after(many, 1000, i), j);
+		}
+	}
 }
 
 static void check_apply_three(const struct dx_range *three,
@@ -448,6 +522,37 @@ static void test_init_regions(void)
 	dx_ctx_free(ctx);
 }
 
+/*
+ * The length of the moving sum's window: aggr_us / sample_us capped to 32
+ * bits, never truncated (a window of 0 would divide by zero).
+ */
+static void test_max_nr_accesses(void)
+{
+	struct dx_attrs a;
+	struct dx_ctx *ctx = NULL;
+	struct dx_region r = { .start = 0, .end = 10 };
+
+	dx_attrs_default(&a);
+	EXPECT_EQ(dx_max_nr_accesses(&a), 20);
+	a.sample_us = 1;
+	a.aggr_us = 1ULL << 32;
+	EXPECT_EQ(dx_max_nr_accesses(&a), UINT32_MAX);
+	a.aggr_us = (1ULL << 32) + 5;
+	EXPECT_EQ(dx_max_nr_accesses(&a), UINT32_MAX);
+	a.aggr_us = UINT64_MAX;
+	EXPECT_EQ(dx_max_nr_accesses(&a), UINT32_MAX);
+
+	a.aggr_us = 1ULL << 32;
+	EXPECT_EQ(dx_ctx_new(&ctx, &a, 1), 0);
+	r.last_nr_accesses = 7;
+	r.nr_accesses_bp = 70000;
+	dx_region_account(ctx, &r, true);
+	/* 70000 - 7 * 10000 / (2^32 - 1) + 10000 */
+	EXPECT_EQ(r.nr_accesses_bp, 80000);
+	EXPECT_EQ(r.nr_accesses, 1);
+	dx_ctx_free(ctx);
+}
+
 static void test_access_rate(void)
 {
 	struct dx_ctx *ctx = make_ctx(3, 10, 1);
@@ -520,6 +625,13 @@ static void test_loop_with_sim(void)
 			  n);
 		EXPECT_EQ(out[0].start, 0);
 		EXPECT_EQ(out[n - 1].end, 1ULL << 30);
+		/*
+		 * the moving sum, reported too: at the end of an aggregation
+		 * it equals nr_accesses (20 samples divide 10000 evenly)
+		 */
+		for (size_t k = 0; k < n; k++)
+			EXPECT_EQ(out[k].nr_accesses_bp,
+				  out[k].nr_accesses * 10000);
 	}
 	EXPECT_EQ(dx_ctx_stats(ctx)->nr_aggregations, 50);
 	EXPECT_EQ(dx_ctx_now_ns(ctx), 50ULL * 100000 * 1000);
@@ -641,6 +753,31 @@ static void test_registry_and_tables(void)
 	dx_ctx_free(ctx);
 }
 
+/* A table that applies pageout and cold, and fails as its targets say. */
+static uint64_t acting_apply(struct dx_ctx *ctx, struct dx_target *t,
+			     struct dx_region *r, int action, int *err)
+{
+	uint64_t sz = r->end - r->start;
+
+	switch (t->id) {
+	case 1:
+		*err = -EPERM;
+		return 0;
+	case 2:
+		*err = -ENOMEM;
+		return sz / 2;
+	default:
+		return sz;
+	}
+}
+
+static const struct dx_operations acting = {
+	.name = "acting",
+	.actions = DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
+		   DX_ACTION_BIT(DX_ACTION_COLD),
+	.apply_scheme = acting_apply,
+};
+
 static void test_scheme_accessors(void)
 {
 	struct dx_ctx *ctx = make_ctx(3, 10, 1);
@@ -652,15 +789,186 @@ static void test_scheme_accessors(void)
 			       .nr_tried = 7 };
 	const struct dx_scheme *got;
 
+	dx_ctx_set_ops(ctx, &acting, NULL);
 	EXPECT_EQ(dx_ctx_nr_schemes(ctx), 0);
+	s.nr_failed = 3;
+	s.last_errno = EPERM;
 	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
 	s.action = DX_ACTION_NR;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), -EINVAL);
+	s.action = -1;
 	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), -EINVAL);
 	EXPECT_EQ(dx_ctx_nr_schemes(ctx), 1);
 	got = dx_ctx_scheme(ctx, 0);
 	EXPECT(got && got->action == DX_ACTION_COLD && got->max_sz == 100);
-	EXPECT(got && got->nr_tried == 0); /* statistics start at zero */
+	/* statistics start at zero */
+	EXPECT(got && got->nr_tried == 0 && got->nr_failed == 0 &&
+	       got->last_errno == 0);
 	EXPECT(dx_ctx_scheme(ctx, 1) == NULL);
+	dx_ctx_free(ctx);
+}
+
+/* One table of names; a note where no table can apply an action. */
+static void test_action_names(void)
+{
+	const char *want[] = { "stat",	   "willneed",	 "cold",    "pageout",
+			       "hugepage", "nohugepage", "collapse" };
+	int i;
+
+	EXPECT_EQ(ARRAY_SIZE(want), DX_ACTION_NR);
+	for (i = 0; i < DX_ACTION_NR; i++)
+		EXPECT(dx_action_name(i) &&
+		       !strcmp(dx_action_name(i), want[i]));
+	EXPECT(dx_action_name(DX_ACTION_NR) == NULL);
+	EXPECT(dx_action_name(-1) == NULL);
+	EXPECT(dx_action_note(DX_ACTION_PAGEOUT) == NULL);
+	EXPECT(dx_action_note(DX_ACTION_COLLAPSE) == NULL);
+	EXPECT(dx_action_note(DX_ACTION_HUGEPAGE) &&
+	       strstr(dx_action_note(DX_ACTION_HUGEPAGE), "collapse"));
+	EXPECT(dx_action_note(DX_ACTION_NOHUGEPAGE) &&
+	       strstr(dx_action_note(DX_ACTION_NOHUGEPAGE), "process_madvise"));
+	EXPECT(dx_action_note(DX_ACTION_NR) == NULL);
+}
+
+/* Each table applies the actions it declares; others are refused. */
+static void test_unsupported_actions_are_refused(void)
+{
+	static const struct dx_operations no_apply = {
+		.name = "no apply",
+		.actions = DX_ACTION_BIT(DX_ACTION_COLD),
+	};
+	struct dx_scheme s = { .max_sz = UINT64_MAX,
+			       .max_nr_accesses = UINT32_MAX,
+			       .max_age = UINT32_MAX };
+	struct dx_ctx *ctx = make_ctx(3, 10, 1);
+	int a;
+
+	/* sim applies no action: stat only */
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "sim", NULL), 0);
+	EXPECT_EQ(dx_ctx_actions(ctx), DX_ACTION_BIT(DX_ACTION_STAT));
+	for (a = 0; a < DX_ACTION_NR; a++) {
+		s.action = a;
+		EXPECT_EQ(dx_ctx_add_scheme(ctx, &s),
+			  a == DX_ACTION_STAT ? 0 : -EOPNOTSUPP);
+	}
+	EXPECT_EQ(dx_ctx_nr_schemes(ctx), 1);
+	dx_ctx_free(ctx);
+
+	ctx = make_ctx(3, 10, 1);
+	dx_ctx_set_ops(ctx, &acting, NULL);
+	EXPECT_EQ(dx_ctx_actions(ctx),
+		  DX_ACTION_BIT(DX_ACTION_STAT) |
+			  DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
+			  DX_ACTION_BIT(DX_ACTION_COLD));
+	s.action = DX_ACTION_WILLNEED;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), -EOPNOTSUPP);
+	s.action = DX_ACTION_PAGEOUT;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
+	dx_ctx_free(ctx);
+
+	/* actions declared without apply_scheme cannot run */
+	ctx = make_ctx(3, 10, 1);
+	dx_ctx_set_ops(ctx, &no_apply, NULL);
+	EXPECT_EQ(dx_ctx_actions(ctx), DX_ACTION_BIT(DX_ACTION_STAT));
+	s.action = DX_ACTION_COLD;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), -EOPNOTSUPP);
+	dx_ctx_free(ctx);
+}
+
+/* A context on the acting table, targets 0, 1, 2 of 64 pages each. */
+static struct dx_ctx *acting_ctx(void)
+{
+	struct dx_ctx *ctx = make_ctx(3, 100, 4096);
+	int64_t id;
+
+	dx_ctx_set_ops(ctx, &acting, NULL);
+	dx_ctx_set_clock(ctx, DX_CLOCK_VIRTUAL);
+	for (id = 0; id < 3; id++) {
+		struct dx_range r = { (uint64_t)id << 30,
+				      ((uint64_t)id << 30) + 64 * 4096 };
+
+		EXPECT_EQ(dx_ctx_add_target(ctx, id, NULL, &r, 1), 0);
+	}
+	return ctx;
+}
+
+/*
+ * Applied, failed: target 0 takes the action, target 1 refuses it (EPERM),
+ * target 2 takes it on half of each region and fails on the rest (ENOMEM).
+ */
+static void test_failures_are_counted(void)
+{
+	struct dx_scheme s = { .max_sz = UINT64_MAX,
+			       .max_nr_accesses = UINT32_MAX,
+			       .max_age = UINT32_MAX,
+			       .action = DX_ACTION_PAGEOUT };
+	struct dx_ctx *ctx = acting_ctx();
+	const struct dx_scheme *got;
+	size_t nr[3];
+
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+	for (size_t i = 0; i < 3; i++)
+		nr[i] = dx_ctx_snapshot_nr_regions(ctx, i);
+	got = dx_ctx_scheme(ctx, 0);
+	EXPECT_EQ(got->nr_tried, nr[0] + nr[1] + nr[2]);
+	EXPECT_EQ(got->sz_tried, 3 * 64 * 4096);
+	EXPECT_EQ(got->nr_applied, nr[0] + nr[2]);
+	EXPECT_EQ(got->sz_applied, 64 * 4096 + 32 * 4096);
+	EXPECT_EQ(got->nr_failed, nr[1] + nr[2]);
+	EXPECT_EQ(got->last_errno, ENOMEM); /* target 2 comes last */
+	dx_ctx_free(ctx);
+}
+
+/*
+ * A region acted on starts ageing anew, as in the kernel's
+ * damos_apply_scheme(), so that an action on "regions older than N" does not
+ * hit the same regions at every aggregation; stat leaves ages alone.  Regions
+ * are visited in turn by every scheme (the kernel's order): a later scheme
+ * sees the age an earlier one reset.
+ */
+static void test_acting_resets_the_age(void)
+{
+	struct dx_scheme old = { .max_sz = UINT64_MAX,
+				 .max_nr_accesses = UINT32_MAX,
+				 .min_age = 3,
+				 .max_age = UINT32_MAX };
+	struct dx_region_out out[100];
+	const struct dx_scheme *pageout, *stat_after;
+	struct dx_ctx *ctx = acting_ctx();
+	uint32_t max_age = 0;
+	size_t i, n;
+	int round;
+
+	old.action = DX_ACTION_PAGEOUT;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &old), 0);
+	old.action = DX_ACTION_STAT;
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &old), 0);
+	for (round = 0; round < 12; round++) {
+		EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+		n = dx_ctx_snapshot_fill(ctx, 0, out, ARRAY_SIZE(out));
+		for (i = 0; i < n; i++)
+			max_age = out[i].age > max_age ? out[i].age : max_age;
+	}
+	/* reported before the schemes act: an age reaches 3, never more */
+	EXPECT_EQ(max_age, 3);
+	pageout = dx_ctx_scheme(ctx, 0);
+	stat_after = dx_ctx_scheme(ctx, 1);
+	EXPECT(pageout->nr_tried > 0);
+	/* the stat scheme comes after pageout: it never finds an old region */
+	EXPECT_EQ(stat_after->nr_tried, 0);
+	dx_ctx_free(ctx);
+
+	/* stat alone: ages grow */
+	ctx = acting_ctx();
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &old), 0);
+	for (round = 0; round < 12; round++)
+		EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+	n = dx_ctx_snapshot_fill(ctx, 0, out, ARRAY_SIZE(out));
+	for (i = 0, max_age = 0; i < n; i++)
+		max_age = out[i].age > max_age ? out[i].age : max_age;
+	EXPECT_EQ(max_age, 12);
+	EXPECT(dx_ctx_scheme(ctx, 0)->nr_tried > 0);
 	dx_ctx_free(ctx);
 }
 
@@ -674,16 +982,22 @@ int main(void)
 	RUN(test_merge_two);
 	RUN(test_merge_threshold);
 	RUN(test_merge_enforces_max_nr_regions);
+	RUN(test_age_counts_once_per_aggregation);
 	RUN(test_split_regions_of);
 	RUN(test_split_gates);
 	RUN(test_three_regions);
 	RUN(test_find_range);
 	RUN(test_apply_three_regions);
 	RUN(test_init_regions);
+	RUN(test_max_nr_accesses);
 	RUN(test_access_rate);
 	RUN(test_rand_range);
 	RUN(test_loop_with_sim);
 	RUN(test_registry_and_tables);
 	RUN(test_scheme_accessors);
+	RUN(test_action_names);
+	RUN(test_unsupported_actions_are_refused);
+	RUN(test_failures_are_counted);
+	RUN(test_acting_resets_the_age);
 	return test_report();
 }

@@ -23,6 +23,7 @@ cdef extern from "damonx.h" nogil:
         uint64_t end
         uint32_t nr_accesses
         uint32_t age
+        uint32_t nr_accesses_bp
 
     enum dx_action:
         DX_ACTION_STAT
@@ -30,7 +31,11 @@ cdef extern from "damonx.h" nogil:
         DX_ACTION_COLD
         DX_ACTION_PAGEOUT
         DX_ACTION_HUGEPAGE
+        DX_ACTION_NOHUGEPAGE
+        DX_ACTION_COLLAPSE
         DX_ACTION_NR
+
+    uint32_t DX_ACTION_BIT(int action)
 
     struct dx_scheme:
         uint64_t min_sz, max_sz
@@ -38,6 +43,8 @@ cdef extern from "damonx.h" nogil:
         uint32_t min_age, max_age
         int action
         uint64_t nr_tried, sz_tried, nr_applied, sz_applied
+        uint64_t nr_failed
+        int last_errno
 
     enum dx_clock:
         DX_CLOCK_REAL
@@ -57,12 +64,17 @@ cdef extern from "damonx.h" nogil:
     struct dx_ops_env:
         const char *procfs
         const char *sysfs
+        uint64_t page_size
 
     struct dx_ctx:
         pass
 
     void dx_attrs_default(dx_attrs *attrs)
     int dx_attrs_validate(const dx_attrs *attrs)
+    uint32_t dx_max_nr_accesses(const dx_attrs *attrs)
+
+    const char *dx_action_name(int action)
+    const char *dx_action_note(int action)
 
     size_t dx_nr_ops()
     const char *dx_ops_name(size_t index)
@@ -71,6 +83,7 @@ cdef extern from "damonx.h" nogil:
     void dx_ctx_free(dx_ctx *ctx)
     int dx_ctx_select_ops(dx_ctx *ctx, const char *name, const dx_ops_env *env)
     void dx_ctx_set_clock(dx_ctx *ctx, dx_clock clock)
+    uint32_t dx_ctx_actions(const dx_ctx *ctx)
     int dx_ctx_add_scheme(dx_ctx *ctx, const dx_scheme *scheme)
 
     int dx_ctx_run_aggregation(dx_ctx *ctx)

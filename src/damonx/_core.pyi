@@ -27,6 +27,7 @@ def read_maps(path: str) -> list[tuple[int, int]]: ...
 class Context:
     ops: str
     procfs: str
+    page_size: int
     def __init__(
         self,
         attrs: Any,
@@ -36,6 +37,7 @@ class Context:
         virtual_clock: bool = ...,
         procfs: str = ...,
         sysfs: str = ...,
+        page_size: int | None = ...,
     ) -> None: ...
     def add_sim_target(
         self,
@@ -46,6 +48,8 @@ class Context:
     ) -> None: ...
     def add_pid_target(self, pid: int, ranges: Sequence[tuple[int, int]] | None = ...) -> None: ...
     def add_range_target(self, target_id: int, ranges: Sequence[tuple[int, int]]) -> None: ...
+    @property
+    def actions(self) -> tuple[str, ...]: ...
     def add_scheme(
         self,
         action: str,

@@ -12,9 +12,11 @@ Errors come back from C as negative errno values and leave here as
 - ``add_sim_target()``, ``add_pid_target()``, ``add_range_target()``:
   targets, each kind for the operations that take it (sim; vaddr and
   fvaddr; paddr), before the first aggregation;
-- ``add_scheme()``, ``scheme_stats()``: operation schemes;
+- ``add_scheme()``, ``scheme_stats()``, ``actions``: operation schemes, and
+  the actions the operations apply;
 - ``run_aggregation()``: monitor until the next aggregation ends (True), or
-  until stopped (False); then ``snapshot()`` gives its regions;
+  until stopped (False); then ``snapshot()`` gives its regions, as arrays of
+  ``MONITOR_REGION_DTYPE``;
 - ``request_stop()``: callable from any thread or a signal handler;
 - ``nr_regions``, ``live_targets``, ``now_ns``, ``stats()``,
   ``access_check_stats()``: state and counters.
@@ -26,8 +28,8 @@ Python.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
-from libc.errno cimport EINTR
-from libc.stdint cimport int64_t, uint64_t
+from libc.errno cimport EINTR, EINVAL
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 import os
@@ -38,28 +40,30 @@ cimport numpy as cnp
 
 from damonx cimport _cdamonx as cdx
 from damonx._cdamonx cimport (
-    DX_ACTION_COLD, DX_ACTION_HUGEPAGE, DX_ACTION_PAGEOUT, DX_ACTION_STAT, DX_ACTION_WILLNEED,
-    DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, dx_attrs, dx_counter, dx_ctx, dx_ctx_add_scheme, dx_ctx_free,
-    dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes, dx_ctx_nr_targets,
-    dx_ctx_ops_counters, dx_ctx_request_stop, dx_ctx_run_aggregation, dx_ctx_scheme,
-    dx_ctx_select_ops, dx_ctx_set_clock, dx_ctx_snapshot_fill, dx_ctx_snapshot_nr_regions,
-    dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live, dx_nr_ops,
-    dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_range, dx_read_maps,
-    dx_region_out, dx_scheme, dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register,
-    dx_stats, dx_vaddr_add_target, dx_vaddr_register)
+    DX_ACTION_BIT, DX_ACTION_NR, DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, dx_action_name, dx_action_note,
+    dx_attrs, dx_counter, dx_ctx, dx_ctx_actions, dx_ctx_add_scheme, dx_ctx_free, dx_ctx_new,
+    dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes, dx_ctx_nr_targets, dx_ctx_ops_counters,
+    dx_ctx_request_stop, dx_ctx_run_aggregation, dx_ctx_scheme, dx_ctx_select_ops,
+    dx_ctx_set_clock, dx_ctx_snapshot_fill, dx_ctx_snapshot_nr_regions, dx_ctx_snapshot_span,
+    dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live, dx_nr_ops, dx_ops_env, dx_ops_name,
+    dx_paddr_add_target, dx_paddr_register, dx_range, dx_read_maps, dx_region_out, dx_scheme,
+    dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register, dx_stats, dx_vaddr_add_target,
+    dx_vaddr_register)
 
 cnp.import_array()
 
-from damonx.dtypes import REGION_DTYPE
-from damonx.errors import DamonxError
+from damonx.dtypes import MONITOR_REGION_DTYPE
+from damonx.errors import DamonxError, InvalidAttrs
 
-ACTIONS = {
-    "stat": DX_ACTION_STAT,
-    "willneed": DX_ACTION_WILLNEED,
-    "cold": DX_ACTION_COLD,
-    "pageout": DX_ACTION_PAGEOUT,
-    "hugepage": DX_ACTION_HUGEPAGE,
-}
+if MONITOR_REGION_DTYPE.itemsize != sizeof(dx_region_out):
+    raise ImportError(f"MONITOR_REGION_DTYPE has {MONITOR_REGION_DTYPE.itemsize} bytes, "
+                      f"struct dx_region_out {sizeof(dx_region_out)}: rebuild damonx")
+
+#: The scheme actions by name (damo's), from the core's one table of them.
+ACTIONS = {dx_action_name(i).decode(): i for i in range(DX_ACTION_NR)}
+# why no operations apply an action, where that is so
+_ACTION_NOTES = {name: dx_action_note(i).decode() for name, i in ACTIONS.items()
+                 if dx_action_note(i) != NULL}
 
 # /proc/PID/pagemap entries and /proc/kpageflags bits (masks), as the access
 # checks read them (csrc/ops-common.h).
@@ -142,7 +146,8 @@ cdef class Context:
     min_nr_regions, max_nr_regions and min_region_sz; ops one of ``OPS``;
     seed makes the sampling reproducible.  virtual_clock advances time
     without sleeping (for sim); procfs and sysfs are the roots of /proc and
-    /sys (tests point them at fake trees).
+    /sys, and page_size the size of their pages in bytes (None: this
+    system's); tests point them at fake trees.
     """
 
     cdef dx_ctx *ctx
@@ -151,24 +156,34 @@ cdef class Context:
     cdef bint running
     cdef readonly str ops
     cdef readonly str procfs
+    #: the size of a page, bytes (what the real access checks count in)
+    cdef readonly uint64_t page_size
 
     def __cinit__(self, attrs, str ops, uint64_t seed=0, *, bint virtual_clock=False,
-                  str procfs="/proc", str sysfs="/sys"):
+                  str procfs="/proc", str sysfs="/sys", page_size=None):
         cdef dx_attrs a = make_attrs(attrs)
         cdef bytes p = procfs.encode(), s = sysfs.encode()
         cdef dx_ops_env env
+        cdef int err
         self.ctx = NULL
         self.running = False
         if ops not in OPS:
             raise ValueError(f"unknown operations {ops!r}; one of {', '.join(OPS)}")
         self.ops = ops
         self.procfs = procfs
+        self.page_size = os.sysconf("SC_PAGESIZE") if page_size is None else page_size
         check(dx_ctx_new(&self.ctx, &a, seed), "invalid monitoring attributes")
         dx_ctx_set_clock(self.ctx, DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL)
         env.procfs = p
         env.sysfs = s
-        check(dx_ctx_select_ops(self.ctx, ops.encode(), &env),
-              f"cannot set up {ops} (with {procfs} and {sysfs})")
+        env.page_size = self.page_size
+        err = dx_ctx_select_ops(self.ctx, ops.encode(), &env)
+        if err == -EINVAL and a.min_region_sz < self.page_size:
+            raise InvalidAttrs(
+                f"min_region_sz {a.min_region_sz} is below the page size {self.page_size}: "
+                f"{ops} checks accesses page by page; use a min_region_sz of at least "
+                f"{self.page_size}")
+        check(err, f"cannot set up {ops} (with {procfs} and {sysfs})")
 
     def __dealloc__(self):
         if self.ctx is not NULL:
@@ -242,13 +257,25 @@ cdef class Context:
             free(rg)
         check(err, "cannot monitor the ranges")
 
+    @property
+    def actions(self):
+        """The names of the actions these operations apply, in ACTIONS order."""
+        cdef uint32_t bits = dx_ctx_actions(self.ctx)
+        return tuple(name for name, i in ACTIONS.items() if bits & DX_ACTION_BIT(i))
+
     def add_scheme(self, str action, uint64_t min_sz, uint64_t max_sz,
                    unsigned int min_nr_accesses, unsigned int max_nr_accesses,
                    unsigned int min_age, unsigned int max_age):
+        """ValueError for an action unknown, or one these operations do not apply."""
         cdef dx_scheme s
         self._not_running("add a scheme")
         if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}; one of {sorted(ACTIONS)}")
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        if action not in self.actions:
+            note = _ACTION_NOTES.get(action)
+            raise ValueError(
+                f"ops {self.ops!r} cannot apply action {action!r} (its actions: "
+                f"{', '.join(self.actions)})" + (f"; {note}" if note else ""))
         s.action = ACTIONS[action]
         s.min_sz, s.max_sz = min_sz, max_sz
         s.min_nr_accesses, s.max_nr_accesses = min_nr_accesses, max_nr_accesses
@@ -256,14 +283,16 @@ cdef class Context:
         check(dx_ctx_add_scheme(self.ctx, &s), "invalid scheme")
 
     def scheme_stats(self):
-        """Per scheme, in the order added: nr_tried, sz_tried, nr_applied, sz_applied."""
+        """Per scheme, in the order added: nr_tried, sz_tried, nr_applied,
+        sz_applied, nr_failed and last_errno (0 before any failure)."""
         cdef size_t i
         cdef const dx_scheme *s
         out = []
         for i in range(dx_ctx_nr_schemes(self.ctx)):
             s = dx_ctx_scheme(self.ctx, i)
             out.append(dict(nr_tried=s.nr_tried, sz_tried=s.sz_tried,
-                            nr_applied=s.nr_applied, sz_applied=s.sz_applied))
+                            nr_applied=s.nr_applied, sz_applied=s.sz_applied,
+                            nr_failed=s.nr_failed, last_errno=s.last_errno))
         return out
 
     # -- running -----------------------------------------------------------
@@ -287,8 +316,8 @@ cdef class Context:
 
     def snapshot(self):
         """The last aggregation: (start_ns, end_ns, [(target_id, regions)]) for
-        the live targets, where regions is a numpy array of REGION_DTYPE that
-        C fills in place."""
+        the live targets, where regions is a numpy array of
+        MONITOR_REGION_DTYPE that C fills in place."""
         cdef uint64_t start_ns, end_ns
         cdef size_t i, n
         cdef cnp.ndarray arr
@@ -300,7 +329,7 @@ cdef class Context:
             if not dx_ctx_target_live(self.ctx, i):
                 continue
             n = dx_ctx_snapshot_nr_regions(self.ctx, i)
-            arr = np.empty(n, dtype=REGION_DTYPE)
+            arr = np.empty(n, dtype=MONITOR_REGION_DTYPE)
             dx_ctx_snapshot_fill(self.ctx, i, <dx_region_out *>cnp.PyArray_DATA(arr), n)
             out.append((dx_ctx_target_id(self.ctx, i), arr))
         return (start_ns, end_ns, out)

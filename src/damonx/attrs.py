@@ -40,7 +40,7 @@ class Attrs:
     ops_update_us: int = 1_000_000
     min_nr_regions: int = 10
     max_nr_regions: int = 1000
-    min_region_sz: int = 4096
+    min_region_sz: int = mmap.PAGESIZE
 
     def __post_init__(self):
         for name, value in asdict(self).items():

@@ -2,7 +2,7 @@
 
 A backend is any object with the methods of :class:`Backend`: it takes the
 targets, runs the monitoring loop one aggregation interval at a time and
-hands out the regions as numpy arrays of ``REGION_DTYPE``.  ``Monitor``
+hands out the regions as numpy arrays of ``MONITOR_REGION_DTYPE``.  ``Monitor``
 drives every backend the same way and never asks which one it has.
 
 The backends are registered in :data:`BACKENDS` by name, each with the
@@ -54,7 +54,7 @@ class Backend(Protocol):
     Errors: ``OSError`` with the errno value where the system refuses
     (``damonx.errors.from_oserror`` turns it into a ``DamonxError``), and
     ``ValueError`` for an argument the backend does not take, such as a
-    scheme action it lacks.
+    scheme action it cannot apply.
     """
 
     def add_sim_target(
@@ -87,12 +87,17 @@ class Backend(Protocol):
         min_age: int,
         max_age: int,
     ) -> None:
-        """After every aggregation, apply action to the regions whose size,
-        nr_accesses and age fall in the inclusive bounds."""
+        """After every aggregation, apply action (a name of
+        ``damonx._core.ACTIONS``) to the regions whose size, nr_accesses and
+        age fall in the inclusive bounds; a region acted on starts ageing
+        anew.  ValueError, naming the actions the backend applies, for one
+        it cannot apply."""
 
     def scheme_stats(self) -> list[dict[str, int]]:
         """Per scheme, in the order added: ``nr_tried``, ``sz_tried``,
-        ``nr_applied``, ``sz_applied`` (regions and bytes)."""
+        ``nr_applied``, ``sz_applied`` (regions and bytes), ``nr_failed``
+        (regions on which the action failed, in part or in whole) and
+        ``last_errno`` (of the last failure, 0 before any)."""
 
     def run_aggregation(self) -> bool:
         """Run until the next aggregation interval ends: True when it did,
@@ -100,8 +105,8 @@ class Backend(Protocol):
 
     def snapshot(self) -> tuple[int, int, list[tuple[int, np.ndarray]]]:
         """The last aggregation: ``(start_ns, end_ns, [(target_id, regions)])``
-        for the live targets, each regions an array of ``REGION_DTYPE`` in
-        address order."""
+        for the live targets, each regions an array of
+        ``MONITOR_REGION_DTYPE`` in address order."""
 
     def request_stop(self) -> None:
         """Make ``run_aggregation`` return False soon; safe from any thread

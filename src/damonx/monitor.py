@@ -4,7 +4,8 @@ A ``Monitor`` drives one backend (see :mod:`damonx.backend`), by default
 damonx's compiled core.  Iterating over it runs the monitoring loop (in C
 with the GIL released, for the compiled core) one aggregation interval per
 step, and yields a ``Snapshot`` per aggregation whose regions are numpy
-arrays of ``REGION_DTYPE`` (start, end, nr_accesses, age)::
+arrays of ``MONITOR_REGION_DTYPE`` (start, end, nr_accesses, age,
+nr_accesses_bp)::
 
     import damonx
     wl = damonx.Workload.hot_cold(1 << 30, 128 << 20, 256 << 20)
@@ -22,7 +23,7 @@ from damonx import backend as _backend
 from damonx import errors
 from damonx.attrs import Attrs, Intervals  # noqa: F401 (re-exported)
 from damonx.backend import OPS  # noqa: F401 (re-exported)
-from damonx.dtypes import REGION_DTYPE  # noqa: F401 (re-exported)
+from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE  # noqa: F401 (re-exported)
 
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
@@ -34,7 +35,7 @@ class Snapshot:
 
     start_ns: int
     end_ns: int
-    targets: dict  # target id -> ndarray of REGION_DTYPE
+    targets: dict  # target id -> ndarray of MONITOR_REGION_DTYPE
 
     @property
     def regions(self):
@@ -96,7 +97,15 @@ class Monitor:
     def add_scheme(self, action, *, sz=(0, _U64_MAX), nr_accesses=(0, _U32_MAX), age=(0, _U32_MAX)):
         """Apply action to the regions whose size (bytes), nr_accesses
         (samples per aggregation) and age (aggregations) fall in the given
-        inclusive ranges, after every aggregation."""
+        inclusive ranges, after every aggregation.
+
+        Actions have damo's names: ``stat`` (count only) everywhere;
+        ``willneed``, ``cold``, ``pageout`` and ``collapse`` (MADV_COLLAPSE)
+        on processes (vaddr, fvaddr), through process_madvise(2), which
+        refuses ``hugepage`` and ``nohugepage``.  An action the ops cannot
+        apply raises InvalidAttrs saying which they can.  A region acted on
+        starts ageing anew, as in the kernel; ``scheme_stats()`` counts what
+        was tried, applied and failed."""
         bounds = [
             _scheme_bounds(name, value, top)
             for name, value, top in (

@@ -84,6 +84,24 @@ def until(deadline_s, step):
     return None
 
 
+def swap_on():
+    """True once the VM swaps to zram (set up here if it does not yet)."""
+    if not open("/proc/swaps").read().count("\n") > 1:
+        subprocess.run("echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 "
+                       "&& swapon /dev/zram0", shell=True, check=False,
+                       capture_output=True)
+    return open("/proc/swaps").read().count("\n") > 1
+
+
+def meminfo_kb(field):
+    """A field of /proc/meminfo, kB."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def kill(proc):
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGKILL)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import damonx
 from benchmarks import bench_ext
 from damonx.sim import overlap_bytes
 from tests.vm.helpers import (HERE, hot_precision_recall, kill, needs_page_idle,
-                              workload)
+                              swap_on, workload)
 
 pytestmark = [pytest.mark.vm, needs_page_idle]
 
@@ -104,25 +105,47 @@ def physically_contiguous_workload(size_mib, hot_mib, max_pieces=4):
                 "run this test in a fresh boot of the VM")
 
 
+#: the least precision over all RAM of settled paddr snapshots (hot bytes in
+#: the workload's hot pages / all hot bytes reported, the median of five) in
+#: this VM: measured 0.93 to 0.97 in five fresh boots (single snapshots
+#: 0.70 to 1.0); the rest is what the kernel, this test and the VM's other
+#: processes touch meanwhile
+PADDR_ALL_RAM_PRECISION = 0.8
+
+
 @pytest.mark.fresh_memory
 def test_paddr_finds_the_hot_set_in_physical_memory():
     with physically_contiguous_workload(512, 64) as (w, hot_phys):
         with damonx.Monitor("paddr", None) as mon:
-            # other processes and the kernel touch memory too: compare on the
-            # physical pages of the workload's mapping
             cold_phys = physical_ranges(w.pid, *w.range)
+            true = sum(e - s for s, e in hot_phys)
 
             def evaluate(snap):
+                # within the workload's own pages: found at all?
                 regs = snap.targets[0]
                 hot = regs[regs["nr_accesses"] > 0]
                 inside = overlap_bytes(hot, cold_phys)
                 tp = overlap_bytes(hot, hot_phys)
-                true = sum(e - s for s, e in hot_phys)
                 return (tp / inside if inside else 0.0, tp / true)
 
+            def all_ram(snap):
+                # every byte reported hot, anywhere in RAM, that is not a
+                # hot page of the workload counts against precision
+                regs = snap.targets[0]
+                hot = regs[regs["nr_accesses"] > 0]
+                reported = int((hot["end"] - hot["start"]).sum())
+                tp = overlap_bytes(hot, hot_phys)
+                return tp / reported if reported else 0.0, tp / true
+
             elapsed, pr = found_within(mon, 10, evaluate)
+            # one snapshot's edges wander: the median of the next five
+            settled = sorted(all_ram(snap) for snap in mon.take(5))
+    precision, recall = np.median([p for p, _ in settled]), np.median([r for _, r in settled])
     print(f"paddr: {len(hot_phys)} physical hot ranges, found in {elapsed:.1f} s, "
-          f"precision/recall within the workload's pages {pr}")
+          f"precision/recall within the workload's pages {pr}; over all RAM, five "
+          f"snapshots: {[(round(p, 3), round(r, 3)) for p, r in settled]}")
+    assert precision >= PADDR_ALL_RAM_PRECISION, settled
+    assert recall >= 0.8, settled
 
 
 def test_thp_backed_memory():
@@ -156,6 +179,26 @@ def test_a_target_that_exits_is_dropped_and_the_others_go_on():
             assert mon.run() <= 1     # ends by itself once no target is left
             assert time.monotonic() - t0 < 5
             assert mon.stats()["nr_targets_lost"] == 2
+
+
+def test_a_target_that_exits_mid_sample_reads_not_accessed():
+    """The pages of a process that exits are freed, and the idle bits of
+    freed pages read accessed: the sample in which it exits must not count
+    them (the pagemap and the pidfd say it is gone)."""
+    attrs = damonx.Attrs(sample_us=1_000_000, aggr_us=1_000_000, min_nr_regions=10)
+    with workload(64, 0) as w, damonx.Monitor("fvaddr", {w.pid: [w.range]}, attrs) as mon:
+        before = mon.take(2)[-1].targets[w.pid]
+        assert (before["nr_accesses"] == 0).all(), before  # the workload sleeps
+        timer = threading.Timer(0.4, kill, (w.proc,))
+        timer.start()
+        try:
+            snap = mon.step()
+        finally:
+            timer.join()
+        stats = mon.access_check_stats()
+    regs = snap.targets[w.pid]
+    assert (regs["nr_accesses"] == 0).all(), regs
+    assert stats["nr_changed"] >= len(regs) // 2, stats
 
 
 def test_a_vanished_pid_is_refused_clearly():
@@ -199,14 +242,11 @@ def test_mapping_churn_never_crashes_the_monitor():
 
 
 def test_pageout_scheme_reduces_rss():
-    if not open("/proc/swaps").read().count("\n") > 1:
-        subprocess.run("echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 "
-                       "&& swapon /dev/zram0", shell=True, check=False,
-                       capture_output=True)
-    if open("/proc/swaps").read().count("\n") <= 1:
+    if not swap_on():
         pytest.skip("no swap (zram) in this VM")
     with workload(256, 32) as w:
         rss0 = w.smaps_field("Rss")
+        mapped = sum(e - s for s, e in damonx._core.read_maps(f"/proc/{w.pid}/maps"))
         attrs = damonx.Attrs(sample_us=5000, aggr_us=100_000)
         with damonx.Monitor("vaddr", [w.pid], attrs) as mon:
             # page out regions of 4 MiB or more not accessed for 1 s
@@ -214,10 +254,14 @@ def test_pageout_scheme_reduces_rss():
             mon.run(nr_aggregations=40)
             st = mon.scheme_stats()[0]
         rss1 = w.smaps_field("Rss")
-    print(f"pageout: RSS {rss0 // 1024} -> {rss1 // 1024} MiB, applied {st['sz_applied'] >> 20} MiB")
+    print(f"pageout: RSS {rss0 // 1024} -> {rss1 // 1024} MiB, "
+          f"applied {st['sz_applied'] >> 20} MiB, {st}")
     assert st["sz_applied"] > 0
     assert rss1 < rss0 - 100 * 1024   # most of the 224 MiB cold part is gone
     assert rss1 >= 32 * 1024 * 0.9     # the hot part stayed
+    # a region paged out starts ageing anew: at most one pass per 10
+    # aggregations over what the process maps, not one at every aggregation
+    assert st["sz_applied"] <= 4 * mapped, (st, mapped)
 
 
 @pytest.mark.smoke

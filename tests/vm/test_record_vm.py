@@ -22,11 +22,11 @@ def test_signal_mid_recording_leaves_a_complete_file(tmp_path, sig):
     with workload(256, 32) as w:
         rec = subprocess.Popen(DAMONX + ["record", "-o", str(out), str(w.pid)],
                                stderr=subprocess.PIPE, text=True)
-        # the file grows as it goes (flushed every second): wait for 10 snapshots
+        # the file grows as it goes (flushed every second): wait for 20 snapshots
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and rec.poll() is None:
             if out.exists() and out.stat().st_size and \
-                    records.load(out, partial_ok=True).nr_snapshots >= 10:
+                    records.load(out, partial_ok=True).nr_snapshots >= 20:
                 break
             time.sleep(0.5)
         rec.send_signal(sig)
@@ -34,10 +34,13 @@ def test_signal_mid_recording_leaves_a_complete_file(tmp_path, sig):
     assert rec.returncode == 0, err
     assert f"stopped by {sig.name}" in err
     rec_ = records.load(out)                 # complete: no partial_ok needed
-    assert rec_.complete and rec_.nr_snapshots >= 10
+    assert rec_.complete and rec_.nr_snapshots >= 20
     assert rec_.intervals.sample_us == 5000
-    last = rec_.targets[0].snapshots[-1].regions
-    assert min(hot_precision_recall(last, [w.hot], within=w.range)) >= 0.7
+    # the hot set shows in the recording: one snapshot's region edges wander,
+    # so the median of the last five
+    scores = [min(hot_precision_recall(s.regions, [w.hot], within=w.range))
+              for s in rec_.targets[0].snapshots[-5:]]
+    assert sorted(scores)[2] >= 0.7, scores
     assert reports.wss(rec_)[0]
 
 
