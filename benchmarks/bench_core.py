@@ -52,11 +52,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_ext  # noqa: E402
-import pyref  # noqa: E402
+import bench_ext
+import pyref
 
-import damonx  # noqa: E402
-from damonx.sim import Workload, precision_recall  # noqa: E402
+import damonx
+from damonx.sim import Workload, precision_recall
 
 _bench = bench_ext.load()
 
@@ -65,7 +65,7 @@ HOT = (128 * MIB, 256 * MIB)
 WARMUP_AGGRS = 20
 MIN_PRECISION_RECALL = 0.9
 ADJUST_SIZES = (10, 100, 1000)
-ADJUST_REGION_SZ = 1 << 20     # must match benchmarks/csrc/bench_adjust.c
+ADJUST_REGION_SZ = 1 << 20  # must match benchmarks/csrc/bench_adjust.c
 
 
 def hot_cold():
@@ -75,18 +75,37 @@ def hot_cold():
 def stripes(nr=512, probs=(0.0, 0.05, 0.25, 0.5, 0.75, 0.95), seed=42):
     rng = random.Random(seed)
     sz = GIB // nr
-    return Workload.from_dict({"size": GIB, "phases": [{"duration_us": 10**12, "ranges": [
-        {"start": i * sz, "end": (i + 1) * sz, "probability": rng.choice(probs)}
-        for i in range(nr)]}]})
+    return Workload.from_dict(
+        {
+            "size": GIB,
+            "phases": [
+                {
+                    "duration_us": 10**12,
+                    "ranges": [
+                        {"start": i * sz, "end": (i + 1) * sz, "probability": rng.choice(probs)}
+                        for i in range(nr)
+                    ],
+                }
+            ],
+        }
+    )
 
 
 CASES = {
     "hot_cold": dict(
-        describe="1 GiB, 128 MiB hot (p=0.9)", workload=hot_cold, hot=[HOT],
-        aggrs={"damonx": 200, "python": 20}, quick_aggrs={"damonx": 50, "python": 5}),
+        describe="1 GiB, 128 MiB hot (p=0.9)",
+        workload=hot_cold,
+        hot=[HOT],
+        aggrs={"damonx": 200, "python": 20},
+        quick_aggrs={"damonx": 50, "python": 5},
+    ),
     "stripes": dict(
-        describe="1 GiB, 512 stripes of 6 probabilities", workload=stripes, hot=None,
-        aggrs={"damonx": 100, "python": 5}, quick_aggrs={"damonx": 20, "python": 2}),
+        describe="1 GiB, 512 stripes of 6 probabilities",
+        workload=stripes,
+        hot=None,
+        aggrs={"damonx": 100, "python": 5},
+        quick_aggrs={"damonx": 20, "python": 2},
+    ),
 }
 
 # ---------------------------------------------------------------- machine
@@ -106,8 +125,9 @@ def cpu_model():
 def machine_info():
     try:
         import Cython
+
         cython_version = Cython.__version__
-    except ImportError:      # a build-time dependency only
+    except ImportError:  # a build-time dependency only
         cython_version = None
     return {
         "cpu_model": cpu_model(),
@@ -122,6 +142,7 @@ def machine_info():
         "loadavg_at_start": list(os.getloadavg()),
     }
 
+
 # ------------------------------------------------------------------- loop
 
 
@@ -135,8 +156,13 @@ def run_damonx(wl, attrs, nr_aggrs, seed, hot):
         mon.run(nr_aggregations=nr_aggrs)
         cpu_ns = time.thread_time_ns() - t0
         s1 = mon.stats()
-    return measured(cpu_ns, s1["nr_region_checks"] - s0["nr_region_checks"],
-                    s1["nr_samples"] - s0["nr_samples"], nr_aggrs, pr)
+    return measured(
+        cpu_ns,
+        s1["nr_region_checks"] - s0["nr_region_checks"],
+        s1["nr_samples"] - s0["nr_samples"],
+        nr_aggrs,
+        pr,
+    )
 
 
 def run_python(wl, attrs, nr_aggrs, seed, hot):
@@ -148,15 +174,25 @@ def run_python(wl, attrs, nr_aggrs, seed, hot):
     mon.run(nr_aggrs)
     cpu_ns = time.thread_time_ns() - t0
     s1 = mon.stats()
-    return measured(cpu_ns, s1["nr_region_checks"] - s0["nr_region_checks"],
-                    s1["nr_samples"] - s0["nr_samples"], nr_aggrs, pr)
+    return measured(
+        cpu_ns,
+        s1["nr_region_checks"] - s0["nr_region_checks"],
+        s1["nr_samples"] - s0["nr_samples"],
+        nr_aggrs,
+        pr,
+    )
 
 
 def measured(cpu_ns, checks, samples, nr_aggrs, pr):
-    return {"cpu_ns": cpu_ns, "nr_region_checks": checks, "nr_samples": samples,
-            "nr_aggregations": nr_aggrs, "ns_per_region_sample": cpu_ns / checks,
-            "nr_regions_mean": checks / samples,
-            "precision_recall": list(pr) if pr else None}
+    return {
+        "cpu_ns": cpu_ns,
+        "nr_region_checks": checks,
+        "nr_samples": samples,
+        "nr_aggregations": nr_aggrs,
+        "ns_per_region_sample": cpu_ns / checks,
+        "nr_regions_mean": checks / samples,
+        "precision_recall": list(pr) if pr else None,
+    }
 
 
 def summarize(runs):
@@ -183,18 +219,32 @@ def bench_loop(repeats, quick):
         for rep in range(repeats):
             runs["damonx"].append(run_damonx(wl, attrs, aggrs["damonx"], rep, case["hot"]))
             runs["python"].append(run_python(wl, attrs, aggrs["python"], rep, case["hot"]))
-        res = {"workload": case["describe"], "attrs": attrs_dict(attrs),
-               "damonx": summarize(runs["damonx"]), "python": summarize(runs["python"])}
-        res["speedup"] = (res["python"]["ns_per_region_sample"]
-                          / res["damonx"]["ns_per_region_sample"])
+        res = {
+            "workload": case["describe"],
+            "attrs": attrs_dict(attrs),
+            "damonx": summarize(runs["damonx"]),
+            "python": summarize(runs["python"]),
+        }
+        res["speedup"] = (
+            res["python"]["ns_per_region_sample"] / res["damonx"]["ns_per_region_sample"]
+        )
         results[name] = res
     return results
 
 
 def attrs_dict(attrs):
-    return {k: getattr(attrs, k) for k in ("sample_us", "aggr_us", "ops_update_us",
-                                           "min_nr_regions", "max_nr_regions",
-                                           "min_region_sz")}
+    return {
+        k: getattr(attrs, k)
+        for k in (
+            "sample_us",
+            "aggr_us",
+            "ops_update_us",
+            "min_nr_regions",
+            "max_nr_regions",
+            "min_region_sz",
+        )
+    }
+
 
 # ------------------------------------------------------------- adjustment
 
@@ -228,8 +278,14 @@ def py_bench_adjust(nr, nr_rounds, seed):
     sz_limit = max(nr * ADJUST_REGION_SZ // attrs.min_nr_regions, attrs.min_region_sz)
     overhead = clock_overhead_ns()
     batch = max(1, min(nr_rounds, 4096 // nr))
-    res = {"nr_rounds": 0, "merge_ns": 0, "split_ns": 0, "nr_after_merge": 0,
-           "nr_after_split": 0, "clock_overhead_ns": overhead}
+    res = {
+        "nr_rounds": 0,
+        "merge_ns": 0,
+        "split_ns": 0,
+        "nr_after_merge": 0,
+        "nr_after_split": 0,
+        "clock_overhead_ns": overhead,
+    }
     while res["nr_rounds"] < nr_rounds:
         n = min(batch, nr_rounds - res["nr_rounds"])
         prepared = [py_prepare(nr, attrs.max_nr_accesses, rng) for _ in range(n)]
@@ -253,11 +309,15 @@ def py_bench_adjust(nr, nr_rounds, seed):
 
 def per_round(res):
     k = res["nr_rounds"]
-    return {"ns_per_aggregation": (res["merge_ns"] + res["split_ns"]) / k,
-            "merge_ns": res["merge_ns"] / k, "split_ns": res["split_ns"] / k,
-            "nr_after_merge": res["nr_after_merge"] / k,
-            "nr_after_split": res["nr_after_split"] / k,
-            "nr_rounds": k, "clock_overhead_ns": res["clock_overhead_ns"]}
+    return {
+        "ns_per_aggregation": (res["merge_ns"] + res["split_ns"]) / k,
+        "merge_ns": res["merge_ns"] / k,
+        "split_ns": res["split_ns"] / k,
+        "nr_after_merge": res["nr_after_merge"] / k,
+        "nr_after_split": res["nr_after_split"] / k,
+        "nr_rounds": k,
+        "clock_overhead_ns": res["clock_overhead_ns"],
+    }
 
 
 def summarize_adjust(rounds):
@@ -277,14 +337,18 @@ def bench_adjust(repeats, quick):
         for rep in range(repeats):
             runs["damonx"].append(per_round(_bench.bench_adjust(nr, c_rounds, 1000 * rep + 1)))
             runs["python"].append(per_round(py_bench_adjust(nr, py_rounds, 1000 * rep + 1)))
-        res = {"nr_regions": nr, "max_nr_regions": max(2 * nr, 10),
-               "damonx": summarize_adjust(runs["damonx"]),
-               "python": summarize_adjust(runs["python"])}
+        res = {
+            "nr_regions": nr,
+            "max_nr_regions": max(2 * nr, 10),
+            "damonx": summarize_adjust(runs["damonx"]),
+            "python": summarize_adjust(runs["python"]),
+        }
         for who in ("damonx", "python"):
             res[who]["ns_per_region"] = res[who]["ns_per_aggregation"] / nr
         res["speedup"] = res["python"]["ns_per_aggregation"] / res["damonx"]["ns_per_aggregation"]
         results[str(nr)] = res
     return results
+
 
 # ----------------------------------------------------------------- output
 
@@ -301,43 +365,74 @@ def fmt_ns(ns):
 
 def table(rows, header):
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w)
-                       for i, (h, w) in enumerate(zip(header, widths)))]
+    lines = [
+        "  ".join(
+            str(h).ljust(w) if i == 0 else str(h).rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths))
+            )
+        )
     return "\n".join(lines)
 
 
 def report(result):
     m = result["machine"]
-    out = [f"damonx core benchmark: medians of {result['repeats']} runs, thread CPU time"
-           + (" (--quick)" if result["quick"] else ""),
-           f"machine: {m['cpu_model']}, {m['nr_cpus']} CPUs, Linux {m['kernel']}, "
-           f"Python {m['python']}, numpy {m['numpy']}; load average "
-           f"{m['loadavg_at_start'][0]:.2f} at start, {m['loadavg_at_end'][0]:.2f} at end", "",
-           "Monitoring loop, sim backend, default attributes (ns per region per sample)"]
+    out = [
+        f"damonx core benchmark: medians of {result['repeats']} runs, thread CPU time"
+        + (" (--quick)" if result["quick"] else ""),
+        f"machine: {m['cpu_model']}, {m['nr_cpus']} CPUs, Linux {m['kernel']}, "
+        f"Python {m['python']}, numpy {m['numpy']}; load average "
+        f"{m['loadavg_at_start'][0]:.2f} at start, {m['loadavg_at_end'][0]:.2f} at end",
+        "",
+        "Monitoring loop, sim backend, default attributes (ns per region per sample)",
+    ]
     rows = []
     for name, r in result["loop"].items():
-        rows.append([f"{name}: {r['workload']}", f"{r['damonx']['nr_regions_mean']:.0f}",
-                     f"{r['damonx']['ns_per_region_sample']:.1f}",
-                     f"{r['python']['ns_per_region_sample']:.0f}", f"{r['speedup']:.1f}x"])
+        rows.append(
+            [
+                f"{name}: {r['workload']}",
+                f"{r['damonx']['nr_regions_mean']:.0f}",
+                f"{r['damonx']['ns_per_region_sample']:.1f}",
+                f"{r['python']['ns_per_region_sample']:.0f}",
+                f"{r['speedup']:.1f}x",
+            ]
+        )
     out.append(table(rows, ["workload", "regions", "damonx", "python", "speedup"]))
     out += ["", "Regions adjustment per aggregation (merge + split, max_nr_regions = 2 x regions)"]
     rows = []
     for nr, r in result["adjust"].items():
         d, p = r["damonx"], r["python"]
-        rows.append([nr, f"{d['nr_after_merge']:.0f} -> {d['nr_after_split']:.0f}",
-                     fmt_ns(d["ns_per_aggregation"]), f"{d['ns_per_region']:.1f}",
-                     fmt_ns(p["ns_per_aggregation"]), f"{p['ns_per_region']:.0f}",
-                     f"{r['speedup']:.1f}x"])
-    out.append(table(rows, ["regions", "merged -> split", "damonx", "ns/region",
-                            "python", "ns/region", "speedup"]))
+        rows.append(
+            [
+                nr,
+                f"{d['nr_after_merge']:.0f} -> {d['nr_after_split']:.0f}",
+                fmt_ns(d["ns_per_aggregation"]),
+                f"{d['ns_per_region']:.1f}",
+                fmt_ns(p["ns_per_aggregation"]),
+                f"{p['ns_per_region']:.0f}",
+                f"{r['speedup']:.1f}x",
+            ]
+        )
+    out.append(
+        table(
+            rows,
+            ["regions", "merged -> split", "damonx", "ns/region", "python", "ns/region", "speedup"],
+        )
+    )
     chk = result["pyref_check"]
-    out += ["", f"hot range found after {WARMUP_AGGRS} aggregations (precision, recall, "
-            f"worst of the runs): damonx {chk['damonx'][0]:.3f}, {chk['damonx'][1]:.3f}; "
-            f"python {chk['python'][0]:.3f}, {chk['python'][1]:.3f}"]
+    out += [
+        "",
+        f"hot range found after {WARMUP_AGGRS} aggregations (precision, recall, "
+        f"worst of the runs): damonx {chk['damonx'][0]:.3f}, {chk['damonx'][1]:.3f}; "
+        f"python {chk['python'][0]:.3f}, {chk['python'][1]:.3f}",
+    ]
     return "\n".join(out)
 
 
@@ -352,13 +447,17 @@ def main(argv=None):
         ap.error("--repeats must be positive")
 
     t0 = time.monotonic()
-    result = {"benchmark": "damonx core", "quick": args.quick, "repeats": repeats,
-              "clock": "CLOCK_THREAD_CPUTIME_ID", "machine": machine_info()}
+    result = {
+        "benchmark": "damonx core",
+        "quick": args.quick,
+        "repeats": repeats,
+        "clock": "CLOCK_THREAD_CPUTIME_ID",
+        "machine": machine_info(),
+    }
     result["loop"] = bench_loop(repeats, args.quick)
     result["adjust"] = bench_adjust(repeats, args.quick)
     hc = result["loop"]["hot_cold"]
-    check = {who: [hc[who]["precision_min"], hc[who]["recall_min"]]
-             for who in ("damonx", "python")}
+    check = {who: [hc[who]["precision_min"], hc[who]["recall_min"]] for who in ("damonx", "python")}
     check["min_required"] = MIN_PRECISION_RECALL
     check["python_ok"] = min(check["python"]) >= MIN_PRECISION_RECALL
     result["pyref_check"] = check

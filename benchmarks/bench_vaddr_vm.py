@@ -35,8 +35,11 @@ WORKLOAD = os.path.join(ROOT, "tests", "vm", "workload.py")
 
 
 def start_workload(size_mib, hot_mib):
-    proc = subprocess.Popen([sys.executable, WORKLOAD, "--size-mib", str(size_mib),
-                             "--hot-mib", str(hot_mib)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, WORKLOAD, "--size-mib", str(size_mib), "--hot-mib", str(hot_mib)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline().split()
     if not line or line[0] != "READY":
         raise SystemExit(f"workload did not start: {line}")
@@ -51,7 +54,7 @@ CALLS = ("nr_pagemap_reads", "nr_kpageflags_reads", "nr_bitmap_writes", "nr_bitm
 def run_damonx(ops, pid, rng, attrs, seconds):
     targets = {pid: [rng]} if ops == "fvaddr" else [pid]
     with damonx.Monitor(ops, targets, attrs) as mon:
-        mon.take(5)                                 # let the regions settle
+        mon.take(5)  # let the regions settle
         before, calls0 = mon.stats(), mon.access_check_stats()
         cpu0, t0 = time.thread_time(), time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -62,28 +65,43 @@ def run_damonx(ops, pid, rng, attrs, seconds):
     checks = after["nr_region_checks"] - before["nr_region_checks"]
     samples = after["nr_samples"] - before["nr_samples"]
     calls = {k: (calls1[k] - calls0[k]) / checks for k in CALLS}
-    return {"cpu_s": cpu, "checks": checks, "samples": samples,
-            "regions": checks / samples, "us_per_check": cpu / checks * 1e6,
-            "calls_per_check": sum(calls.values()), "calls": calls,
-            "last_regions": [(int(s), int(e)) for s, e in zip(regs["start"], regs["end"])]}
+    return {
+        "cpu_s": cpu,
+        "checks": checks,
+        "samples": samples,
+        "regions": checks / samples,
+        "us_per_check": cpu / checks * 1e6,
+        "calls_per_check": sum(calls.values()),
+        "calls": calls,
+        "last_regions": [(int(s), int(e)) for s, e in zip(regs["start"], regs["end"])],
+    }
 
 
 def run_floor(pid, regions, nr_samples, attrs):
     res = _bench.bench_floor(pid, regions, nr_samples, attrs.sample_us)
-    return {"cpu_s": res["cpu_ns"] / 1e9, "checks": res["nr_checks"],
-            "us_per_check": res["cpu_ns"] / 1e3 / res["nr_checks"],
-            "regions": len(regions), "absent": res["nr_absent"]}
+    return {
+        "cpu_s": res["cpu_ns"] / 1e9,
+        "checks": res["nr_checks"],
+        "us_per_check": res["cpu_ns"] / 1e3 / res["nr_checks"],
+        "regions": len(regions),
+        "absent": res["nr_absent"],
+    }
 
 
 def run_kernel(ops, pid, rng, attrs, seconds):
     kd = KernelDamon()
-    kw = dict(sample_us=attrs.sample_us, aggr_us=attrs.aggr_us, update_us=attrs.ops_update_us,
-              min_nr_regions=attrs.min_nr_regions, max_nr_regions=attrs.max_nr_regions)
+    kw = dict(
+        sample_us=attrs.sample_us,
+        aggr_us=attrs.aggr_us,
+        update_us=attrs.ops_update_us,
+        min_nr_regions=attrs.min_nr_regions,
+        max_nr_regions=attrs.max_nr_regions,
+    )
     if ops == "fvaddr":
         kw["regions"] = [[rng]]
     kd.start([pid], ops=ops, **kw)
     try:
-        time.sleep(0.5)                             # let the regions settle
+        time.sleep(0.5)  # let the regions settle
         counts = []
         cpu0, t0 = kd.cpu_seconds(), time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -95,8 +113,12 @@ def run_kernel(ops, pid, rng, attrs, seconds):
         kd.stop()
     samples = elapsed * 1e6 / attrs.sample_us
     regions = statistics.mean(counts)
-    return {"cpu_s": cpu, "samples": round(samples), "regions": regions,
-            "us_per_check": cpu / (samples * regions) * 1e6}
+    return {
+        "cpu_s": cpu,
+        "samples": round(samples),
+        "regions": regions,
+        "us_per_check": cpu / (samples * regions) * 1e6,
+    }
 
 
 def main():
@@ -111,18 +133,29 @@ def main():
         raise SystemExit("needs idle page tracking: run inside tools/vmtest/run")
     attrs = damonx.Attrs()
     proc, rng, hot = start_workload(args.size_mib, args.hot_mib)
-    runs = {k: [] for k in ("damonx_fvaddr", "floor_fvaddr", "kernel_fvaddr",
-                            "damonx_vaddr", "floor_vaddr", "kernel_vaddr")}
+    runs = {
+        k: []
+        for k in (
+            "damonx_fvaddr",
+            "floor_fvaddr",
+            "kernel_fvaddr",
+            "damonx_vaddr",
+            "floor_vaddr",
+            "kernel_vaddr",
+        )
+    }
     try:
         for _ in range(args.repeats):
             d = run_damonx("fvaddr", proc.pid, rng, attrs, args.seconds)
             runs["damonx_fvaddr"].append(d)
             runs["floor_fvaddr"].append(
-                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
+                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs)
+            )
             runs["kernel_fvaddr"].append(run_kernel("fvaddr", proc.pid, rng, attrs, args.seconds))
             d = run_damonx("vaddr", proc.pid, rng, attrs, args.seconds)
             runs["floor_vaddr"].append(
-                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs))
+                run_floor(proc.pid, d.pop("last_regions"), d["samples"], attrs)
+            )
             runs["damonx_vaddr"].append(d)
             runs["kernel_vaddr"].append(run_kernel("vaddr", proc.pid, rng, attrs, args.seconds))
     finally:
@@ -131,21 +164,35 @@ def main():
     med = {k: statistics.median(r["us_per_check"] for r in v) for k, v in runs.items()}
     regions = {k: statistics.median(r["regions"] for r in v) for k, v in runs.items()}
     ratio = {k: v / med["floor_" + k.split("_")[1]] for k, v in med.items()}
-    calls = {k: statistics.median(r["calls_per_check"] for r in v)
-             for k, v in runs.items() if k.startswith("damonx")}
-    print(f"workload: {args.size_mib} MiB, {args.hot_mib} MiB hot; {args.repeats} runs of "
-          f"{args.seconds:g} s; medians; VM under emulation: compare ratios")
-    print(f"{'what':<16} {'regions':>8} {'us/region/sample':>17} {'vs floor':>9} "
-          f"{'calls/check':>12}")
+    calls = {
+        k: statistics.median(r["calls_per_check"] for r in v)
+        for k, v in runs.items()
+        if k.startswith("damonx")
+    }
+    print(
+        f"workload: {args.size_mib} MiB, {args.hot_mib} MiB hot; {args.repeats} runs of "
+        f"{args.seconds:g} s; medians; VM under emulation: compare ratios"
+    )
+    print(
+        f"{'what':<16} {'regions':>8} {'us/region/sample':>17} {'vs floor':>9} {'calls/check':>12}"
+    )
     for k in runs:
         c = f"{calls[k]:12.2f}" if k in calls else ""
         print(f"{k:<16} {regions[k]:8.1f} {med[k]:17.3f} {ratio[k]:8.2f}x {c}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"median_us_per_check": med, "regions": regions, "runs": runs,
-                       "median_calls_per_check": calls,
-                       "ratio_to_floor": ratio,
-                       "kernel": os.uname().release}, f, indent=2)
+            json.dump(
+                {
+                    "median_us_per_check": med,
+                    "regions": regions,
+                    "runs": runs,
+                    "median_calls_per_check": calls,
+                    "ratio_to_floor": ratio,
+                    "kernel": os.uname().release,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,15 @@ def align_up(x, a):
 
 
 class Region:
-    __slots__ = ("start", "end", "sampling_addr", "nr_accesses", "nr_accesses_bp",
-                 "last_nr_accesses", "age")
+    __slots__ = (
+        "start",
+        "end",
+        "sampling_addr",
+        "nr_accesses",
+        "nr_accesses_bp",
+        "last_nr_accesses",
+        "age",
+    )
 
     def __init__(self, start, end):
         self.start = start
@@ -74,8 +81,11 @@ def merge_regions_of(regions, threshold, sz_limit, count_age):
                 r.age += 1
         if kept:
             prev = kept[-1]
-            if (prev.end == r.start and abs(prev.nr_accesses - r.nr_accesses) <= threshold
-                    and (prev.end - prev.start) + (r.end - r.start) <= sz_limit):
+            if (
+                prev.end == r.start
+                and abs(prev.nr_accesses - r.nr_accesses) <= threshold
+                and (prev.end - prev.start) + (r.end - r.start) <= sz_limit
+            ):
                 merge_into(prev, r)
                 continue
         kept.append(r)
@@ -137,8 +147,9 @@ class Adjuster:
         self.last_nr_regions = 0
 
     def merge(self, regions, threshold, sz_limit):
-        return merge_regions(regions, threshold, sz_limit, self.attrs.max_nr_regions,
-                             self.max_thres)
+        return merge_regions(
+            regions, threshold, sz_limit, self.attrs.max_nr_regions, self.max_thres
+        )
 
     def split(self, regions, rng):
         nr = len(regions)
@@ -179,7 +190,7 @@ class PyMonitor:
         self.next_update_sample = self.update_samples
         self.max_nr_accesses = 0
         self.sz_limit = self._sz_limit()
-        self.snapshot = []      # [(start, end, nr_accesses, age)] of the last aggregation
+        self.snapshot = []  # [(start, end, nr_accesses, age)] of the last aggregation
         self.snap_end_us = 0
         self.nr_samples = 0
         self.nr_region_checks = 0
@@ -195,8 +206,9 @@ class PyMonitor:
         if nr_pieces <= 1:
             return [Region(start, end)]
         sz_piece = align_down((end - start) // nr_pieces, min_sz)
-        regions = [Region(start + i * sz_piece, start + (i + 1) * sz_piece)
-                   for i in range(nr_pieces)]
+        regions = [
+            Region(start + i * sz_piece, start + (i + 1) * sz_piece) for i in range(nr_pieces)
+        ]
         regions[-1].end = end
         return regions
 
@@ -232,8 +244,11 @@ class PyMonitor:
             if i >= 0:
                 start, end, threshold = ranges[i]
                 accessed = page < end and getrandbits(32) < threshold
-            r.nr_accesses_bp = (r.nr_accesses_bp - r.last_nr_accesses * 10000 // len_window
-                                + (10000 if accessed else 0)) & U32
+            r.nr_accesses_bp = (
+                r.nr_accesses_bp
+                - r.last_nr_accesses * 10000 // len_window
+                + (10000 if accessed else 0)
+            ) & U32
             if accessed:
                 r.nr_accesses += 1
             if r.nr_accesses > max_nr:
@@ -241,8 +256,7 @@ class PyMonitor:
         return max_nr
 
     def _aggregate(self):
-        self.regions = self.adjuster.merge(self.regions, self.max_nr_accesses // 10,
-                                           self.sz_limit)
+        self.regions = self.adjuster.merge(self.regions, self.max_nr_accesses // 10, self.sz_limit)
         self.snapshot = [(r.start, r.end, r.nr_accesses, r.age) for r in self.regions]
         self.snap_end_us = self.passed_samples * self.attrs.sample_us
         for r in self.regions:
@@ -275,8 +289,11 @@ class PyMonitor:
         return nr_aggregations
 
     def stats(self):
-        return dict(nr_samples=self.nr_samples, nr_region_checks=self.nr_region_checks,
-                    nr_aggregations=self.nr_aggregations)
+        return dict(
+            nr_samples=self.nr_samples,
+            nr_region_checks=self.nr_region_checks,
+            nr_aggregations=self.nr_aggregations,
+        )
 
     def snapshot_array(self):
         """The last aggregation's regions as a numpy array of REGION_DTYPE."""

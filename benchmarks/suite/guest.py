@@ -38,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from suite import metrics  # noqa: E402
+from suite import metrics
 
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -51,7 +51,7 @@ def log(msg):
 def proc_cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -66,7 +66,7 @@ def descendants(pid):
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(name))
     out, todo = [], [pid]
     while todo:
@@ -83,9 +83,12 @@ class Server:
 
     def __init__(self):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "suite.server"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            [sys.executable, "-m", "suite.server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         self.pid = self.proc.pid
 
     def call(self, cmd):
@@ -135,10 +138,15 @@ class KernelMonitor:
 
         self.pid = pid
         self.kd = KernelDamon()
-        self.kd.start([pid], ops="vaddr", sample_us=attrs["sample_us"],
-                      aggr_us=attrs["aggr_us"], update_us=attrs["ops_update_us"],
-                      min_nr_regions=attrs["min_nr_regions"],
-                      max_nr_regions=attrs["max_nr_regions"])
+        self.kd.start(
+            [pid],
+            ops="vaddr",
+            sample_us=attrs["sample_us"],
+            aggr_us=attrs["aggr_us"],
+            update_us=attrs["ops_update_us"],
+            min_nr_regions=attrs["min_nr_regions"],
+            max_nr_regions=attrs["max_nr_regions"],
+        )
         self.probes = probes
         self.samples, self.nr_regions = [], []
         self.last_cpu = None
@@ -156,7 +164,7 @@ class KernelMonitor:
                     cpu = self.kd.cpu_seconds()
                 except Exception:
                     if self._target_gone():
-                        return          # the target exited: the kdamond stops
+                        return  # the target exited: the kdamond stops
                     raise
                 self.samples.append((t, metrics.found_per_probe(regions, self.probes)))
                 self.nr_regions.append(len(regions))
@@ -187,10 +195,15 @@ class KernelMonitor:
 
 
 def attrs_for(config):
-    attrs = {"sample_us": 5000, "aggr_us": 100_000, "ops_update_us": 1_000_000,
-             "min_nr_regions": 10, "max_nr_regions": 1000}
+    attrs = {
+        "sample_us": 5000,
+        "aggr_us": 100_000,
+        "ops_update_us": 1_000_000,
+        "min_nr_regions": 10,
+        "max_nr_regions": 1000,
+    }
     if config.startswith("damonx-r"):
-        attrs["max_nr_regions"] = int(config[len("damonx-r"):])
+        attrs["max_nr_regions"] = int(config[len("damonx-r") :])
     return attrs
 
 
@@ -207,9 +220,12 @@ class CWorkload:
     """A workload of benchmarks/workloads (see wl_common.c)."""
 
     def __init__(self, binary, size_mib, args):
-        self.proc = subprocess.Popen([binary, "--size-mib", str(size_mib), "--touches-m", "1"]
-                                     + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [binary, "--size-mib", str(size_mib), "--touches-m", "1"] + args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "READY":
             raise RuntimeError(f"{binary} did not start: {line}")
@@ -253,9 +269,24 @@ class RedisWorkload:
         self.dir = tempfile.mkdtemp(prefix="damonx-bench-redis-")
         self.sock = os.path.join(self.dir, "redis.sock")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.sock, "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--loglevel", "warning"],
-            executable=exe, stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                "0",
+                "--unixsocket",
+                self.sock,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--loglevel",
+                "warning",
+            ],
+            executable=exe,
+            stdout=subprocess.DEVNULL,
+        )
         self.pid = self.proc.pid
         deadline = time.monotonic() + 60
         while self.cli("PING", check=False) != "PONG":
@@ -264,24 +295,49 @@ class RedisWorkload:
             time.sleep(0.1)
         self.nr_keys = size_mib * MIB // 4096
         self.hot_keys = max(1, self.nr_keys // hot_fraction)
-        fill = ("local v = string.rep('x', ARGV[3]) for i = ARGV[1], ARGV[2] - 1 do "
-                "redis.call('SET', string.format('key:%012d', i), v) end")
+        fill = (
+            "local v = string.rep('x', ARGV[3]) for i = ARGV[1], ARGV[2] - 1 do "
+            "redis.call('SET', string.format('key:%012d', i), v) end"
+        )
         for lo in range(0, self.nr_keys, 65536):
-            self.cli("EVAL", fill, "0", str(lo), str(min(lo + 65536, self.nr_keys)),
-                     str(self.VALUE_BYTES))
+            self.cli(
+                "EVAL",
+                fill,
+                "0",
+                str(lo),
+                str(min(lo + 65536, self.nr_keys)),
+                str(self.VALUE_BYTES),
+            )
         if int(self.cli("DBSIZE")) != self.nr_keys:
             raise RuntimeError("redis-server did not take every key")
 
     def cli(self, *args, check=True):
-        out = subprocess.run(["redis-cli", "-s", self.sock, *args], capture_output=True,
-                             text=True, check=check)
+        out = subprocess.run(
+            ["redis-cli", "-s", self.sock, *args], capture_output=True, text=True, check=check
+        )
         return out.stdout.strip()
 
     def go(self, requests):
         t0 = time.monotonic_ns()
-        subprocess.run(["redis-benchmark", "-s", self.sock, "-q", "-c", "4", "-n",
-                        str(requests), "-r", str(self.hot_keys), "GET", "key:__rand_int__"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "redis-benchmark",
+                "-s",
+                self.sock,
+                "-q",
+                "-c",
+                "4",
+                "-n",
+                str(requests),
+                "-r",
+                str(self.hot_keys),
+                "GET",
+                "key:__rand_int__",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         t1 = time.monotonic_ns()
         return t0, t1, (t1 - t0) / 1e9
 
@@ -300,25 +356,39 @@ def run_served(plan, server, wl_name, size_mib, configs, repeats):
         args = ["--hot-mib", str(hot // MIB), "--period-ms", str(int(period_s * 1000))]
     t = time.monotonic()
     if wl_name == "redis":
-        wl, unit, cal = RedisWorkload(size_mib, plan["hot_fraction"]), "requests", \
-            plan["redis_calibration_requests"]
+        wl, unit, cal = (
+            RedisWorkload(size_mib, plan["hot_fraction"]),
+            "requests",
+            plan["redis_calibration_requests"],
+        )
     else:
-        wl, unit, cal = CWorkload(os.path.join(plan["bin_dir"], wl_name), size_mib, args), \
-            "touches", plan["calibration_touches"]
+        wl, unit, cal = (
+            CWorkload(os.path.join(plan["bin_dir"], wl_name), size_mib, args),
+            "touches",
+            plan["calibration_touches"],
+        )
     fault_in = time.monotonic() - t
     runs = []
     try:
-        probe_ranges = None if wl_name == "redis" else \
-            metrics.probes(wl_name, wl.start, wl.end, hot)
+        probe_ranges = (
+            None if wl_name == "redis" else metrics.probes(wl_name, wl.start, wl.end, hot)
+        )
         _, _, rt = wl.go(cal)
         amount = max(cal, int(cal * plan["run_seconds"] / max(rt, 1e-3)))
-        log(f"{wl_name} {size_mib} MiB: set up in {fault_in:.1f} s; "
-            f"{cal} {unit} in {rt:.2f} s; runs of {amount} {unit}")
+        log(
+            f"{wl_name} {size_mib} MiB: set up in {fault_in:.1f} s; "
+            f"{cal} {unit} in {rt:.2f} s; runs of {amount} {unit}"
+        )
         for rep in range(repeats):
-            order = configs[rep % len(configs):] + configs[:rep % len(configs)]
+            order = configs[rep % len(configs) :] + configs[: rep % len(configs)]
             for cfg in order:
-                run = {"workload": wl_name, "size_mib": size_mib, "config": cfg,
-                       "rep": rep, unit: amount}
+                run = {
+                    "workload": wl_name,
+                    "size_mib": size_mib,
+                    "config": cfg,
+                    "rep": rep,
+                    unit: amount,
+                }
                 mon = None
                 if cfg != "baseline":
                     mon = start_monitor(server, cfg, wl.pid, probe_ranges or [])
@@ -333,22 +403,31 @@ def run_served(plan, server, wl_name, size_mib, configs, repeats):
                     run["cpu_pct"] = 100.0 * (c1 - c0) / (w1 - w0)
                     finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1)
                 runs.append(run)
-                log(f"  {cfg:<14} rep {rep}: {rt:6.2f} s"
+                log(
+                    f"  {cfg:<14} rep {rep}: {rt:6.2f} s"
                     + (f", monitor CPU {run['cpu_pct']:5.1f}%" if mon else "")
-                    + (f", P/R {run['accuracy']['precision']:.2f}/"
-                       f"{run['accuracy']['recall']:.2f}"
-                       if run.get("accuracy", {}).get("precision") is not None else ""))
+                    + (
+                        f", P/R {run['accuracy']['precision']:.2f}/{run['accuracy']['recall']:.2f}"
+                        if run.get("accuracy", {}).get("precision") is not None
+                        else ""
+                    )
+                )
     finally:
         wl.close()
-    return runs, {"workload": wl_name, "size_mib": size_mib, "fault_in_s": fault_in,
-                  unit: amount, "hot_bytes": hot, "period_s": period_s}
+    return runs, {
+        "workload": wl_name,
+        "size_mib": size_mib,
+        "fault_in_s": fault_in,
+        unit: amount,
+        "hot_bytes": hot,
+        "period_s": period_s,
+    }
 
 
 def finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1):
     if res.get("nr_regions"):
         run["nr_regions"] = metrics.median(res["nr_regions"])
-    for key in ("interval_s", "nr_intervals", "io", "stats", "access_checks",
-                "nr_present_pages"):
+    for key in ("interval_s", "nr_intervals", "io", "stats", "access_checks", "nr_present_pages"):
         if key in res:
             run[key] = res[key]
     if probe_ranges is None:
@@ -356,14 +435,24 @@ def finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1):
     samples = [((t - t0) / 1e9, found) for t, found in res["samples"] if t <= t1]
     scored = metrics.score_series(wl_name, samples, probe_ranges, period_s)
     run["accuracy"] = metrics.summarize_scores(scored, period_s)
-    run["series"] = [[round(s["t"], 3), round(s["precision"], 4), round(s["recall"], 4),
-                      round(s["wss_err"], 4)] for s in scored]
+    run["series"] = [
+        [round(s["t"], 3), round(s["precision"], 4), round(s["recall"], 4), round(s["wss_err"], 4)]
+        for s in scored
+    ]
 
 
 # ----------------------------------------------------------------- stress-ng
 def stress_cmd(plan, size_mib, ops=None, timeout=None):
-    cmd = ["stress-ng", "--vm", "1", "--vm-bytes", f"{size_mib}M",
-           "--vm-method", plan["stress_method"], "--metrics-brief"]
+    cmd = [
+        "stress-ng",
+        "--vm",
+        "1",
+        "--vm-bytes",
+        f"{size_mib}M",
+        "--vm-method",
+        plan["stress_method"],
+        "--metrics-brief",
+    ]
     if ops:
         cmd += ["--vm-ops", str(ops)]
     if timeout:
@@ -397,20 +486,33 @@ def stress_worker(parent, deadline_s=20):
 
 
 def run_stress(plan, server, size_mib, configs, repeats):
-    out = subprocess.run(stress_cmd(plan, size_mib, timeout=plan["stress_cal_s"]),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        stress_cmd(plan, size_mib, timeout=plan["stress_cal_s"]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     ops, secs = parse_stress(out.stdout + out.stderr)
     nops = max(1, int(ops / secs * plan["run_seconds"]))
     log(f"stress-ng {size_mib} MiB: {ops} ops in {secs} s; runs of {nops} ops")
     runs = []
     for rep in range(repeats):
-        order = configs[rep % len(configs):] + configs[:rep % len(configs)]
+        order = configs[rep % len(configs) :] + configs[: rep % len(configs)]
         for cfg in order:
-            run = {"workload": "stress-ng", "size_mib": size_mib, "config": cfg, "rep": rep,
-                   "ops": nops}
+            run = {
+                "workload": "stress-ng",
+                "size_mib": size_mib,
+                "config": cfg,
+                "rep": rep,
+                "ops": nops,
+            }
             t_start = time.monotonic()
-            proc = subprocess.Popen(stress_cmd(plan, size_mib, ops=nops),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                stress_cmd(plan, size_mib, ops=nops),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             mon = None
             if cfg != "baseline":
                 worker = stress_worker(proc.pid)
@@ -432,18 +534,28 @@ def run_stress(plan, server, size_mib, configs, repeats):
                 run["cpu_pct"] = 100.0 * (c1 - c0) / max(w1 - w0, 1e-9)
                 finish_run(run, res, "stress-ng", None, None, 0, 0)
             runs.append(run)
-            log(f"  {cfg:<14} rep {rep}: {run['runtime_s']:6.2f} s"
-                + (f", monitor CPU {run['cpu_pct']:5.1f}%" if mon else ""))
-    return runs, {"workload": "stress-ng", "size_mib": size_mib, "ops": nops,
-                  "method": plan["stress_method"]}
+            log(
+                f"  {cfg:<14} rep {rep}: {run['runtime_s']:6.2f} s"
+                + (f", monitor CPU {run['cpu_pct']:5.1f}%" if mon else "")
+            )
+    return runs, {
+        "workload": "stress-ng",
+        "size_mib": size_mib,
+        "ops": nops,
+        "method": plan["stress_method"],
+    }
 
 
 # --------------------------------------------------------------------- main
 def machine():
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    return {"kernel": platform.release(), "cpu": metrics.cpu_model(), "nr_cpus": os.cpu_count(),
-            "mem_gib": round(mem_kb / (1 << 20), 1)}
+    return {
+        "kernel": platform.release(),
+        "cpu": metrics.cpu_model(),
+        "nr_cpus": os.cpu_count(),
+        "mem_gib": round(mem_kb / (1 << 20), 1),
+    }
 
 
 def main():
@@ -452,8 +564,7 @@ def main():
         plan = json.load(f)
     if not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0:
         raise SystemExit("needs idle page tracking and root: run inside tools/vmtest/run")
-    result = {"machine": machine(), "plan": plan, "runs": [], "workloads": [],
-              "complete": False}
+    result = {"machine": machine(), "plan": plan, "runs": [], "workloads": [], "complete": False}
 
     def save():
         tmp = out_path + ".tmp"
@@ -464,11 +575,14 @@ def main():
     server = Server()
     server.warm_up()
     try:
-        jobs = [(wl, size, plan["configs"]) for wl in plan["workloads"]
-                for size in plan["sizes_mib"]]
-        jobs += [(plan["scale_workload"], size, plan["scale_configs"])
-                 for size in plan["scale_sizes_mib"] if size not in plan["sizes_mib"]
-                 or plan["scale_workload"] not in plan["workloads"]]
+        jobs = [
+            (wl, size, plan["configs"]) for wl in plan["workloads"] for size in plan["sizes_mib"]
+        ]
+        jobs += [
+            (plan["scale_workload"], size, plan["scale_configs"])
+            for size in plan["scale_sizes_mib"]
+            if size not in plan["sizes_mib"] or plan["scale_workload"] not in plan["workloads"]
+        ]
         result["errors"] = []
         for wl, size, configs in jobs:
             try:
@@ -478,8 +592,9 @@ def main():
                     runs, info = run_served(plan, server, wl, size, configs, plan["repeats"])
             except Exception as err:  # recorded; the other workloads still run
                 log(f"{wl} {size} MiB failed: {type(err).__name__}: {err}")
-                result["errors"].append({"workload": wl, "size_mib": size,
-                                         "error": f"{type(err).__name__}: {err}"})
+                result["errors"].append(
+                    {"workload": wl, "size_mib": size, "error": f"{type(err).__name__}: {err}"}
+                )
                 if server.proc.poll() is not None:
                     server = Server()
                     server.warm_up()

@@ -33,22 +33,46 @@ WORKLOADS_C = ("seq", "rand", "hotcold")
 ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
 
 PLANS = {
-    "quick": {"workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"], "sizes_mib": [256, 1024],
-              "configs": ALL_CONFIGS, "repeats": 2, "run_seconds": 5,
-              "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048],
-              "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
-              "period_s": 3, "hot_fraction": 8, "calibration_touches": 3_000_000,
-              "stress_method": "write64", "stress_cal_s": 2,
-              "redis_calibration_requests": 20_000, "vm_mem": "4G",
-              "sim_sizes_mib": [256, 1024, 8192], "sim_seconds": 30, "sim_period_s": 5},
-    "full": {"workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"], "sizes_mib": [256, 2048],
-             "configs": ALL_CONFIGS, "repeats": 3, "run_seconds": 10,
-             "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024, 2048, 4096, 8192],
-             "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
-             "period_s": 5, "hot_fraction": 8, "calibration_touches": 5_000_000,
-             "stress_method": "write64", "stress_cal_s": 3,
-             "redis_calibration_requests": 30_000, "vm_mem": "12G",
-             "sim_sizes_mib": [256, 1024, 8192, 65536], "sim_seconds": 60, "sim_period_s": 10},
+    "quick": {
+        "workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"],
+        "sizes_mib": [256, 1024],
+        "configs": ALL_CONFIGS,
+        "repeats": 2,
+        "run_seconds": 5,
+        "scale_workload": "hotcold",
+        "scale_sizes_mib": [256, 1024, 2048],
+        "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
+        "period_s": 3,
+        "hot_fraction": 8,
+        "calibration_touches": 3_000_000,
+        "stress_method": "write64",
+        "stress_cal_s": 2,
+        "redis_calibration_requests": 20_000,
+        "vm_mem": "4G",
+        "sim_sizes_mib": [256, 1024, 8192],
+        "sim_seconds": 30,
+        "sim_period_s": 5,
+    },
+    "full": {
+        "workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"],
+        "sizes_mib": [256, 2048],
+        "configs": ALL_CONFIGS,
+        "repeats": 3,
+        "run_seconds": 10,
+        "scale_workload": "hotcold",
+        "scale_sizes_mib": [256, 1024, 2048, 4096, 8192],
+        "scale_configs": ["baseline", "damonx", "kernel", "fullscan"],
+        "period_s": 5,
+        "hot_fraction": 8,
+        "calibration_touches": 5_000_000,
+        "stress_method": "write64",
+        "stress_cal_s": 3,
+        "redis_calibration_requests": 30_000,
+        "vm_mem": "12G",
+        "sim_sizes_mib": [256, 1024, 8192, 65536],
+        "sim_seconds": 60,
+        "sim_period_s": 10,
+    },
 }
 
 
@@ -70,27 +94,44 @@ def setup(workloads):
         if os.geteuid() != 0:
             raise SystemExit(f"{program} is missing: apt-get install {package} (as root)")
         log(f"installing {package}")
-        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", package], check=True, stdout=subprocess.DEVNULL
+        )
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SystemExit("matplotlib is needed for the plots: .venv/bin/pip install matplotlib")
+        raise SystemExit(
+            "matplotlib is needed for the plots: .venv/bin/pip install matplotlib"
+        ) from None
 
 
 def build_workloads(build_dir):
     os.makedirs(build_dir, exist_ok=True)
     src = os.path.join(BENCH, "workloads")
     for name in WORKLOADS_C:
-        subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-                        os.path.join(build_dir, name), os.path.join(src, name + ".c")],
-                       check=True)
+        subprocess.run(
+            [
+                "gcc",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-o",
+                os.path.join(build_dir, name),
+                os.path.join(src, name + ".c"),
+            ],
+            check=True,
+        )
     return build_dir
 
 
 def host_info():
-    return {"cpu": metrics.cpu_model(), "nr_cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version()}
+    return {
+        "cpu": metrics.cpu_model(),
+        "nr_cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
 
 
 def vm_accel():
@@ -115,11 +156,22 @@ def run_vm(plan, raw_dir):
         json.dump(plan, f, indent=1)
     if os.path.exists(out_path):
         os.remove(out_path)
-    env = dict(os.environ, DAMONX_VM_MEM=plan["vm_mem"], DAMONX_VM_RWDIRS=raw_dir,
-               DAMONX_VM_TIMEOUT=str(plan.get("vm_timeout", 14400)))
+    env = dict(
+        os.environ,
+        DAMONX_VM_MEM=plan["vm_mem"],
+        DAMONX_VM_RWDIRS=raw_dir,
+        DAMONX_VM_TIMEOUT=str(plan.get("vm_timeout", 14400)),
+    )
     python = os.path.join(ROOT, ".venv", "bin", "python")
-    cmd = [os.path.join(ROOT, "tools", "vmtest", "run"), "--", python, "-m", "suite.guest",
-           plan_path, out_path]
+    cmd = [
+        os.path.join(ROOT, "tools", "vmtest", "run"),
+        "--",
+        python,
+        "-m",
+        "suite.guest",
+        plan_path,
+        out_path,
+    ]
     rc = subprocess.run(cmd, cwd=BENCH, env=env).returncode
     if not os.path.exists(out_path):
         raise SystemExit(f"the VM run wrote no results (exit status {rc})")
@@ -133,21 +185,38 @@ def run_vm(plan, raw_dir):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="benchmarks/run", description="damonx benchmark suite")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="minutes (the default)")
-    mode.add_argument("--full", action="store_const", dest="mode", const="full",
-                      help="longer runs, more repeats, sizes up to 8 GiB")
-    ap.add_argument("--out", default=os.path.join(BENCH, "results"),
-                    help="output directory (default benchmarks/results)")
-    ap.add_argument("--workloads", metavar="NAME,...",
-                    help="only these VM workloads (default: all of "
-                         f"{','.join(PLANS['full']['workloads'])})")
+    mode.add_argument(
+        "--quick", action="store_const", dest="mode", const="quick", help="minutes (the default)"
+    )
+    mode.add_argument(
+        "--full",
+        action="store_const",
+        dest="mode",
+        const="full",
+        help="longer runs, more repeats, sizes up to 8 GiB",
+    )
+    ap.add_argument(
+        "--out",
+        default=os.path.join(BENCH, "results"),
+        help="output directory (default benchmarks/results)",
+    )
+    ap.add_argument(
+        "--workloads",
+        metavar="NAME,...",
+        help=f"only these VM workloads (default: all of {','.join(PLANS['full']['workloads'])})",
+    )
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
-    ap.add_argument("--report-only", action="store_true",
-                    help="only redo the table, plots and README section from DIR/results.json")
-    ap.add_argument("--no-readme", action="store_true",
-                    help="do not rewrite the results section of benchmarks/README.md")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only redo the table, plots and README section from DIR/results.json",
+    )
+    ap.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="do not rewrite the results section of benchmarks/README.md",
+    )
     args = ap.parse_args(argv)
     args.mode = args.mode or "quick"
     plan = dict(PLANS[args.mode])
@@ -155,8 +224,10 @@ def main(argv=None):
         chosen = args.workloads.split(",")
         unknown = sorted(set(chosen) - set(plan["workloads"]))
         if unknown:
-            ap.error(f"unknown workload(s) {', '.join(unknown)}: "
-                     f"choose from {','.join(plan['workloads'])}")
+            ap.error(
+                f"unknown workload(s) {', '.join(unknown)}: "
+                f"choose from {','.join(plan['workloads'])}"
+            )
         plan["workloads"] = [w for w in plan["workloads"] if w in chosen]
         if plan["scale_workload"] not in chosen:
             plan["scale_sizes_mib"] = []
@@ -172,19 +243,28 @@ def main(argv=None):
 
     setup(plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
-    bench_ext.build()       # on the host: the VM sees the checkout read-only
-    res = {"meta": {"mode": args.mode, "host": host_info(), "vm_accel": vm_accel(),
-                    "date": datetime.date.today().isoformat()}}
+    bench_ext.build()  # on the host: the VM sees the checkout read-only
+    res = {
+        "meta": {
+            "mode": args.mode,
+            "host": host_info(),
+            "vm_accel": vm_accel(),
+            "date": datetime.date.today().isoformat(),
+        }
+    }
     if not args.skip_core:
         log("core microbenchmarks (bench_core.py --quick)")
         core_json = os.path.join(raw, "core.json")
-        subprocess.run([sys.executable, os.path.join(BENCH, "bench_core.py"), "--quick",
-                        "--json", core_json], check=True)
+        subprocess.run(
+            [sys.executable, os.path.join(BENCH, "bench_core.py"), "--quick", "--json", core_json],
+            check=True,
+        )
         with open(core_json) as f:
             res["core"] = json.load(f)
     log("accuracy on simulated workloads")
-    res["sim"] = simacc.run(plan["sim_sizes_mib"], plan["sim_period_s"], plan["sim_seconds"],
-                            log=log)
+    res["sim"] = simacc.run(
+        plan["sim_sizes_mib"], plan["sim_period_s"], plan["sim_seconds"], log=log
+    )
     if not args.skip_vm:
         log(f"VM runs ({plan['vm_mem']} guest memory)")
         vm = run_vm(plan, raw)
@@ -206,8 +286,9 @@ def write_reports(res, out, args):
     files = report.plots(res, out)
     if not args.no_readme and out == os.path.join(BENCH, "results"):
         plots_md = "\n".join(f"![{n}](results/{n})" for n in files)
-        report.update_readme(os.path.join(BENCH, "README.md"),
-                             text + ("\n" + plots_md + "\n" if plots_md else ""))
+        report.update_readme(
+            os.path.join(BENCH, "README.md"), text + ("\n" + plots_md + "\n" if plots_md else "")
+        )
     print(text)
 
 

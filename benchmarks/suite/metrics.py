@@ -70,8 +70,15 @@ def score_series(workload, samples, probe_ranges, period_s=None):
             continue
         hot = hot_probe(workload, t, len(probe_ranges), period_s)
         p, r, w = score(found, probe_ranges, hot)
-        out.append({"t": t, "since": since_change(workload, t, period_s),
-                    "precision": p, "recall": r, "wss_err": w})
+        out.append(
+            {
+                "t": t,
+                "since": since_change(workload, t, period_s),
+                "precision": p,
+                "recall": r,
+                "wss_err": w,
+            }
+        )
     return out
 
 
@@ -97,8 +104,10 @@ def summarize_scores(scored, period_s=None):
                 # the first sample past the checkpoint, if still in the same epoch
                 firsts[epoch] = s
         if firsts:
-            cps[str(cp)] = {k: statistics.fmean(s[k] for s in firsts.values())
-                            for k in ("precision", "recall", "wss_err")}
+            cps[str(cp)] = {
+                k: statistics.fmean(s[k] for s in firsts.values())
+                for k in ("precision", "recall", "wss_err")
+            }
     res["checkpoints"] = cps
     return res
 
@@ -110,13 +119,16 @@ def found_per_probe(regions, probe_ranges, min_nr_accesses=1):
     those fields."""
     try:
         import numpy as np
+
         starts = np.asarray(regions["start"], dtype=np.int64)
         ends = np.asarray(regions["end"], dtype=np.int64)
         acc = np.asarray(regions["nr_accesses"])
         keep = acc >= min_nr_accesses
         starts, ends = starts[keep], ends[keep]
-        return [int(np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0, None).sum())
-                for lo, hi in probe_ranges]
+        return [
+            int(np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0, None).sum())
+            for lo, hi in probe_ranges
+        ]
     except (TypeError, IndexError, ValueError):
         pass
     out = []
@@ -152,24 +164,33 @@ def summarize_runs(runs):
     for r in runs:
         groups.setdefault((r["workload"], r["size_mib"], r["config"]), []).append(r)
     out = []
-    for (wl, size, cfg), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _cfg_order(kv[0][2]))):
+    for (wl, size, cfg), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _cfg_order(kv[0][2]))
+    ):
         base = groups.get((wl, size, "baseline"), [])
         base_rt = median(r["runtime_s"] for r in base)
         rt = median(r["runtime_s"] for r in rs)
-        row = {"workload": wl, "size_mib": size, "config": cfg, "nr_runs": len(rs),
-               "runtime_s": rt, "baseline_s": base_rt,
-               "slowdown": None if cfg == "baseline" else slowdown(rt, base_rt),
-               "cpu_pct": median(r.get("cpu_pct") for r in rs),
-               "nr_regions": median(r.get("nr_regions") for r in rs),
-               "interval_s": median(r.get("interval_s") for r in rs)}
+        row = {
+            "workload": wl,
+            "size_mib": size,
+            "config": cfg,
+            "nr_runs": len(rs),
+            "runtime_s": rt,
+            "baseline_s": base_rt,
+            "slowdown": None if cfg == "baseline" else slowdown(rt, base_rt),
+            "cpu_pct": median(r.get("cpu_pct") for r in rs),
+            "nr_regions": median(r.get("nr_regions") for r in rs),
+            "interval_s": median(r.get("interval_s") for r in rs),
+        }
         for key in ("precision", "recall", "wss_err"):
             row[key] = median((r.get("accuracy") or {}).get(key) for r in rs)
         cps = {}
         for r in rs:
             for cp, vals in ((r.get("accuracy") or {}).get("checkpoints") or {}).items():
                 cps.setdefault(cp, []).append(vals)
-        row["checkpoints"] = {cp: {k: median(v[k] for v in vals) for k in vals[0]}
-                              for cp, vals in cps.items()}
+        row["checkpoints"] = {
+            cp: {k: median(v[k] for v in vals) for k in vals[0]} for cp, vals in cps.items()
+        }
         out.append(row)
     return out
 

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from suite import metrics  # noqa: E402
+from suite import metrics
 
 _buf = b""
 
@@ -78,9 +78,13 @@ def run_damonx(cmd):
     # scoring after the monitoring, so that its cost is not measured
     samples = [(t, metrics.found_per_probe(r, probes)) for t, r in snaps]
     nr_regions = [len(r) for _, r in snaps]
-    return {"samples": samples, "nr_regions": nr_regions, "cpu_s": cpu,
-            "stats": {k: int(v) for k, v in dict(stats).items()},
-            "access_checks": {k: int(v) for k, v in dict(checks).items()}}
+    return {
+        "samples": samples,
+        "nr_regions": nr_regions,
+        "cpu_s": cpu,
+        "stats": {k: int(v) for k, v in dict(stats).items()},
+        "access_checks": {k: int(v) for k, v in dict(checks).items()},
+    }
 
 
 def run_fullscan(cmd):
@@ -88,18 +92,22 @@ def run_fullscan(cmd):
 
     probes = [tuple(p) for p in cmd["probes"]]
     reply({"ok": "running"})
-    res = bench_ext.load().bench_fullscan(cmd["pid"], cmd.get("interval_us", 100000),
-                                          1_000_000, 0, probes)
-    samples = [(int(t), [int(x) * 4096 for x in row])
-               for t, row in zip(res["t_ns"], res["probe_accessed"])]
+    res = bench_ext.load().bench_fullscan(
+        cmd["pid"], cmd.get("interval_us", 100000), 1_000_000, 0, probes
+    )
+    samples = [
+        (int(t), [int(x) * 4096 for x in row]) for t, row in zip(res["t_ns"], res["probe_accessed"])
+    ]
     if samples:
-        samples = samples[1:]       # the first scan finds every page "accessed"
-    return {"samples": samples, "cpu_s": res["cpu_ns"] / 1e9,
-            "nr_intervals": res["nr_intervals"],
-            "interval_s": res["wall_ns"] / 1e9 / max(res["nr_intervals"], 1),
-            "nr_present_pages": [int(x) for x in res["nr_present"][-1:]],
-            "io": {k: res[k] for k in ("nr_pagemap_reads", "nr_bitmap_reads",
-                                       "nr_bitmap_writes")}}
+        samples = samples[1:]  # the first scan finds every page "accessed"
+    return {
+        "samples": samples,
+        "cpu_s": res["cpu_ns"] / 1e9,
+        "nr_intervals": res["nr_intervals"],
+        "interval_s": res["wall_ns"] / 1e9 / max(res["nr_intervals"], 1),
+        "nr_present_pages": [int(x) for x in res["nr_present"][-1:]],
+        "io": {k: res[k] for k in ("nr_pagemap_reads", "nr_bitmap_reads", "nr_bitmap_writes")},
+    }
 
 
 def main():

@@ -12,7 +12,6 @@ Scored with the same metrics as the VM runs (suite.metrics).
 
 import damonx
 from damonx.sim import Workload
-
 from suite import metrics
 
 MIB = 1 << 20
@@ -20,15 +19,37 @@ MIB = 1 << 20
 
 def workload(kind, size, period_s, duration_s, nr_slots=8):
     if kind == "uniform":
-        return Workload.from_dict({"size": size, "phases": [
-            {"duration_us": int(duration_s * 1e6),
-             "ranges": [{"start": 0, "end": size, "probability": 0.05}]}]})
+        return Workload.from_dict(
+            {
+                "size": size,
+                "phases": [
+                    {
+                        "duration_us": int(duration_s * 1e6),
+                        "ranges": [{"start": 0, "end": size, "probability": 0.05}],
+                    }
+                ],
+            }
+        )
     hot = size // nr_slots
     nr_phases = int(duration_s // period_s) + 1
-    return Workload.from_dict({"size": size, "phases": [
-        {"duration_us": int(period_s * 1e6),
-         "ranges": [{"start": (i % nr_slots) * hot, "end": (i % nr_slots + 1) * hot,
-                     "probability": 0.5}]} for i in range(nr_phases)]})
+    return Workload.from_dict(
+        {
+            "size": size,
+            "phases": [
+                {
+                    "duration_us": int(period_s * 1e6),
+                    "ranges": [
+                        {
+                            "start": (i % nr_slots) * hot,
+                            "end": (i % nr_slots + 1) * hot,
+                            "probability": 0.5,
+                        }
+                    ],
+                }
+                for i in range(nr_phases)
+            ],
+        }
+    )
 
 
 def run_one(kind, size_mib, period_s, duration_s, seed=1, max_nr_regions=1000):
@@ -53,12 +74,24 @@ def run_one(kind, size_mib, period_s, duration_s, seed=1, max_nr_regions=1000):
     wl_name = "hotcold" if kind == "hotcold" else "uniform"
     per = period_s if kind == "hotcold" else None
     scored = metrics.score_series(wl_name, samples, probe_ranges, per)
-    return {"workload": kind, "size_mib": size_mib, "max_nr_regions": max_nr_regions,
-            "period_s": per, "duration_s": duration_s,
-            "nr_regions": metrics.median(nr_regions),
-            "accuracy": metrics.summarize_scores(scored, per),
-            "series": [[round(s["t"], 3), round(s["precision"], 4), round(s["recall"], 4),
-                        round(s["wss_err"], 4)] for s in scored]}
+    return {
+        "workload": kind,
+        "size_mib": size_mib,
+        "max_nr_regions": max_nr_regions,
+        "period_s": per,
+        "duration_s": duration_s,
+        "nr_regions": metrics.median(nr_regions),
+        "accuracy": metrics.summarize_scores(scored, per),
+        "series": [
+            [
+                round(s["t"], 3),
+                round(s["precision"], 4),
+                round(s["recall"], 4),
+                round(s["wss_err"], 4),
+            ]
+            for s in scored
+        ],
+    }
 
 
 def run(sizes_mib, period_s, duration_s, log=print):
@@ -67,7 +100,9 @@ def run(sizes_mib, period_s, duration_s, log=print):
         for size in sizes_mib:
             r = run_one(kind, size, period_s, duration_s)
             a = r["accuracy"]
-            log(f"sim {kind} {size} MiB: {r['nr_regions']} regions, settled P/R "
-                f"{a['precision']:.2f}/{a['recall']:.2f}")
+            log(
+                f"sim {kind} {size} MiB: {r['nr_regions']} regions, settled P/R "
+                f"{a['precision']:.2f}/{a['recall']:.2f}"
+            )
             out.append(r)
     return out

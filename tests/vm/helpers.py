@@ -16,8 +16,8 @@ WORKLOAD = HERE / "workload.py"
 
 needs_page_idle = pytest.mark.skipif(
     not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0,
-    reason="needs idle page tracking and root: run inside the project's VM "
-           "(tools/vmtest/run)")
+    reason="needs idle page tracking and root: run inside the project's VM (tools/vmtest/run)",
+)
 
 
 class Workload:
@@ -86,10 +86,15 @@ def until(deadline_s, step):
 
 def swap_on():
     """True once the VM swaps to zram (set up here if it does not yet)."""
-    if not open("/proc/swaps").read().count("\n") > 1:
-        subprocess.run("echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 "
-                       "&& swapon /dev/zram0", shell=True, check=False,
-                       capture_output=True)
+    with open("/proc/swaps") as f:
+        swaps = f.read()
+    if not swaps.count("\n") > 1:
+        subprocess.run(
+            "echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0",
+            shell=True,
+            check=False,
+            capture_output=True,
+        )
     return open("/proc/swaps").read().count("\n") > 1
 
 

@@ -20,8 +20,10 @@ pytestmark = [
     pytest.mark.vm,
     pytest.mark.smoke,
     needs_page_idle,
-    pytest.mark.skipif(not KernelDamon().available,
-                       reason="needs the kernel's DAMON sysfs interface (the VM has it)"),
+    pytest.mark.skipif(
+        not KernelDamon().available,
+        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
+    ),
 ]
 
 
@@ -73,7 +75,7 @@ def test_kdamond_stops_when_the_target_exits(workload):
     kd = KernelDamon().start([proc.pid])
     try:
         proc.kill()
-        proc.wait()         # a zombie still counts as a valid target
+        proc.wait()  # a zombie still counts as a valid target
         deadline = time.monotonic() + 10
         while kd.is_running() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -5,7 +5,6 @@ These run inside the project's VM, whose kernel has idle page tracking:
 """
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -17,8 +16,7 @@ import pytest
 import damonx
 from benchmarks import bench_ext
 from damonx.sim import overlap_bytes
-from tests.vm.helpers import (HERE, hot_precision_recall, kill, needs_page_idle,
-                              swap_on, workload)
+from tests.vm.helpers import hot_precision_recall, kill, needs_page_idle, swap_on, workload
 
 pytestmark = [pytest.mark.vm, needs_page_idle]
 
@@ -41,8 +39,9 @@ def found_within(mon, seconds, evaluate, threshold=0.8):
 @pytest.mark.smoke
 def test_vaddr_finds_the_hot_set():
     with workload(512, 64) as w, damonx.Monitor("vaddr", [w.pid]) as mon:
-        elapsed, pr = found_within(mon, 10, lambda s: hot_precision_recall(
-            s.targets[w.pid], [w.hot], within=w.range))
+        elapsed, pr = found_within(
+            mon, 10, lambda s: hot_precision_recall(s.targets[w.pid], [w.hot], within=w.range)
+        )
         stats = mon.access_check_stats()
     print(f"vaddr: found in {elapsed:.1f} s, precision/recall {pr}")
     assert stats["nr_pagemap_reads"] > 0 and stats["nr_bitmap_reads"] > 0
@@ -62,8 +61,9 @@ def test_vaddr_regions_follow_the_three_regions():
 
 def test_fvaddr_monitors_only_the_given_range():
     with workload(512, 64) as w, damonx.Monitor("fvaddr", {w.pid: [w.range]}) as mon:
-        elapsed, pr = found_within(mon, 10, lambda s: hot_precision_recall(
-            s.targets[w.pid], [w.hot]))
+        elapsed, pr = found_within(
+            mon, 10, lambda s: hot_precision_recall(s.targets[w.pid], [w.hot])
+        )
         regs = mon.take(1)[0].targets[w.pid]
     assert regs["start"][0] == w.range[0] and regs["end"][-1] == w.range[1]
     print(f"fvaddr: found in {elapsed:.1f} s, precision/recall {pr}")
@@ -90,7 +90,7 @@ def physically_contiguous_workload(size_mib, hot_mib, max_pieces=4):
     scattered in many small pieces only slowly, and tests that ran earlier in
     the same boot leave free memory scattered: such tests are marked
     fresh_memory to run first, and memory is compacted if that was not enough."""
-    for attempt in range(2):
+    for _attempt in range(2):
         with workload(size_mib, hot_mib) as w:
             hot_phys = physical_ranges(w.pid, *w.hot)
             if len(hot_phys) <= max_pieces:
@@ -99,10 +99,14 @@ def physically_contiguous_workload(size_mib, hot_mib, max_pieces=4):
         t0 = time.monotonic()
         with open("/proc/sys/vm/compact_memory", "w") as f:
             f.write("1\n")
-        print(f"hot set in {len(hot_phys)} physical pieces: memory compacted in "
-              f"{time.monotonic() - t0:.0f} s")
-    pytest.fail(f"the hot set stays in {len(hot_phys)} physical pieces after compaction: "
-                "run this test in a fresh boot of the VM")
+        print(
+            f"hot set in {len(hot_phys)} physical pieces: memory compacted in "
+            f"{time.monotonic() - t0:.0f} s"
+        )
+    pytest.fail(
+        f"the hot set stays in {len(hot_phys)} physical pieces after compaction: "
+        "run this test in a fresh boot of the VM"
+    )
 
 
 #: the least precision over all RAM of settled paddr snapshots (hot bytes in
@@ -115,48 +119,55 @@ PADDR_ALL_RAM_PRECISION = 0.8
 
 @pytest.mark.fresh_memory
 def test_paddr_finds_the_hot_set_in_physical_memory():
-    with physically_contiguous_workload(512, 64) as (w, hot_phys):
-        with damonx.Monitor("paddr", None) as mon:
-            cold_phys = physical_ranges(w.pid, *w.range)
-            true = sum(e - s for s, e in hot_phys)
+    with (
+        physically_contiguous_workload(512, 64) as (w, hot_phys),
+        damonx.Monitor("paddr", None) as mon,
+    ):
+        cold_phys = physical_ranges(w.pid, *w.range)
+        true = sum(e - s for s, e in hot_phys)
 
-            def evaluate(snap):
-                # within the workload's own pages: found at all?
-                regs = snap.targets[0]
-                hot = regs[regs["nr_accesses"] > 0]
-                inside = overlap_bytes(hot, cold_phys)
-                tp = overlap_bytes(hot, hot_phys)
-                return (tp / inside if inside else 0.0, tp / true)
+        def evaluate(snap):
+            # within the workload's own pages: found at all?
+            regs = snap.targets[0]
+            hot = regs[regs["nr_accesses"] > 0]
+            inside = overlap_bytes(hot, cold_phys)
+            tp = overlap_bytes(hot, hot_phys)
+            return (tp / inside if inside else 0.0, tp / true)
 
-            def all_ram(snap):
-                # every byte reported hot, anywhere in RAM, that is not a
-                # hot page of the workload counts against precision
-                regs = snap.targets[0]
-                hot = regs[regs["nr_accesses"] > 0]
-                reported = int((hot["end"] - hot["start"]).sum())
-                tp = overlap_bytes(hot, hot_phys)
-                return tp / reported if reported else 0.0, tp / true
+        def all_ram(snap):
+            # every byte reported hot, anywhere in RAM, that is not a
+            # hot page of the workload counts against precision
+            regs = snap.targets[0]
+            hot = regs[regs["nr_accesses"] > 0]
+            reported = int((hot["end"] - hot["start"]).sum())
+            tp = overlap_bytes(hot, hot_phys)
+            return tp / reported if reported else 0.0, tp / true
 
-            elapsed, pr = found_within(mon, 10, evaluate)
-            # one snapshot's edges wander: the median of the next five
-            settled = sorted(all_ram(snap) for snap in mon.take(5))
+        elapsed, pr = found_within(mon, 10, evaluate)
+        # one snapshot's edges wander: the median of the next five
+        settled = sorted(all_ram(snap) for snap in mon.take(5))
     precision, recall = np.median([p for p, _ in settled]), np.median([r for _, r in settled])
-    print(f"paddr: {len(hot_phys)} physical hot ranges, found in {elapsed:.1f} s, "
-          f"precision/recall within the workload's pages {pr}; over all RAM, five "
-          f"snapshots: {[(round(p, 3), round(r, 3)) for p, r in settled]}")
+    print(
+        f"paddr: {len(hot_phys)} physical hot ranges, found in {elapsed:.1f} s, "
+        f"precision/recall within the workload's pages {pr}; over all RAM, five "
+        f"snapshots: {[(round(p, 3), round(r, 3)) for p, r in settled]}"
+    )
     assert precision >= PADDR_ALL_RAM_PRECISION, settled
     assert recall >= 0.8, settled
 
 
 def test_thp_backed_memory():
-    if "never" == open("/sys/kernel/mm/transparent_hugepage/enabled").read().split("[")[1][:5]:
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        thp_mode = f.read().split("[")[1][:5]
+    if thp_mode == "never":
         pytest.skip("THP disabled")
     with workload(512, 64, thp=True) as w:
         thp_kb = w.smaps_field("AnonHugePages")
         assert thp_kb >= 256 * 1024, f"only {thp_kb} kB of the workload in huge pages"
         with damonx.Monitor("vaddr", [w.pid]) as mon:
-            elapsed, pr = found_within(mon, 10, lambda s: hot_precision_recall(
-                s.targets[w.pid], [w.hot], within=w.range))
+            elapsed, pr = found_within(
+                mon, 10, lambda s: hot_precision_recall(s.targets[w.pid], [w.hot], within=w.range)
+            )
         # inside the huge pages every sample but a head's needs its head looked up
         with damonx.Monitor("fvaddr", {w.pid: [w.range]}) as mon:
             mon.take(5)
@@ -166,19 +177,18 @@ def test_thp_backed_memory():
 
 
 def test_a_target_that_exits_is_dropped_and_the_others_go_on():
-    with workload(64, 8) as a, workload(64, 8) as b:
-        with damonx.Monitor("vaddr", [a.pid, b.pid]) as mon:
-            snaps = mon.take(3)
-            assert set(snaps[-1].targets) == {a.pid, b.pid}
-            kill(a.proc)
-            snaps = mon.take(3)
-            assert set(snaps[-1].targets) == {b.pid}
-            assert mon.live_targets == [b.pid]
-            kill(b.proc)
-            t0 = time.monotonic()
-            assert mon.run() <= 1     # ends by itself once no target is left
-            assert time.monotonic() - t0 < 5
-            assert mon.stats()["nr_targets_lost"] == 2
+    with workload(64, 8) as a, workload(64, 8) as b, damonx.Monitor("vaddr", [a.pid, b.pid]) as mon:
+        snaps = mon.take(3)
+        assert set(snaps[-1].targets) == {a.pid, b.pid}
+        kill(a.proc)
+        snaps = mon.take(3)
+        assert set(snaps[-1].targets) == {b.pid}
+        assert mon.live_targets == [b.pid]
+        kill(b.proc)
+        t0 = time.monotonic()
+        assert mon.run() <= 1  # ends by itself once no target is left
+        assert time.monotonic() - t0 < 5
+        assert mon.stats()["nr_targets_lost"] == 2
 
 
 def test_a_target_that_exits_mid_sample_reads_not_accessed():
@@ -250,15 +260,19 @@ def test_pageout_scheme_reduces_rss():
         attrs = damonx.Attrs(sample_us=5000, aggr_us=100_000)
         with damonx.Monitor("vaddr", [w.pid], attrs) as mon:
             # page out regions of 4 MiB or more not accessed for 1 s
-            mon.add_scheme("pageout", sz=(4 << 20, 2**64 - 1), nr_accesses=(0, 0), age=(10, 2**32 - 1))
+            mon.add_scheme(
+                "pageout", sz=(4 << 20, 2**64 - 1), nr_accesses=(0, 0), age=(10, 2**32 - 1)
+            )
             mon.run(nr_aggregations=40)
             st = mon.scheme_stats()[0]
         rss1 = w.smaps_field("Rss")
-    print(f"pageout: RSS {rss0 // 1024} -> {rss1 // 1024} MiB, "
-          f"applied {st['sz_applied'] >> 20} MiB, {st}")
+    print(
+        f"pageout: RSS {rss0 // 1024} -> {rss1 // 1024} MiB, "
+        f"applied {st['sz_applied'] >> 20} MiB, {st}"
+    )
     assert st["sz_applied"] > 0
-    assert rss1 < rss0 - 100 * 1024   # most of the 224 MiB cold part is gone
-    assert rss1 >= 32 * 1024 * 0.9     # the hot part stayed
+    assert rss1 < rss0 - 100 * 1024  # most of the 224 MiB cold part is gone
+    assert rss1 >= 32 * 1024 * 0.9  # the hot part stayed
     # a region paged out starts ageing anew: at most one pass per 10
     # aggregations over what the process maps, not one at every aggregation
     assert st["sz_applied"] <= 4 * mapped, (st, mapped)

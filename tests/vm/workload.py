@@ -29,18 +29,22 @@ PR_SET_PDEATHSIG = 1
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mib", type=int, required=True,
-                        help="size of the anonymous mapping, MiB")
-    parser.add_argument("--hot-mib", type=int, required=True,
-                        help="size of the part touched continuously, MiB")
-    parser.add_argument("--thp", action="store_true",
-                        help="use transparent huge pages (MADV_HUGEPAGE)")
+    parser.add_argument(
+        "--size-mib", type=int, required=True, help="size of the anonymous mapping, MiB"
+    )
+    parser.add_argument(
+        "--hot-mib", type=int, required=True, help="size of the part touched continuously, MiB"
+    )
+    parser.add_argument(
+        "--thp", action="store_true", help="use transparent huge pages (MADV_HUGEPAGE)"
+    )
     args = parser.parse_args(argv)
     if args.size_mib <= 0:
         parser.error(f"--size-mib must be positive, got {args.size_mib}")
     if not 0 <= args.hot_mib <= args.size_mib:
-        parser.error(f"--hot-mib must be between 0 and --size-mib ({args.size_mib}), "
-                     f"got {args.hot_mib}")
+        parser.error(
+            f"--hot-mib must be between 0 and --size-mib ({args.size_mib}), got {args.hot_mib}"
+        )
     return args
 
 
@@ -65,10 +69,12 @@ def main(argv=None):
         m.madvise(mmap.MADV_HUGEPAGE, off, size)
     hot_off = off + (size - hot) // 2 // HUGE * HUGE
     npages = size // PAGE
-    m[off:off + size:PAGE] = b"\1" * npages          # fault everything in
+    m[off : off + size : PAGE] = b"\1" * npages  # fault everything in
     start = base + off
-    print(f"READY {start:#x} {start + size:#x} {base + hot_off:#x} "
-          f"{base + hot_off + hot:#x}", flush=True)
+    print(
+        f"READY {start:#x} {start + size:#x} {base + hot_off:#x} {base + hot_off + hot:#x}",
+        flush=True,
+    )
     nhot = hot // PAGE
     if nhot == 0:
         while True:
@@ -90,7 +96,7 @@ def churn_tlb():
     keep every translation of a small working set cached, so without this the
     accessed bits cleared by a monitor would never be set again."""
     scratch = mmap.mmap(-1, 64 * PAGE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    scratch[0:64 * PAGE:PAGE] = b"\1" * 64
+    scratch[0 : 64 * PAGE : PAGE] = b"\1" * 64
     scratch.close()
 
 
