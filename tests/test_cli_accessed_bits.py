@@ -11,7 +11,7 @@ import pytest
 import damonx
 from damonx import features
 from tests.cli_helpers import run
-from tests.test_proc_fake import make_tree, needs_root_pfns
+from tests.test_vaddr_paddr import make_tree, needs_root_pfns
 
 
 def add_users(procfs, sysfs, *, kdamond_on=True, holder=True):

@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                   "tools", "vmtest", "run")
+RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "run")
 
 pytestmark = [
     pytest.mark.vmtool,
-    pytest.mark.skipif(os.environ.get("DAMONX_VMTEST") != "1",
-                       reason="boots a VM; set DAMONX_VMTEST=1 to run"),
+    pytest.mark.skipif(
+        os.environ.get("DAMONX_VMTEST") != "1", reason="boots a VM; set DAMONX_VMTEST=1 to run"
+    ),
 ]
 
 # the kernel sources the tool can build: Debian 12's 6.12 and trixie-backports' newest 7.x
@@ -25,8 +25,13 @@ KERNELS = ["6.12", "7"]
 
 
 def vmrun(*cmd, env=None, timeout=600):
-    return subprocess.run([RUN, "--", *cmd], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [RUN, "--", *cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +42,17 @@ def built():
 
     def build(kernel):
         if kernel not in cache:
-            res = subprocess.run([RUN, "--build"], capture_output=True, text=True, timeout=1800,
-                                 env={**os.environ, "DAMONX_VM_KERNEL": kernel})
+            res = subprocess.run(
+                [RUN, "--build"],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                env={**os.environ, "DAMONX_VM_KERNEL": kernel},
+            )
             assert res.returncode == 0, res.stderr
             cache[kernel] = (res.stdout.strip(), res.stderr)
         return cache[kernel]
+
     return build
 
 
@@ -69,20 +80,30 @@ def test_build_prints_the_selected_kernel_and_keys_it_by_source(built):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_guest_kernel_environment_and_cwd(tmp_path, built, kernel):
     built(kernel)
-    script = ("uname -r; pwd; echo \"$DAMONX_TEST_VALUE\"; "
-              "test -e /sys/kernel/mm/page_idle/bitmap && echo page_idle; "
-              "test -d /sys/kernel/mm/damon/admin && echo damon; "
-              "test -e /sys/block/zram0 && echo zram; "
-              "echo written > \"$PWD/from-guest\"; cat \"$PWD/from-guest\"")
+    script = (
+        'uname -r; pwd; echo "$DAMONX_TEST_VALUE"; '
+        "test -e /sys/kernel/mm/page_idle/bitmap && echo page_idle; "
+        "test -d /sys/kernel/mm/damon/admin && echo damon; "
+        "test -e /sys/block/zram0 && echo zram; "
+        'echo written > "$PWD/from-guest"; cat "$PWD/from-guest"'
+    )
     res = subprocess.run(
-        [RUN, "--", "bash", "-c", script], capture_output=True, text=True, timeout=600,
-        cwd=tmp_path, env={**os.environ, "DAMONX_VM_ENV": "DAMONX_TEST_VALUE",
-                           "DAMONX_TEST_VALUE": "a 'quoted' value", "DAMONX_VM_KERNEL": kernel})
+        [RUN, "--", "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "DAMONX_VM_ENV": "DAMONX_TEST_VALUE",
+            "DAMONX_TEST_VALUE": "a 'quoted' value",
+            "DAMONX_VM_KERNEL": kernel,
+        },
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith(kernel + ".") and lines[0].endswith("-damonvm")
-    assert lines[1:] == [str(tmp_path), "a 'quoted' value", "page_idle", "damon", "zram",
-                         "written"]
+    assert lines[1:] == [str(tmp_path), "a 'quoted' value", "page_idle", "damon", "zram", "written"]
     # the guest writes to a throw-away overlay, never to the host
     assert not (tmp_path / "from-guest").exists()
 
@@ -109,8 +130,13 @@ cat /sys/module/damon_stat/parameters/enabled
     res = vmrun("sh", "-c", script, env={"DAMONX_VM_KERNEL": "7"})
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines() == [
-        "monitoring_attrs/intervals/intervals_goal/access_bp", "schemes/0/filters/0/allow",
-        "schemes/0/filters/0/min", "schemes/0/quotas/goals/0/nid", "schemes/0/target_nid", "N"]
+        "monitoring_attrs/intervals/intervals_goal/access_bp",
+        "schemes/0/filters/0/allow",
+        "schemes/0/filters/0/min",
+        "schemes/0/quotas/goals/0/nid",
+        "schemes/0/target_nid",
+        "N",
+    ]
 
 
 MOVE_PAGES = r"""
@@ -138,17 +164,29 @@ print(before, target, moved, move_pages(None))
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_two_numa_nodes_and_move_pages(built, kernel):
     built(kernel)
-    script = ("for d in /sys/devices/system/node/node*; do echo $d; done; "
-              "grep -h MemTotal /sys/devices/system/node/node*/meminfo; "
-              "cat /sys/devices/system/node/node*/cpulist; "
-              f"{sys.executable} -c \"$MOVE_PAGES\"")
-    res = vmrun("sh", "-c", script, env={"DAMONX_VM_KERNEL": kernel, "DAMONX_VM_NUMA": "2",
-                                         "DAMONX_VM_MEM": "2G", "DAMONX_VM_CPUS": "2",
-                                         "DAMONX_VM_ENV": "MOVE_PAGES", "MOVE_PAGES": MOVE_PAGES})
+    script = (
+        "for d in /sys/devices/system/node/node*; do echo $d; done; "
+        "grep -h MemTotal /sys/devices/system/node/node*/meminfo; "
+        "cat /sys/devices/system/node/node*/cpulist; "
+        f'{sys.executable} -c "$MOVE_PAGES"'
+    )
+    res = vmrun(
+        "sh",
+        "-c",
+        script,
+        env={
+            "DAMONX_VM_KERNEL": kernel,
+            "DAMONX_VM_NUMA": "2",
+            "DAMONX_VM_MEM": "2G",
+            "DAMONX_VM_CPUS": "2",
+            "DAMONX_VM_ENV": "MOVE_PAGES",
+            "MOVE_PAGES": MOVE_PAGES,
+        },
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
     assert lines[:2] == ["/sys/devices/system/node/node0", "/sys/devices/system/node/node1"]
-    for line in lines[2:4]:     # "Node 0 MemTotal: 1009876 kB": about half of 2G each
+    for line in lines[2:4]:  # "Node 0 MemTotal: 1009876 kB": about half of 2G each
         assert 700_000 < int(line.split()[3]) <= 1024 * 1024, lines
     assert lines[4:6] == ["0", "1"]
     before, target, moved, after = map(int, lines[6].split())
@@ -162,16 +200,19 @@ def test_one_node_without_numa_setting(built):
     assert res.stdout.split() == ["1"]
 
 
-@pytest.mark.parametrize("name, value", [
-    ("DAMONX_VM_CPUS", "two"),
-    ("DAMONX_VM_KERNEL", "5.0"),
-    ("DAMONX_VM_KERNEL", "6.1"),
-    ("DAMONX_VM_KERNEL", "latest"),
-    ("DAMONX_VM_KERNEL", "7.x"),
-    ("DAMONX_VM_NUMA", "x"),
-    ("DAMONX_VM_NUMA", "0"),
-    ("DAMONX_VM_NUMA", "9"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DAMONX_VM_CPUS", "two"),
+        ("DAMONX_VM_KERNEL", "5.0"),
+        ("DAMONX_VM_KERNEL", "6.1"),
+        ("DAMONX_VM_KERNEL", "latest"),
+        ("DAMONX_VM_KERNEL", "7.x"),
+        ("DAMONX_VM_NUMA", "x"),
+        ("DAMONX_VM_NUMA", "0"),
+        ("DAMONX_VM_NUMA", "9"),
+    ],
+)
 def test_bad_knob_is_refused_without_booting(name, value):
     res = vmrun("true", env={name: value}, timeout=60)
     assert res.returncode == 125

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, BENCH)
 
 from suite import metrics, report, simacc  # noqa: E402
@@ -62,20 +62,20 @@ def test_found_per_probe_numpy_and_tuples():
 def test_series_and_checkpoints():
     probes = [(0, 100), (100, 200)]
     samples = []
-    for i in range(40):             # 0.1 s apart; the hot probe moves every 2 s
+    for i in range(40):  # 0.1 s apart; the hot probe moves every 2 s
         t = i * 0.1
         hot = int(t // 2) % 2
         since = t % 2
         found = [0, 0]
-        found[hot] = 100 if since >= 0.5 else 50     # converges after 0.5 s
+        found[hot] = 100 if since >= 0.5 else 50  # converges after 0.5 s
         samples.append((t, found))
-    samples.insert(0, (-0.1, [100, 100]))            # before the start: dropped
+    samples.insert(0, (-0.1, [100, 100]))  # before the start: dropped
     scored = metrics.score_series("hotcold", samples, probes, 2.0)
     assert len(scored) == 40
     s = metrics.summarize_scores(scored, 2.0)
     assert s["precision"] == 1.0 and s["recall"] == 1.0 and s["wss_err"] == 0.0
     assert s["checkpoints"]["0.5"]["recall"] == 1.0
-    assert "2" not in s["checkpoints"]              # not shorter than the period
+    assert "2" not in s["checkpoints"]  # not shorter than the period
     early = metrics.summarize_scores([x for x in scored if x["since"] < 0.5], 2.0)
     assert early["precision"] is None
 
@@ -85,18 +85,36 @@ def canned_runs():
     for wl in ("hotcold", "stress-ng"):
         for size in (256, 1024):
             for rep, scale in enumerate((1.0, 1.1)):
-                runs.append({"workload": wl, "size_mib": size, "config": "baseline",
-                             "rep": rep, "runtime_s": 10.0 * scale})
-                for cfg, slow, cpu in (("damonx", 1.02, 3.0), ("kernel", 1.01, 1.0),
-                                       ("fullscan", 1.5, 20.0 * size / 256)):
-                    run = {"workload": wl, "size_mib": size, "config": cfg, "rep": rep,
-                           "runtime_s": 10.0 * scale * slow, "cpu_pct": cpu,
-                           "nr_regions": 50}
+                runs.append(
+                    {
+                        "workload": wl,
+                        "size_mib": size,
+                        "config": "baseline",
+                        "rep": rep,
+                        "runtime_s": 10.0 * scale,
+                    }
+                )
+                for cfg, slow, cpu in (
+                    ("damonx", 1.02, 3.0),
+                    ("kernel", 1.01, 1.0),
+                    ("fullscan", 1.5, 20.0 * size / 256),
+                ):
+                    run = {
+                        "workload": wl,
+                        "size_mib": size,
+                        "config": cfg,
+                        "rep": rep,
+                        "runtime_s": 10.0 * scale * slow,
+                        "cpu_pct": cpu,
+                        "nr_regions": 50,
+                    }
                     if wl == "hotcold":
-                        run["accuracy"] = {"precision": 0.9, "recall": 0.8, "wss_err": -0.1,
-                                           "checkpoints": {"1": {"precision": 0.5,
-                                                                 "recall": 0.4,
-                                                                 "wss_err": 0.0}}}
+                        run["accuracy"] = {
+                            "precision": 0.9,
+                            "recall": 0.8,
+                            "wss_err": -0.1,
+                            "checkpoints": {"1": {"precision": 0.5, "recall": 0.4, "wss_err": 0.0}},
+                        }
                     if cfg == "fullscan":
                         run["interval_s"] = 0.1
                     runs.append(run)
@@ -116,23 +134,42 @@ def test_summarize_runs():
 
 def test_markdown_tables_and_readme(tmp_path):
     runs = canned_runs()
-    plan = {"workloads": ["hotcold", "stress-ng"], "sizes_mib": [256, 1024], "repeats": 2,
-            "run_seconds": 5, "scale_workload": "hotcold", "scale_sizes_mib": [256, 1024],
-            "hot_fraction": 8, "period_s": 3}
-    res = {"meta": {"mode": "quick", "date": "2000-01-01", "vm_accel": "tcg",
-                    "host": {"cpu": "CPU", "nr_cpus": 2, "kernel": "6.1"}},
-           "vm": {"machine": {"kernel": "6.12", "nr_cpus": 2, "mem_gib": 3.9}, "plan": plan,
-                  "runs": runs, "complete": True},
-           "summary": metrics.summarize_runs(runs),
-           "sim": [simacc.run_one("hotcold", 256, 2, 4)]}
+    plan = {
+        "workloads": ["hotcold", "stress-ng"],
+        "sizes_mib": [256, 1024],
+        "repeats": 2,
+        "run_seconds": 5,
+        "scale_workload": "hotcold",
+        "scale_sizes_mib": [256, 1024],
+        "hot_fraction": 8,
+        "period_s": 3,
+    }
+    res = {
+        "meta": {
+            "mode": "quick",
+            "date": "2000-01-01",
+            "vm_accel": "tcg",
+            "host": {"cpu": "CPU", "nr_cpus": 2, "kernel": "6.1"},
+        },
+        "vm": {
+            "machine": {"kernel": "6.12", "nr_cpus": 2, "mem_gib": 3.9},
+            "plan": plan,
+            "runs": runs,
+            "complete": True,
+        },
+        "summary": metrics.summarize_runs(runs),
+        "sim": [simacc.run_one("hotcold", 256, 2, 4)],
+    }
     text = report.markdown(res)
-    assert "| hotcold | 256 MiB | 3.0% | 1.0% | 20.0% | +2.0% | +1.0% | +50.0% | " \
-           "0.90/0.80 | 0.90/0.80 | 0.90/0.80 |" in text
+    assert (
+        "| hotcold | 256 MiB | 3.0% | 1.0% | 20.0% | +2.0% | +1.0% | +50.0% | "
+        "0.90/0.80 | 0.90/0.80 | 0.90/0.80 |" in text
+    )
     assert "| stress-ng | 1 GiB | 3.0% | 1.0% | 80.0% |" in text
-    assert "n/a | n/a | n/a |" in text                 # stress-ng accuracy
+    assert "n/a | n/a | n/a |" in text  # stress-ng accuracy
     assert "Linux 6.12" in text and "TCG" in text
     assert "| 1 GiB | 3.0% | 1.0% | 80.0% | 0.10 s | 80.0% |" in text
-    assert "noise" in text                              # baseline spread reported
+    assert "noise" in text  # baseline spread reported
     readme = tmp_path / "README.md"
     readme.write_text("# B\n\nintro\n")
     report.update_readme(str(readme), "first\n")
