@@ -6,14 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := build/demo
 
-.PHONY: setup demo test test-c bench-ext test-host test-vm test-vm-current kernel clean
+.PHONY: setup demo test lint test-c bench-ext test-host test-vm test-vm-current kernel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 
 setup: $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,lint]'
 
 # A simulated recording and its reports; on a machine with idle page
 # tracking, a real process is recorded too.
@@ -34,7 +34,16 @@ demo: setup
 	else echo "(no idle page tracking here: real recording skipped; see damonx features)"; fi
 	@echo "images: $(DEMO)/heatmap.png $(DEMO)/wss.png"
 
-test: setup test-c bench-ext test-host test-vm test-vm-current
+test: setup lint test-c bench-ext test-host test-vm test-vm-current
+
+# ruff (lint and format) for the Python, mypy for the package, clang-format
+# (the kernel's style, .clang-format) for the C
+C_SOURCES = $(wildcard csrc/*.[ch] csrc/tests/*.[ch] benchmarks/csrc/*.[ch] benchmarks/workloads/*.[ch])
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/clang-format --dry-run --Werror $(C_SOURCES)
 
 test-c:
 	$(MAKE) -s -C csrc test
@@ -45,7 +54,7 @@ bench-ext: setup
 	$(PY) benchmarks/bench_ext.py
 
 test-host:
-	DAMONX_VMTEST=1 $(PY) -m pytest -q tests
+	DAMONX_VMTEST=1 $(PY) -m pytest -q tests benchmarks/tests tools/vmtest/tests
 
 # the real-kernel tier: builds (once, cached) and boots the test kernel,
 # Debian 12's 6.12 (VM_KERNEL) for the whole tier and the newest 7.x of
