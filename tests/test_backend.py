@@ -92,7 +92,14 @@ class FakeBackend:
         return list(self.regions)
 
     def stats(self):
-        return dict(nr_aggregations=self.nr_aggregations)
+        # one check per region per aggregation (a sample per aggregation)
+        return dict(
+            nr_samples=self.nr_aggregations,
+            nr_region_checks=self.nr_aggregations * len(self.regions),
+            nr_aggregations=self.nr_aggregations,
+            nr_updates=0,
+            nr_targets_lost=0,
+        )
 
     def access_check_stats(self):
         return dict(nr_fake_checks=self.nr_aggregations)
@@ -131,13 +138,17 @@ def test_a_registered_backend_drives_the_monitor(fake):
         assert [(s.start_ns, s.end_ns) for s in snaps] == [(0, 20e6), (20e6, 40e6), (40e6, 60e6)]
         assert snaps[-1].targets[9].tolist() == [(0x10000, 0x20000, 3, 0)]
         assert snaps[-1].nr_regions == 2
+        # each snapshot carries its intervals and the checks of its aggregation
+        assert [(s.sample_us, s.aggr_us, s.nr_checks) for s in snaps] == [(1000, 20_000, 2)] * 3
+        assert snaps[-1].scheme_stats is None
         mon.add_scheme("stat", nr_accesses=(1, 5))
         assert be.schemes == [("stat", (0, 2**64 - 1, 1, 5, 0, 2**32 - 1))]
         mon.add_callback(lambda snap: seen.append(snap.end_ns) or len(seen) == 2)
         assert mon.run() == 2 and be.nr_aggregations == 5
         assert mon.scheme_stats() == [dict(nr_tried=10, sz_tried=0, nr_applied=0, sz_applied=0)]
-        assert mon.stats() == dict(nr_aggregations=5)
-        assert mon.access_check_stats() == dict(nr_fake_checks=5)
+        assert mon.stats()["nr_aggregations"] == 5 and mon.stats()["nr_region_checks"] == 10
+        assert seen and mon.step().scheme_stats == mon.scheme_stats()
+        assert mon.access_check_stats() == dict(nr_fake_checks=6)
         assert mon.nr_regions == 2 and mon.live_targets == [7, 9]
         mon.stop()
         assert mon.step() is None

@@ -312,3 +312,14 @@ def test_the_help_tells_where_a_recording_lives(capsys):
     assert "hidden temporary name (.damonx-XXXXXXXXXXXX.tmp)" in text
     assert "leaves an existing output as it was" in text
     assert "--allow_partial" in text
+
+
+def test_record_snapshots_carry_the_sampling_interval_and_checks(tmp_path, capsys):
+    from damonx import records
+
+    out = tmp_path / "r.data"
+    status, _ = sim_record(capsys, out, timeout="1")
+    assert status == 0
+    snaps = records.load(out).targets[0].snapshots
+    assert snaps and all(s.sample_us == 5000 for s in snaps)
+    assert all(s.nr_checks >= 20 * 10 for s in snaps)

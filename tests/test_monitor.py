@@ -381,3 +381,23 @@ def test_public_names_import_from_their_modules():
         _ = damonx.types
     with pytest.raises(ImportError):
         importlib.import_module("damonx.types")
+
+
+def test_snapshots_carry_their_intervals_checks_and_scheme_stats():
+    wl = damonx.Workload.hot_cold(1 << 30, 128 << 20, 256 << 20, probability=0.9)
+    attrs = damonx.Attrs(sample_us=5000, aggr_us=100_000)
+    with damonx.Monitor("sim", wl, attrs, seed=2) as mon:
+        first = mon.take(5)
+        assert all(s.scheme_stats is None for s in first)
+        mon.add_scheme("stat", nr_accesses=(10, 20))
+        later = mon.take(5)
+        checks = mon.stats()["nr_region_checks"]
+    snaps = first + later
+    assert all((s.sample_us, s.aggr_us) == (5000, 100_000) for s in snaps)
+    # every check of the run belongs to exactly one snapshot; each
+    # aggregation of 20 samples checks every region once per sample
+    assert sum(s.nr_checks for s in snaps) == checks
+    assert all(s.nr_checks >= 20 * attrs.min_nr_regions for s in snaps)
+    assert [len(s.scheme_stats) for s in later] == [1] * 5
+    tried = [s.scheme_stats[0]["nr_tried"] for s in later]
+    assert tried == sorted(tried) and tried[-1] > 0

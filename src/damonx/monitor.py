@@ -16,6 +16,7 @@ nr_accesses_bp)::
 
 import contextlib
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -31,11 +32,18 @@ _U64_MAX = 2**64 - 1
 
 @dataclass
 class Snapshot:
-    """The regions of every live target at the end of one aggregation."""
+    """The regions of every live target at the end of one aggregation, with
+    the intervals that were in effect, the access checks that aggregation
+    made (over all targets) and, when schemes run, their statistics."""
 
     start_ns: int
     end_ns: int
     targets: dict  # target id -> ndarray of MONITOR_REGION_DTYPE
+    sample_us: Optional[int] = None
+    aggr_us: Optional[int] = None
+    nr_checks: Optional[int] = None
+    #: one dict per scheme, in the order added (see Monitor.scheme_stats)
+    scheme_stats: Optional[list] = None
 
     @property
     def regions(self):
@@ -78,6 +86,8 @@ class Monitor:
         )
         #: sim: the workload of each target id
         self.workloads = {t.id: t.workload for t in parsed if t.workload is not None}
+        self._nr_checks_seen = 0
+        self._has_schemes = False
 
     @contextlib.contextmanager
     def _using(self, what="monitoring failed"):
@@ -119,6 +129,7 @@ class Monitor:
                 backend.add_scheme(action, *bounds[0], *bounds[1], *bounds[2])
             except ValueError as err:  # an action the backend lacks
                 raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
+        self._has_schemes = True
 
     def step(self):
         """Run one aggregation interval; the Snapshot, or None once stopped."""
@@ -126,7 +137,18 @@ class Monitor:
             if not backend.run_aggregation():
                 return None
             start_ns, end_ns, targets = backend.snapshot()
-        snap = Snapshot(start_ns, end_ns, dict(targets))
+            nr_checks = backend.stats()["nr_region_checks"]
+            scheme_stats = backend.scheme_stats() if self._has_schemes else None
+        snap = Snapshot(
+            start_ns,
+            end_ns,
+            dict(targets),
+            sample_us=self.attrs.sample_us,
+            aggr_us=self.attrs.aggr_us,
+            nr_checks=nr_checks - self._nr_checks_seen,
+            scheme_stats=scheme_stats,
+        )
+        self._nr_checks_seen = nr_checks
         for fn in self._callbacks:
             if fn(snap):
                 self.stop()

@@ -117,7 +117,15 @@ def main(args):
             for snap in mon:
                 t0 = snap.start_ns if t0 is None else t0
                 for tid, regions in snap.targets.items():
-                    writer.add_snapshot(tid, snap.start_ns, snap.end_ns, regions)
+                    writer.add_snapshot(
+                        tid,
+                        snap.start_ns,
+                        snap.end_ns,
+                        regions,
+                        sample_us=snap.sample_us,
+                        nr_checks=snap.nr_checks,
+                        damos_stats=snap.scheme_stats,
+                    )
                 n += 1
                 progress.update(
                     n, snap.nr_regions, (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None
