@@ -7,6 +7,7 @@ from damonx import errors
 from damonx.errors import InvalidRecord
 
 from . import binary, jsonstream
+from .build import RecordBuilder, check_selection, select
 from .model import Record
 
 
@@ -27,11 +28,43 @@ def _is_json(head):
     return stripped[:1] in (b"[", b"{")
 
 
-# format -> (does the head carry its magic, parse(data)); sniffed in this order
+def _json_reader(compressed):
+    def parse(data, selection):
+        target_ids, time_range, address_range = selection
+        builder = RecordBuilder(target_ids, time_range, address_range)
+        try:
+            rec = jsonstream.parse(data, compressed, builder)
+        except InvalidRecord:
+            if not builder.redo:
+                raise
+        else:
+            if not builder.redo:
+                return rec
+        # the time range was applied from a start that a later target moved
+        # earlier: again, from the start now known
+        again = RecordBuilder(target_ids, time_range, address_range, builder.filter.base_ns)
+        return jsonstream.parse(data, compressed, again)
+
+    return parse
+
+
+def _binary_reader(data, selection):
+    # the format has no start for first snapshots: the record is read whole
+    # (it holds no more than its regions), then selected
+    try:
+        rec = binary.parse(data)
+    except InvalidRecord as err:
+        if selection != (None, None, None) and err.partial is not None:
+            err.partial = select(err.partial, *selection)
+        raise
+    return select(rec, *selection) if selection != (None, None, None) else rec
+
+
+# format -> (does the head carry its magic, parse(data, selection)); sniffed in this order
 _READERS = {
-    "binary": (lambda head: head.startswith(binary.MAGIC), binary.parse),
-    "json_compressed": (_is_zlib, lambda data: jsonstream.parse(data, compressed=True)),
-    "json": (_is_json, lambda data: jsonstream.parse(data, compressed=False)),
+    "binary": (lambda head: head.startswith(binary.MAGIC), _binary_reader),
+    "json_compressed": (_is_zlib, _json_reader(compressed=True)),
+    "json": (_is_json, _json_reader(compressed=False)),
 }
 
 
@@ -59,7 +92,7 @@ def _read_source(source):
         ) from err
 
 
-def load(source, partial_ok=False):
+def load(source, partial_ok=False, *, target_ids=None, time_range=None, address_range=None):
     """Read a record from a path or from bytes, whatever its format.
 
     A truncated or corrupted file raises InvalidRecord saying where it broke;
@@ -68,7 +101,12 @@ def load(source, partial_ok=False):
     ``Record.warning`` (e.g. for a file left by a killed recorder).  A file
     that cannot be read raises FileNotFound, AccessDenied or another
     DamonxError.
+
+    ``target_ids``, ``time_range`` (ns since the start of the record) and
+    ``address_range`` (bytes) keep only a part, as :func:`select` does, but
+    while reading: what is left out takes no memory.
     """
+    selection = check_selection(target_ids, time_range, address_range)
     data, name = _read_source(source)
     if not data:
         raise InvalidRecord(f"{name}: empty file, not a record", offset=0, partial=Record())
@@ -81,7 +119,7 @@ def load(source, partial_ok=False):
             partial=Record(),
         )
     try:
-        return _READERS[fmt][1](data)
+        return _READERS[fmt][1](data, selection)
     except InvalidRecord as err:
         msg = f"{name}: {err}"
         if partial_ok:
