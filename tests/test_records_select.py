@@ -1,7 +1,9 @@
 """Records as columns, and reading a part of a record: some targets, a time
 range, an address range (records.load and records.select)."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from damonx import records, reports
 from damonx.attrs import Intervals
 from damonx.cli import main as cli_main
-from damonx.errors import InvalidAttrs, InvalidRecord
+from damonx.errors import DamonxError, InvalidAttrs, InvalidRecord
 from damonx.records import Columns, Record, TargetRecord, TargetSnapshot, jsonstream, make_regions
 
 IV = Intervals(5000, 100000, 1000000)
@@ -252,3 +254,28 @@ def test_decompressing_in_a_thread_reads_the_same(cut):
         except InvalidRecord as err:
             outcomes.append((str(err), err.offset, _summary(err.partial)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_files_are_read_in_pieces(files, monkeypatch):
+    """A file is read as the reader goes (never held whole), and a failure
+    to read it on the way is a DamonxError, not a traceback."""
+    rec, paths = files
+    path = paths["json_compressed"]
+    assert _summary(records.load(path)) == _summary(records.load(path.read_bytes()))
+    reads = []
+    real_pread = os.pread
+
+    def pread(fd, n, offset):
+        reads.append(n)
+        if len(reads) > 3:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    jsonstream._TextSource.CHUNK, chunk = 4096, jsonstream._TextSource.CHUNK
+    try:
+        with pytest.raises(DamonxError, match="cannot read the record.*Input/output error"):
+            records.load(path)
+    finally:
+        jsonstream._TextSource.CHUNK = chunk
+    assert max(reads) <= 4096 < path.stat().st_size

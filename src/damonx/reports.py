@@ -84,7 +84,7 @@ def _series_report(record, name, fn, target_id, percentiles, sortby):
     out = []
     for t in targets:
         cols = t.columns()
-        values = fn(cols).tolist()
+        values = [v for chunk in _chunks(cols) for v in fn(cols.take(chunk)).tolist()]
         out.append(
             {
                 "target_id": t.target_id,
@@ -353,19 +353,20 @@ def heatmap(
     return out
 
 
-#: the (region, bin) pairs a heatmap handles at a time, about 50 MB of work arrays
-_HEATMAP_CHUNK = 1 << 20
+#: the regions (or region and address bin pairs) a report handles at a time:
+#: its work arrays then take some tens of MB, whatever the record's length
+_CHUNK = 1 << 20
 
 
-def _chunks(cols, addr_bins):
-    """Slices of consecutive snapshots of about _HEATMAP_CHUNK (region,
-    address bin) pairs each (a snapshot's disjoint regions make at most
-    regions + bins of them)."""
-    work = np.cumsum(cols.nr_regions() + addr_bins)
+def _chunks(cols, per_snapshot=0):
+    """Slices of consecutive snapshots of about _CHUNK regions, counting
+    ``per_snapshot`` more for each snapshot (a heatmap's disjoint regions
+    of a snapshot make at most regions + address bins pairs)."""
+    work = np.cumsum(cols.nr_regions() + per_snapshot)
     start = 0
     while start < cols.nr_snapshots:
         done = work[start - 1] if start else 0
-        end = max(start + 1, int(np.searchsorted(work, done + _HEATMAP_CHUNK, side="right")))
+        end = max(start + 1, int(np.searchsorted(work, done + _CHUNK, side="right")))
         yield slice(start, end)
         start = end
 

@@ -1,6 +1,7 @@
 """Reading a record: its format told by its first bytes, never by its name."""
 
 import codecs
+import contextlib
 import os
 
 from damonx import errors
@@ -52,7 +53,7 @@ def _binary_reader(data, selection):
     # the format has no start for first snapshots: the record is read whole
     # (it holds no more than its regions), then selected
     try:
-        rec = binary.parse(data)
+        rec = binary.parse(data[: len(data)])
     except InvalidRecord as err:
         if selection != (None, None, None) and err.partial is not None:
             err.partial = select(err.partial, *selection)
@@ -77,15 +78,39 @@ def detect_format(head):
     return None
 
 
-def _read_source(source):
+class _FileData:
+    """The bytes of an open file, read when sliced (``data[a:b]``, ``len``),
+    so that a reader that streams them never holds the whole file."""
+
+    def __init__(self, f):
+        self.fd = f.fileno()
+        self.size = os.fstat(self.fd).st_size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, part):
+        start, stop, _ = part.indices(self.size)
+        return os.pread(self.fd, max(0, stop - start), start)
+
+
+@contextlib.contextmanager
+def _source(source):
+    """(data, name) of a path (read when sliced) or of bytes; a file that
+    cannot be read raises FileNotFound, AccessDenied or another DamonxError."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), "<bytes>"
+        yield bytes(source), "<bytes>"
+        return
     path = os.fspath(source)
     try:
         with open(path, "rb") as f:
-            return f.read(), path
+            data = _FileData(f)
+            data[:1]  # a directory opens, but does not read
+            yield data, path
     except IsADirectoryError as err:
         raise errors.DamonxError(f"{path} is a directory, not a record file") from err
+    except errors.DamonxError:
+        raise
     except OSError as err:
         raise errors.from_oserror(
             err, "cannot read the record", missing=errors.FileNotFound, privilege_hint=None
@@ -107,10 +132,14 @@ def load(source, partial_ok=False, *, target_ids=None, time_range=None, address_
     while reading: what is left out takes no memory.
     """
     selection = check_selection(target_ids, time_range, address_range)
-    data, name = _read_source(source)
-    if not data:
+    with _source(source) as (data, name):
+        return _load(data, name, partial_ok, selection)
+
+
+def _load(data, name, partial_ok, selection):
+    if not len(data):
         raise InvalidRecord(f"{name}: empty file, not a record", offset=0, partial=Record())
-    fmt = detect_format(data)
+    fmt = detect_format(data[:64])
     if fmt is None:
         raise InvalidRecord(
             f"{name}: unknown record format (first bytes {data[:16]!r}); expected "

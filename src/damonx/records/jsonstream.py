@@ -66,7 +66,8 @@ def parse(data, compressed, builder=None, fast=True, prefetch=None):
 
 
 def _decoded(data, compressed, chunk):
-    """The text of ``data`` a chunk of ``chunk`` input bytes at a time:
+    """The text of ``data`` (bytes, or anything with a length that slices to
+    bytes) a chunk of ``chunk`` input bytes at a time:
     (text, input bytes consumed, whether the zlib stream is complete), and
     Corrupted where the input is (its ``offset``: the input consumed)."""
     zobj = zlib.decompressobj() if compressed else None
@@ -77,7 +78,7 @@ def _decoded(data, compressed, chunk):
         piece = data[in_pos : in_pos + chunk]
         start = in_pos
         in_pos += len(piece)
-        final = in_pos >= len(data)
+        final = in_pos >= len(data) or not piece  # (a file cut while read)
         try:
             raw = piece
             if zobj is not None:
