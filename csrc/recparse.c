@@ -147,22 +147,50 @@ static int number(struct cursor *c)
 
 static int value(struct cursor *c, int depth);
 
-/* the members of an array or object after its opening bracket */
-static int members(struct cursor *c, int depth, bool object)
+/* the opening bracket of an array or object; *done if it closes at once */
+static int open_items(struct cursor *c, char open, bool *done)
 {
-	char close = object ? '}' : ']';
+	int err;
+
+	if (*c->p != open)
+		return P_SLOW;
+	c->p++;
+	if ((err = skip_ws(c)) != P_OK)
+		return err;
+	*done = *c->p == (open == '{' ? '}' : ']');
+	if (*done)
+		c->p++;
+	return P_OK;
+}
+
+/* after an element or a member: the ',' and the whitespace before the
+ * next one, or the closing bracket (*done) */
+static int next_item(struct cursor *c, char close, bool *done)
+{
+	int err = skip_ws(c);
+
+	if (err)
+		return err;
+	*done = *c->p == close;
+	if (*c->p != ',' && !*done)
+		return P_SLOW;
+	c->p++;
+	return *done ? P_OK : skip_ws(c);
+}
+
+/* an array or an object (open: its bracket), skipped */
+static int items(struct cursor *c, int depth, char open)
+{
+	char close = open == '{' ? '}' : ']';
 	const char *s;
+	bool done;
 	size_t n;
 	int err;
 
-	if ((err = skip_ws(c)) != P_OK)
+	if ((err = open_items(c, open, &done)) != P_OK)
 		return err;
-	if (*c->p == close) {
-		c->p++;
-		return P_OK;
-	}
-	for (;;) {
-		if (object) {
+	while (!done) {
+		if (open == '{') {
 			if (*c->p != '"')
 				return P_SLOW;
 			if ((err = string(c, &s, &n)) != P_OK ||
@@ -171,18 +199,10 @@ static int members(struct cursor *c, int depth, bool object)
 				return err;
 		}
 		if ((err = value(c, depth + 1)) != P_OK ||
-		    (err = skip_ws(c)) != P_OK)
-			return err;
-		if (*c->p == close) {
-			c->p++;
-			return P_OK;
-		}
-		if (*c->p != ',')
-			return P_SLOW;
-		c->p++;
-		if ((err = skip_ws(c)) != P_OK)
+		    (err = next_item(c, close, &done)) != P_OK)
 			return err;
 	}
+	return P_OK;
 }
 
 /* any JSON value (its first character is there), skipped */
@@ -198,8 +218,7 @@ static int value(struct cursor *c, int depth)
 		return string(c, &s, &n);
 	case '{':
 	case '[':
-		c->p++;
-		return members(c, depth, c->p[-1] == '{');
+		return items(c, depth, *c->p);
 	case 't':
 		return literal(c, "true");
 	case 'f':
@@ -364,36 +383,6 @@ static int key(struct cursor *c, enum key first, enum key last, enum key *next,
 	return P_OK;
 }
 
-/* after an object's member: ',' and the next key's quote, or the end */
-static int next_member(struct cursor *c, bool *done)
-{
-	int err = skip_ws(c);
-
-	if (err)
-		return err;
-	*done = *c->p == '}';
-	if (*c->p != ',' && !*done)
-		return P_SLOW;
-	c->p++;
-	return *done ? P_OK : skip_ws(c);
-}
-
-/* an object's opening brace; *empty if it closes right away */
-static int open_object(struct cursor *c, bool *empty)
-{
-	int err;
-
-	if (*c->p != '{')
-		return P_SLOW;
-	c->p++;
-	if ((err = skip_ws(c)) != P_OK)
-		return err;
-	*empty = *c->p == '}';
-	if (*empty)
-		c->p++;
-	return P_OK;
-}
-
 /*
  * nr_accesses or age: null, a count, or an object with the count under
  * main (samples, aggr_intervals) or another unit under alt (percent, usec),
@@ -416,7 +405,7 @@ static int counter(struct cursor *c, enum key main, enum key alt, uint32_t *out)
 		*out = v;
 		return err;
 	}
-	if ((err = open_object(c, &done)) != P_OK)
+	if ((err = open_items(c, '{', &done)) != P_OK)
 		return err;
 	while (!done) {
 		if ((err = key(c, first, last, &next, &seen, &k)) != P_OK)
@@ -430,7 +419,7 @@ static int counter(struct cursor *c, enum key main, enum key alt, uint32_t *out)
 			err = value(c, 2);
 			has_alt |= k == alt;
 		}
-		if (err || (err = next_member(c, &done)) != P_OK)
+		if (err || (err = next_item(c, '}', &done)) != P_OK)
 			return err;
 	}
 	if (!has_main && has_alt)
@@ -448,7 +437,7 @@ static int region(struct cursor *c, struct dx_region_out *r)
 	int err;
 
 	memset(r, 0, sizeof(*r));
-	if ((err = open_object(c, &done)) != P_OK)
+	if ((err = open_items(c, '{', &done)) != P_OK)
 		return err;
 	while (!done) {
 		if ((err = key(c, K_START, K_AGE, &next, &seen, &k)) != P_OK)
@@ -469,7 +458,7 @@ static int region(struct cursor *c, struct dx_region_out *r)
 		default:
 			err = value(c, 2);
 		}
-		if (err || (err = next_member(c, &done)) != P_OK)
+		if (err || (err = next_item(c, '}', &done)) != P_OK)
 			return err;
 	}
 	if ((seen & need) != need || r->end < r->start)
@@ -481,36 +470,22 @@ static int region(struct cursor *c, struct dx_region_out *r)
 static int regions(struct dx_rr_target *t, struct cursor *c, size_t *nr)
 {
 	struct dx_region_out *r;
+	bool done;
 	int err;
 
 	*nr = 0;
-	if (*c->p != '[')
-		return P_SLOW;
-	c->p++;
-	if ((err = skip_ws(c)) != P_OK)
+	if ((err = open_items(c, '[', &done)) != P_OK)
 		return err;
-	if (*c->p == ']') {
-		c->p++;
-		return P_OK;
-	}
-	for (;;) {
+	while (!done) {
 		r = dx_rr_pending(t, *nr + 1);
 		if (!r)
 			return P_NOMEM;
 		if ((err = region(c, &r[*nr])) != P_OK ||
-		    (err = skip_ws(c)) != P_OK)
+		    (err = next_item(c, ']', &done)) != P_OK)
 			return err;
 		(*nr)++;
-		if (*c->p == ']') {
-			c->p++;
-			return P_OK;
-		}
-		if (*c->p != ',')
-			return P_SLOW;
-		c->p++;
-		if ((err = skip_ws(c)) != P_OK)
-			return err;
 	}
+	return P_OK;
 }
 
 /*
@@ -532,7 +507,7 @@ static int snapshot(struct dx_rr_target *t, struct cursor *c, const char *text,
 	memset(s, 0, sizeof(*s));
 	r->has_extra = 0;
 	*stats = false;
-	if ((err = open_object(c, &done)) != P_OK)
+	if ((err = open_items(c, '{', &done)) != P_OK)
 		return err;
 	while (!done) {
 		if ((err = key(c, K_START_TIME, K_STATS_LIST, &next, &seen,
@@ -564,7 +539,7 @@ static int snapshot(struct dx_rr_target *t, struct cursor *c, const char *text,
 			r->extra[k - K_SAMPLE][1] = c->p - text;
 			r->has_extra |= 1u << (k - K_SAMPLE);
 		}
-		if ((err = next_member(c, &done)) != P_OK)
+		if ((err = next_item(c, '}', &done)) != P_OK)
 			return err;
 	}
 	return (seen & need) == need ? P_OK : P_SLOW;

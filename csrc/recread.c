@@ -34,71 +34,48 @@ void dx_rr_target_free(struct dx_rr_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* grow *arr (of size elements) to hold at least nr, doubling */
-static int grow(void **arr, size_t *cap, size_t nr, size_t size)
-{
-	size_t n = *cap ? *cap : 64;
-	void *p;
+/* realloc the array ptr to n elements; false (ptr as it was) if memory ran out */
+#define RESIZE(ptr, n)                                                     \
+	({                                                                 \
+		__typeof__(ptr) _p = realloc((ptr), (n) * sizeof(*(ptr))); \
+		if (_p)                                                    \
+			(ptr) = _p;                                        \
+		_p != NULL;                                                \
+	})
 
-	if (nr <= *cap)
-		return 0;
-	while (n < nr)
-		n *= 2;
-	p = realloc(*arr, n * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
+/* a capacity for nr elements: cap (64 at first) doubled as needed */
+static size_t capacity(size_t cap, size_t nr)
+{
+	cap = cap ? cap : 64;
+	while (cap < nr)
+		cap *= 2;
+	return cap;
 }
 
 struct dx_region_out *dx_rr_pending(struct dx_rr_target *t, size_t nr)
 {
-	if (grow((void **)&t->regions, &t->cap_regions, t->nr_regions + nr,
-		 sizeof(*t->regions)))
-		return NULL;
+	size_t cap = capacity(t->cap_regions, t->nr_regions + nr);
+
+	if (cap > t->cap_regions) {
+		if (!RESIZE(t->regions, cap))
+			return NULL;
+		t->cap_regions = cap;
+	}
 	return t->regions + t->nr_regions;
 }
 
 static int reserve_snaps(struct dx_rr_target *t, size_t nr)
 {
-	size_t cap = t->cap_snaps;
-	void *p;
+	size_t cap = capacity(t->cap_snaps, nr);
 
-	if (nr <= cap)
+	if (cap == t->cap_snaps)
 		return 0;
-	/* every per-snapshot column grows to the same capacity */
-	cap = cap ? cap * 2 : 64;
-	while (cap < nr)
-		cap *= 2;
-	p = realloc(t->start_ns, cap * sizeof(*t->start_ns));
-	if (!p)
+	/* every per-snapshot column has this capacity (and one more offset) */
+	if (!RESIZE(t->start_ns, cap) || !RESIZE(t->end_ns, cap) ||
+	    !RESIZE(t->seen_index, cap) || !RESIZE(t->offsets, cap + 1) ||
+	    !RESIZE(t->sample_us, cap) || !RESIZE(t->nr_checks, cap) ||
+	    !RESIZE(t->flags, cap))
 		return -ENOMEM;
-	t->start_ns = p;
-	p = realloc(t->end_ns, cap * sizeof(*t->end_ns));
-	if (!p)
-		return -ENOMEM;
-	t->end_ns = p;
-	p = realloc(t->seen_index, cap * sizeof(*t->seen_index));
-	if (!p)
-		return -ENOMEM;
-	t->seen_index = p;
-	p = realloc(t->offsets, (cap + 1) * sizeof(*t->offsets));
-	if (!p)
-		return -ENOMEM;
-	t->offsets = p;
-	p = realloc(t->sample_us, cap * sizeof(*t->sample_us));
-	if (!p)
-		return -ENOMEM;
-	t->sample_us = p;
-	p = realloc(t->nr_checks, cap * sizeof(*t->nr_checks));
-	if (!p)
-		return -ENOMEM;
-	t->nr_checks = p;
-	p = realloc(t->flags, cap * sizeof(*t->flags));
-	if (!p)
-		return -ENOMEM;
-	t->flags = p;
 	if (!t->cap_snaps)
 		t->offsets[0] = 0;
 	t->cap_snaps = cap;
@@ -126,9 +103,13 @@ static int cover(struct dx_rr_target *t, uint64_t start, uint64_t end)
 	if (lo < t->nr_unions && u[lo].start <= start && end <= u[lo].end)
 		return 0; /* already covered: the usual case */
 	if (lo == t->nr_unions || u[lo].start > end) {
-		if (grow((void **)&t->unions, &t->cap_unions, t->nr_unions + 1,
-			 sizeof(*t->unions)))
-			return -ENOMEM;
+		size_t cap = capacity(t->cap_unions, t->nr_unions + 1);
+
+		if (cap > t->cap_unions) {
+			if (!RESIZE(t->unions, cap))
+				return -ENOMEM;
+			t->cap_unions = cap;
+		}
 		u = t->unions;
 		memmove(&u[lo + 1], &u[lo], (t->nr_unions - lo) * sizeof(*u));
 		u[lo].start = start;

@@ -6,7 +6,7 @@ import pytest
 
 from damonx import records
 from damonx.cli import main as cli_main
-from tests.test_records_select import MS, _record, _summary
+from tests.record_helpers import MS, summary, three_targets
 
 
 def convert(capsys, *argv):
@@ -17,7 +17,7 @@ def convert(capsys, *argv):
 
 @pytest.fixture
 def source(tmp_path):
-    rec = _record(nr=12)
+    rec = three_targets(nr=12)
     path = tmp_path / "in.data"
     records.save(rec, path)
     return rec, path
@@ -29,7 +29,7 @@ def test_every_format_and_back(capsys, tmp_path, source):
     rc, err = convert(capsys, "-i", str(path), "-o", str(json_path), "--format", "json")
     assert rc == 0 and "36 snapshot(s) of 3 target(s), json" in err
     assert json_path.read_bytes() == zlib.decompress(path.read_bytes())
-    assert _summary(records.load(json_path)) == _summary(rec)
+    assert summary(records.load(json_path)) == summary(rec)
     rc, _ = convert(capsys, "-i", str(json_path), "-o", str(bin_path), "--format", "binary")
     assert rc == 0 and records.detect_format(bin_path.read_bytes()) == "binary"
     rc, _ = convert(capsys, "-i", str(bin_path), "-o", str(back))
@@ -45,7 +45,7 @@ def test_every_format_and_back(capsys, tmp_path, source):
         assert not a.regions["age"].any()
 
 
-def test_a_part_of_a_record(capsys, tmp_path, source):
+def test_a_part_of_athree_targets(capsys, tmp_path, source):
     rec, path = source
     out = tmp_path / "part"
     argv = ["-i", str(path), "-o", str(out), "--target_id", "7", "6"]
@@ -54,7 +54,7 @@ def test_a_part_of_a_record(capsys, tmp_path, source):
     assert rc == 0, err
     got = records.load(out)
     want = records.select(rec, [7, 6], (150 * MS, 420 * MS), (0x10000, 0x7F0000080000))
-    assert got.selection is None and _summary(got) == _summary(want)
+    assert got.selection is None and summary(got) == summary(want)
     assert got.target_ids == [6, 7] and 0 < got.nr_snapshots < rec.nr_snapshots
     # the times are those of the record: the copy starts where it was cut
     assert got.start_ns == 10**9 + 55 * MS  # target 7, [55, 155) ms
@@ -68,7 +68,7 @@ def test_outputs_and_errors(capsys, tmp_path, source):
     rc, err = convert(capsys, "-i", str(path), "-o", str(out))
     assert rc == 1 and "exists" in err and out.read_bytes() == b"keep"
     rc, err = convert(capsys, "-i", str(path), "-o", str(path), "--overwrite", "--format", "json")
-    assert rc == 0 and _summary(records.load(path)) == _summary(rec)
+    assert rc == 0 and summary(records.load(path)) == summary(rec)
     rc, err = convert(capsys, "-i", str(path), "-o", str(out), "--overwrite", "--target_id", "8")
     assert rc == 1 and "no target 8 in the record (targets: 5, 6, 7)" in err
     rc, err = convert(capsys, "-i", str(path), "-o", str(out), "--time_range", "2", "1")
@@ -88,7 +88,7 @@ def test_outputs_and_errors(capsys, tmp_path, source):
 
 
 def test_binary_version_1_needs_small_target_ids(capsys, tmp_path):
-    rec = _record(nr=2)
+    rec = three_targets(nr=2)
     rec.targets[0].target_id = 2**40
     path = tmp_path / "in"
     records.save(rec, path)

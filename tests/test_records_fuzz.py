@@ -13,6 +13,7 @@ from damonx import records
 from damonx.attrs import Intervals
 from damonx.errors import InvalidRecord
 from damonx.records import Record, TargetRecord, TargetSnapshot, jsonstream, make_regions
+from tests.record_helpers import summary
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -136,24 +137,6 @@ def test_random_json_structures(doc):
 # the same readable prefix, on any input and whatever the chunking.
 
 
-def _columns(t):
-    c = t.columns()
-    return (
-        t.target_id,
-        c.start_ns.tolist(),
-        c.end_ns.tolist(),
-        c.offsets.tolist(),
-        c.regions.tolist(),
-        c.sample_us,
-        c.nr_checks,
-        c.damos_stats,
-    )
-
-
-def _summary(rec):
-    return (repr(rec.intervals), repr(rec.meta), [_columns(t) for t in rec.targets])
-
-
 @contextlib.contextmanager
 def _chunk(size):
     old = jsonstream._TextSource.CHUNK
@@ -171,8 +154,8 @@ def _outcome(data, fast, chunk=None):
         try:
             rec = jsonstream.parse(data, compressed, fast=fast)
         except InvalidRecord as err:
-            return "error", str(err), err.offset, _summary(err.partial)
-    return "ok", _summary(rec)
+            return "error", str(err), err.offset, summary(err.partial)
+    return "ok", summary(rec)
 
 
 def _same_both_ways(data, chunk=None):

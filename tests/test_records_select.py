@@ -11,60 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from damonx import records, reports
-from damonx.attrs import Intervals
 from damonx.cli import main as cli_main
 from damonx.errors import DamonxError, InvalidAttrs, InvalidRecord
-from damonx.records import Columns, Record, TargetRecord, TargetSnapshot, jsonstream, make_regions
-
-IV = Intervals(5000, 100000, 1000000)
-MS = 1_000_000
-
-
-def _record(seed=4, nr=40):
-    """Three targets; the second starts 30 ms before the first, so that a
-    reader of the first sees a later start of the record than the true one;
-    regions in two ranges, the snapshots not always sorted."""
-    rng = np.random.default_rng(seed)
-    targets = []
-    for tid, offset in ((5, 30 * MS), (6, 0), (7, 55 * MS)):
-        snaps = []
-        for i in range(nr):
-            rows = []
-            for base in (0x10000, 0x7F0000000000):
-                bounds = np.sort(rng.choice(np.arange(1, 200), 5, replace=False)) * 4096 + base
-                rows += [
-                    (int(a), int(b), int(rng.integers(0, 21)), int(rng.integers(0, 9)))
-                    for a, b in zip(bounds[:-1], bounds[1:])
-                ]
-            if i % 5 == 0:
-                rows.reverse()
-            start = 10**9 + offset + i * 100 * MS
-            end = start if i % 13 == 7 else start + 100 * MS  # a few instants
-            extras = {"sample_us": 5000, "nr_checks": i} if i % 3 == 0 else {}
-            if i % 4 == 0:
-                extras["damos_stats"] = [{"nr_tried": i, "sz_tried": 4096 * i}]
-            snaps.append(TargetSnapshot(start, end, make_regions(rows), **extras))
-        targets.append(TargetRecord(tid, snaps))
-    return Record(IV, targets, {"ops": "sim"})
-
-
-def _summary(rec):
-    out = []
-    for t in rec.targets:
-        c = t.columns()
-        out.append(
-            (
-                t.target_id,
-                c.start_ns.tolist(),
-                c.end_ns.tolist(),
-                c.offsets.tolist(),
-                c.regions.tolist(),
-                c.sample_us,
-                c.nr_checks,
-                c.damos_stats,
-            )
-        )
-    return repr(rec.intervals), rec.meta, out
+from damonx.records import Columns, Record, TargetRecord, jsonstream, make_regions
+from tests.record_helpers import IV, MS, summary, three_targets
 
 
 def _selection(sel):
@@ -84,7 +34,7 @@ def _selection(sel):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    rec = _record()
+    rec = three_targets()
     d = tmp_path_factory.mktemp("select")
     out = {}
     for fmt in records.FORMATS:
@@ -114,10 +64,10 @@ def test_a_part_read_is_the_part_of_the_whole(files, fmt, sel):
     whole = records.load(paths[fmt])
     part = records.load(paths[fmt], **sel)
     chosen = records.select(whole, **sel)
-    assert _summary(part) == _summary(chosen)
+    assert summary(part) == summary(chosen)
     assert _selection(part.selection) == _selection(chosen.selection)
     if not sel:
-        assert part.selection is None and _summary(part) == _summary(whole)
+        assert part.selection is None and summary(part) == summary(whole)
         return
     # the start of the whole record: target 6, even when not kept
     assert part.start_ns == whole.start_ns == 10**9
@@ -193,15 +143,13 @@ def test_cli_heatmap_reads_only_its_ranges(files, capsys):
 
 
 def test_columns_and_the_list_of_snapshots():
-    rec = _record(nr=6)
+    rec = three_targets(nr=6)
     t = rec.target(5)
     cols = t.columns()
     assert cols.nr_snapshots == 6 and cols.nr_regions().tolist() == [8] * 6
     assert cols.snapshot_index().tolist() == [i for i in range(6) for _ in range(8)]
     back = Columns.from_snapshots([cols.snapshot(i) for i in range(6)])
-    assert _summary(Record(None, [TargetRecord.from_columns(5, back)])) == _summary(
-        Record(None, [t])
-    )
+    assert summary(Record(None, [TargetRecord.from_columns(5, back)])) == summary(Record(None, [t]))
     # a slice is views; indices gather
     part = cols.take(slice(2, 5))
     assert part.regions.base is not None and part.offsets.tolist() == [0, 8, 16, 24]
@@ -242,7 +190,7 @@ def test_a_part_of_a_damaged_file(files):
 
 @pytest.mark.parametrize("cut", [None, 0.3, 0.7])
 def test_decompressing_in_a_thread_reads_the_same(cut):
-    rec = _record(seed=9, nr=300)
+    rec = three_targets(seed=9, nr=300)
     data = records.dumps(rec, "json_compressed")
     if cut is not None:
         data = data[: int(len(data) * cut)]
@@ -250,9 +198,9 @@ def test_decompressing_in_a_thread_reads_the_same(cut):
     for prefetch in (False, True):
         try:
             got = jsonstream.parse(data, True, prefetch=prefetch)
-            outcomes.append(("ok", _summary(got)))
+            outcomes.append(("ok", summary(got)))
         except InvalidRecord as err:
-            outcomes.append((str(err), err.offset, _summary(err.partial)))
+            outcomes.append((str(err), err.offset, summary(err.partial)))
     assert outcomes[0] == outcomes[1]
 
 
@@ -261,7 +209,7 @@ def test_files_are_read_in_pieces(files, monkeypatch):
     to read it on the way is a DamonxError, not a traceback."""
     rec, paths = files
     path = paths["json_compressed"]
-    assert _summary(records.load(path)) == _summary(records.load(path.read_bytes()))
+    assert summary(records.load(path)) == summary(records.load(path.read_bytes()))
     reads = []
     real_pread = os.pread
 

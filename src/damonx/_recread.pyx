@@ -113,18 +113,17 @@ cdef class _Memory:
         pass
 
 
-cdef object _take(void **block, size_t n, size_t itemsize, dtype):
-    """An array of the first n items of *block, which it then owns."""
+cdef object _take(void *block, size_t n, size_t itemsize, dtype):
+    """An array of the first n items of block, which it then owns (the
+    caller forgets block)."""
     cdef void *data
     cdef _Memory mem
     if n == 0:
-        free(block[0])
-        block[0] = NULL
+        free(block)
         return np.zeros(0, dtype=dtype)
-    data = realloc(block[0], n * itemsize)  # give back the unused capacity
+    data = realloc(block, n * itemsize)  # give back the unused capacity
     if data == NULL:
-        data = block[0]
-    block[0] = NULL
+        data = block
     mem = _Memory.__new__(_Memory)
     mem.data = data
     mem.size = n * itemsize
@@ -268,24 +267,34 @@ cdef class TargetColumns:
         (before the address filter); ``nr_seen``."""
         cdef size_t n = self.t.nr_snaps
         cdef size_t nr_offsets = n + 1 if self.t.offsets != NULL else 0
+        cdef dx_rr_target *t = &self.t
+        # the blocks are numpy's from here on: the target forgets them first
+        cdef void *flags_p = t.flags
+        cdef void *sample_p = t.sample_us
+        cdef void *checks_p = t.nr_checks
+        cdef void *offsets_p = t.offsets
+        cdef void *start_p = t.start_ns
+        cdef void *end_p = t.end_ns
+        cdef void *seen_p = t.seen_index
+        cdef void *regions_p = t.regions
         self._check()
         self.finished = True
-        flags = _take(<void **>&self.t.flags, n, 1, np.uint8)
-        offsets = _take(<void **>&self.t.offsets, nr_offsets, 8, np.int64)
+        t.flags = NULL
+        t.sample_us = t.nr_checks = t.start_ns = t.end_ns = t.seen_index = NULL
+        t.offsets = NULL
+        t.regions = NULL
+        flags = _take(flags_p, n, 1, np.uint8)
+        offsets = _take(offsets_p, nr_offsets, 8, np.int64)
         out = {
-            "start_ns": _take(<void **>&self.t.start_ns, n, 8, np.uint64),
-            "end_ns": _take(<void **>&self.t.end_ns, n, 8, np.uint64),
-            "seen_index": _take(<void **>&self.t.seen_index, n, 8, np.int64),
+            "start_ns": _take(start_p, n, 8, np.uint64),
+            "end_ns": _take(end_p, n, 8, np.uint64),
+            "seen_index": _take(seen_p, n, 8, np.int64),
             "offsets": offsets if len(offsets) else np.zeros(1, dtype=np.int64),
-            "regions": _take(<void **>&self.t.regions, self.t.nr_regions,
-                             sizeof(dx_region_out), REGION_DTYPE),
-            "sample_us": _optional(_take(<void **>&self.t.sample_us, n, 8, np.uint64), flags,
-                                   DX_RR_HAS_SAMPLE),
-            "nr_checks": _optional(_take(<void **>&self.t.nr_checks, n, 8, np.uint64), flags,
-                                   DX_RR_HAS_CHECKS),
+            "regions": _take(regions_p, t.nr_regions, sizeof(dx_region_out), REGION_DTYPE),
+            "sample_us": _optional(_take(sample_p, n, 8, np.uint64), flags, DX_RR_HAS_SAMPLE),
+            "nr_checks": _optional(_take(checks_p, n, 8, np.uint64), flags, DX_RR_HAS_CHECKS),
             "damos_stats": self.damos_stats,
-            "unions": [[self.t.unions[i].start, self.t.unions[i].end]
-                       for i in range(self.t.nr_unions)],
-            "nr_seen": self.t.nr_seen,
+            "unions": [[t.unions[i].start, t.unions[i].end] for i in range(t.nr_unions)],
+            "nr_seen": t.nr_seen,
         }
         return out

@@ -17,20 +17,16 @@ complete.
 import sys
 
 from damonx.cli import _args
-from damonx.cli.report import parse_address_range
+from damonx.cli.report import add_allow_partial, add_input, parse_address_range
 from damonx.errors import DamonxError
 
 
 def set_argparser(p):
+    add_input(p)
+    add_allow_partial(p, "convert")
     p.add_argument(
-        "-i",
-        "--input",
-        type=_args.path,
-        default="damon.data",
-        metavar="FILE",
-        help="record file (default: damon.data)",
+        "-o", "--output", type=_args.path, required=True, metavar="FILE", help="the new record file"
     )
-    p.add_argument("-o", "--output", type=_args.path, required=True, metavar="FILE")
     p.add_argument(
         "--format",
         choices=["json_compressed", "json", "binary"],
@@ -67,11 +63,6 @@ def set_argparser(p):
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing output (even the input)"
-    )
-    p.add_argument(
-        "--allow_partial",
-        action="store_true",
-        help="convert the readable prefix of a truncated or damaged file instead of failing",
     )
 
 

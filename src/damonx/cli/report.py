@@ -35,7 +35,8 @@ def _percentiles(args):
     return sorted(set(base) | set(extra))
 
 
-def _add_common(p):
+def add_input(p):
+    """-i/--input: the record file."""
     p.add_argument(
         "-i",
         "--input",
@@ -44,13 +45,22 @@ def _add_common(p):
         metavar="FILE",
         help="record file (default: damon.data)",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def add_allow_partial(p, what="report on"):
+    """--allow_partial: ``what`` to do with the readable prefix of a damaged file."""
     p.add_argument(
         "--allow_partial",
         action="store_true",
-        help="report on the readable prefix of a truncated or damaged file "
+        help=f"{what} the readable prefix of a truncated or damaged file "
         "(e.g. left by a killed recorder) instead of failing",
     )
+
+
+def _add_common(p):
+    add_input(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_allow_partial(p)
     p.add_argument(
         "--target_id", type=_args.target_id, metavar="ID", help="only this target (default: all)"
     )
