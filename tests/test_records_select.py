@@ -130,6 +130,17 @@ def test_heatmaps_of_a_part_are_those_of_the_whole(files, t0, length, arange):
             assert x["address_range"] == y["address_range"]
 
 
+def test_a_heatmap_of_a_part_without_snapshots(files):
+    rec, paths = files
+    part = records.load(paths["json"], target_ids=[6], time_range=(10**12, 10**12 + 1))
+    assert part.nr_snapshots == 0 and part.selection.nr_snapshots == {6: 40}
+    (hm,) = reports.heatmap(part, 6, 2, 3, time_range=(10**12, 10**12 + 1))
+    assert np.isnan(hm["values"]).all()
+    assert hm["address_unions"] == rec.target(6).address_unions()  # of the whole record
+    with pytest.raises(DamonxError, match="no snapshot to span"):
+        reports.heatmap(part, 6, 2, 3)
+
+
 def test_cli_heatmap_reads_only_its_ranges(files, capsys):
     rec, paths = files
     argv = ["heatmap", "-i", str(paths["json"]), "--json", "--resol", "5", "9"]

@@ -394,6 +394,8 @@ def heatmap_time_range(start_ns, end_ns, time_range=None):
     from the first snapshot start to the last snapshot end (times relative to
     the record start, as floats).  Snapshots of zero length span one ns."""
     if time_range is None:
+        if not len(start_ns):
+            raise DamonxError("no snapshot to span: give a time range")
         t0, t1 = float(np.min(start_ns)), float(np.max(end_ns))
         return t0, (t1 if t1 > t0 else t0 + 1)
     t0, t1 = (float(x) for x in time_range)
