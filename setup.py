@@ -32,4 +32,14 @@ core = Extension(
     extra_compile_args=CFLAGS,
 )
 
-setup(ext_modules=cythonize([core], compiler_directives={"language_level": 3}))
+# the compiled reader of record files (csrc/recread.c)
+recread = Extension(
+    "damonx._recread",
+    sources=["src/damonx/_recread.pyx", "csrc/recread.c", "csrc/recparse.c"],
+    depends=["csrc/recread.h", "csrc/damonx.h"],
+    include_dirs=["csrc", np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=CFLAGS,
+)
+
+setup(ext_modules=cythonize([core, recread], compiler_directives={"language_level": 3}))
