@@ -289,9 +289,9 @@ static void add(struct dx_rr_target *t, uint64_t start_ns, uint64_t end_ns,
 static void test_selection(void)
 {
 	static const struct dx_region_out regions[] = {
-		{ 0, 100, 1, 0 },
-		{ 100, 200, 2, 0 },
-		{ 300, 400, 3, 0 },
+		{ .start = 0, .end = 100, .nr_accesses = 1 },
+		{ .start = 100, .end = 200, .nr_accesses = 2 },
+		{ .start = 300, .end = 400, .nr_accesses = 3 },
 	};
 	struct dx_rr_filter f = { .by_time = true,
 				  .t0_ns = 10,
