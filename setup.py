@@ -36,7 +36,7 @@ core = Extension(
 recread = Extension(
     "damonx._recread",
     sources=["src/damonx/_recread.pyx", "csrc/recread.c", "csrc/recparse.c"],
-    depends=["csrc/recread.h", "csrc/damonx.h"],
+    depends=["csrc/recread.h"],
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=CFLAGS,

@@ -428,7 +428,7 @@ static int counter(struct cursor *c, enum key main, enum key alt, uint32_t *out)
 	return P_OK;
 }
 
-static int region(struct cursor *c, struct dx_region_out *r)
+static int region(struct cursor *c, struct dx_rr_region *r)
 {
 	const unsigned int need = 1u << K_START | 1u << K_END;
 	enum key k, next = K_START;
@@ -469,7 +469,7 @@ static int region(struct cursor *c, struct dx_region_out *r)
 /* the regions list, into the pending ones of t */
 static int regions(struct dx_rr_target *t, struct cursor *c, size_t *nr)
 {
-	struct dx_region_out *r;
+	struct dx_rr_region *r;
 	bool done;
 	int err;
 

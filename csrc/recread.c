@@ -52,7 +52,7 @@ static size_t capacity(size_t cap, size_t nr)
 	return cap;
 }
 
-struct dx_region_out *dx_rr_pending(struct dx_rr_target *t, size_t nr)
+struct dx_rr_region *dx_rr_pending(struct dx_rr_target *t, size_t nr)
 {
 	size_t cap = capacity(t->cap_regions, t->nr_regions + nr);
 
@@ -137,7 +137,7 @@ static int cover(struct dx_rr_target *t, uint64_t start, uint64_t end)
  * of contiguous or overlapping regions at a time when they come sorted */
 static int cover_pending(struct dx_rr_target *t, size_t nr)
 {
-	const struct dx_region_out *r = t->regions + t->nr_regions;
+	const struct dx_rr_region *r = t->regions + t->nr_regions;
 	uint64_t run_start = 0, run_end = 0;
 	bool in_run = false;
 	size_t i;
@@ -185,7 +185,7 @@ static bool time_kept(struct dx_rr_filter *f, const struct dx_rr_snap *s)
 /* keep the parts of the pending regions inside the address range */
 static size_t clip_pending(struct dx_rr_target *t, size_t nr)
 {
-	struct dx_region_out *r = t->regions + t->nr_regions;
+	struct dx_rr_region *r = t->regions + t->nr_regions;
 	uint64_t lo = t->filter->addr_start, hi = t->filter->addr_end;
 	size_t i, n = 0;
 

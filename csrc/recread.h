@@ -4,7 +4,7 @@
  *
  * The snapshots of one target are collected in growable columns: start and
  * end times, the offset of each snapshot's regions, and the regions
- * themselves (struct dx_region_out, which mirrors damonx.REGION_DTYPE).
+ * themselves (struct dx_rr_region, which mirrors damonx.REGION_DTYPE).
  * dx_rr_parse() reads consecutive snapshots of a "snapshots" list, written
  * the way damo and damonx write them, straight into those columns.  It
  * never decides that a snapshot is broken: whatever is not in that usual
@@ -23,7 +23,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "damonx.h"
+/* one region of a record, as damonx.REGION_DTYPE */
+struct dx_rr_region {
+	uint64_t start;
+	uint64_t end;
+	uint32_t nr_accesses;
+	uint32_t age;
+};
 
 /*
  * What a read keeps; one filter is shared by the targets of a read.
@@ -81,7 +87,7 @@ struct dx_rr_target {
 
 	/* the kept regions, followed by those of the pending snapshot */
 	size_t nr_regions, cap_regions;
-	struct dx_region_out *regions;
+	struct dx_rr_region *regions;
 
 	/* the union of every region read (before the address filter), sorted,
 	 * touching ranges joined */
@@ -99,7 +105,7 @@ void dx_rr_target_free(struct dx_rr_target *t);
  * Room for nr regions of the pending snapshot: a pointer to the first, valid
  * until the next call; NULL if memory ran out.
  */
-struct dx_region_out *dx_rr_pending(struct dx_rr_target *t, size_t nr);
+struct dx_rr_region *dx_rr_pending(struct dx_rr_target *t, size_t nr);
 
 /*
  * Add the snapshot s, whose regions are the first s->nr_regions pending

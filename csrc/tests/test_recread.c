@@ -273,7 +273,7 @@ static void test_extras(void)
 }
 
 static void add(struct dx_rr_target *t, uint64_t start_ns, uint64_t end_ns,
-		const struct dx_region_out *regions, size_t nr)
+		const struct dx_rr_region *regions, size_t nr)
 {
 	struct dx_rr_snap s = { .start_ns = start_ns,
 				.end_ns = end_ns,
@@ -288,7 +288,7 @@ static void add(struct dx_rr_target *t, uint64_t start_ns, uint64_t end_ns,
  * regions are cut to the address range; the coverage sees everything */
 static void test_selection(void)
 {
-	static const struct dx_region_out regions[] = {
+	static const struct dx_rr_region regions[] = {
 		{ .start = 0, .end = 100, .nr_accesses = 1 },
 		{ .start = 100, .end = 200, .nr_accesses = 2 },
 		{ .start = 300, .end = 400, .nr_accesses = 3 },

@@ -1,8 +1,6 @@
 # A one-to-one mirror of csrc/recread.h (damo's JSON record schema read into
 # columns).  Keep in step with it.
-from libc.stdint cimport int64_t, uint8_t, uint64_t
-
-from damonx._cdamonx cimport dx_region_out
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "recread.h" nogil:
@@ -14,6 +12,12 @@ cdef extern from "recread.h" nogil:
         bint has_base, base_fixed
         uint64_t base_ns
         bint time_decided, base_moved
+
+    struct dx_rr_region:
+        uint64_t start
+        uint64_t end
+        uint32_t nr_accesses
+        uint32_t age
 
     struct dx_rr_range:
         uint64_t start
@@ -43,14 +47,14 @@ cdef extern from "recread.h" nogil:
         uint64_t *nr_checks
         uint8_t *flags
         size_t nr_regions, cap_regions
-        dx_region_out *regions
+        dx_rr_region *regions
         size_t nr_unions, cap_unions
         dx_rr_range *unions
         dx_rr_snap pending
 
     void dx_rr_target_init(dx_rr_target *t, dx_rr_filter *filter, bint keep)
     void dx_rr_target_free(dx_rr_target *t)
-    dx_region_out *dx_rr_pending(dx_rr_target *t, size_t nr)
+    dx_rr_region *dx_rr_pending(dx_rr_target *t, size_t nr)
     int dx_rr_commit(dx_rr_target *t, const dx_rr_snap *s)
 
     enum dx_rr_status:

@@ -27,15 +27,19 @@ import numpy as np
 
 cimport numpy as cnp
 
-from damonx._cdamonx cimport dx_region_out
 from damonx._crecread cimport (
     DX_RR_END, DX_RR_EXTRAS, DX_RR_HAS_CHECKS, DX_RR_HAS_SAMPLE, DX_RR_MORE, DX_RR_NEXT,
     DX_RR_NR_EXTRAS, DX_RR_SLOW, dx_rr_commit, dx_rr_filter, dx_rr_parse, dx_rr_pending,
-    dx_rr_result, dx_rr_snap, dx_rr_target, dx_rr_target_free, dx_rr_target_init)
+    dx_rr_region, dx_rr_result, dx_rr_snap, dx_rr_target, dx_rr_target_free,
+    dx_rr_target_init)
 
 cnp.import_array()
 
 from damonx.dtypes import REGION_DTYPE
+
+if REGION_DTYPE.itemsize != sizeof(dx_rr_region):
+    raise ImportError(f"damonx.REGION_DTYPE is {REGION_DTYPE.itemsize} bytes but "
+                      f"struct dx_rr_region {sizeof(dx_rr_region)}: rebuild damonx")
 
 END = DX_RR_END
 NEXT = DX_RR_NEXT
@@ -200,7 +204,7 @@ cdef class TargetColumns:
             damos_stats=None):
         """Add a snapshot; ``regions`` is a REGION_DTYPE array.  True if kept."""
         cdef cnp.ndarray arr
-        cdef dx_region_out *dst
+        cdef dx_rr_region *dst
         cdef size_t n = 0
         self._check()
         if self.t.keep:
@@ -210,7 +214,7 @@ cdef class TargetColumns:
             dst = dx_rr_pending(&self.t, n)
             if dst == NULL:
                 raise MemoryError()
-            memcpy(dst, cnp.PyArray_DATA(arr), n * sizeof(dx_region_out))
+            memcpy(dst, cnp.PyArray_DATA(arr), n * sizeof(dx_rr_region))
         self.t.pending.start_ns = start_ns
         self.t.pending.end_ns = end_ns
         self.t.pending.nr_regions = n
@@ -290,7 +294,7 @@ cdef class TargetColumns:
             "end_ns": _take(end_p, n, 8, np.uint64),
             "seen_index": _take(seen_p, n, 8, np.int64),
             "offsets": offsets if len(offsets) else np.zeros(1, dtype=np.int64),
-            "regions": _take(regions_p, t.nr_regions, sizeof(dx_region_out), REGION_DTYPE),
+            "regions": _take(regions_p, t.nr_regions, sizeof(dx_rr_region), REGION_DTYPE),
             "sample_us": _optional(_take(sample_p, n, 8, np.uint64), flags, DX_RR_HAS_SAMPLE),
             "nr_checks": _optional(_take(checks_p, n, 8, np.uint64), flags, DX_RR_HAS_CHECKS),
             "damos_stats": self.damos_stats,
