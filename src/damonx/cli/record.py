@@ -118,6 +118,7 @@ class Progress:
             "sample_us": snap.sample_us,
             "aggr_us": snap.aggr_us,
             "cpu_pct": _share(snap.cpu_ns - mark[1], snap.end_ns - mark[0]),
+            "cpu_s": round(snap.cpu_ns / 1e9, 6),
             "bytes_written": self.writer.size,
         }
         if self.json_lines:
