@@ -81,6 +81,9 @@ class FakeBackend:
             ],
         )
 
+    def snapshot_span(self):
+        return self.snapshot()[:2]
+
     def snapshot_intervals(self):
         return (self.attrs.sample_us, self.attrs.aggr_us)
 

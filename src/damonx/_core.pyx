@@ -351,6 +351,12 @@ cdef class Context:
             out.append((dx_ctx_target_id(self.ctx, i), arr))
         return (start_ns, end_ns, out)
 
+    def snapshot_span(self):
+        """(start_ns, end_ns) of the last snapshot; (0, 0) before the first."""
+        cdef uint64_t start_ns = 0, end_ns = 0
+        dx_ctx_snapshot_span(self.ctx, &start_ns, &end_ns)
+        return (start_ns, end_ns)
+
     def snapshot_intervals(self):
         """(sample_us, aggr_us) in effect during the last snapshot's aggregation."""
         cdef uint64_t sample_us = 0, aggr_us = 0

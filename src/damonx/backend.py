@@ -108,6 +108,9 @@ class Backend(Protocol):
         for the live targets, each regions an array of
         ``MONITOR_REGION_DTYPE`` in address order."""
 
+    def snapshot_span(self) -> tuple[int, int]:
+        """``(start_ns, end_ns)`` of the last snapshot, without its regions."""
+
     def snapshot_intervals(self) -> tuple[int, int]:
         """``(sample_us, aggr_us)`` in effect during the last snapshot's
         aggregation (an intervals goal or a CPU budget changes them)."""

@@ -180,17 +180,30 @@ class Monitor:
 
     def run(self, duration_s=None, nr_aggregations=None):
         """Run for duration_s of monitoring time (simulated time for sim) or
-        nr_aggregations, or until stopped; return the number of snapshots."""
+        nr_aggregations, or until stopped; return the number of snapshots.
+        Without callbacks nobody sees the snapshots, so none is made: the
+        aggregations run, and their schemes, but their regions stay in C."""
         limit_ns = None if duration_s is None else int(duration_s * 1e9)
         start_ns = None
         n = 0
-        for snap in self:
+        while nr_aggregations is None or n < nr_aggregations:
+            if self._callbacks:
+                snap = self.step()
+                if snap is None:
+                    break
+                span = (snap.start_ns, snap.end_ns)
+            else:
+                with self._using() as backend:
+                    if not backend.run_aggregation():
+                        break
+                    span = backend.snapshot_span()
             n += 1
-            start_ns = snap.start_ns if start_ns is None else start_ns
-            if nr_aggregations is not None and n >= nr_aggregations:
+            start_ns = span[0] if start_ns is None else start_ns
+            if limit_ns is not None and span[1] - start_ns >= limit_ns:
                 break
-            if limit_ns is not None and snap.end_ns - start_ns >= limit_ns:
-                break
+        if not self._callbacks:
+            with self._using() as backend:
+                self._nr_checks_seen = backend.stats()["nr_region_checks"]
         return n
 
     def set_attrs(self, attrs):
