@@ -9,6 +9,7 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 SOURCES = [
     "csrc/core.c",
     "csrc/regions.c",
+    "csrc/tuning.c",
     "csrc/ops-common.c",
     "csrc/sim.c",
     "csrc/vaddr.c",
@@ -20,6 +21,7 @@ HEADERS = [
     "csrc/ops-common.h",
     "csrc/paddr.h",
     "csrc/sim.h",
+    "csrc/tuning.h",
     "csrc/vaddr.h",
 ]
 
@@ -30,6 +32,7 @@ core = Extension(
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=CFLAGS,
+    libraries=["m"],
 )
 
 # the compiled reader of record files (csrc/recread.c)

@@ -244,6 +244,9 @@ def test_missing_operations_set_names_the_config_and_cleans_up(tmp_path):
         (dict(targets=[TARGET_PID], regions=[[(0, "x")]]), "pairs of integers"),
         (dict(targets=[TARGET_PID], regions=[]), "one list of ranges per target"),
         (dict(targets=[(0, 1 << 20)], ops="paddr", regions=[[(0, 1)]]), "not regions"),
+        (dict(targets=[TARGET_PID], intervals_goal=(400, 3, 10_000, 10**7)), "within the inter"),
+        (dict(targets=[TARGET_PID], intervals_goal=(400, 3)), "intervals_goal is an"),
+        (dict(targets=[TARGET_PID], intervals_goal=(0, 3, 5000, 10**7)), "access_bp"),
     ],
 )
 def test_invalid_arguments_are_refused_before_writing(tmp_path, kwargs, match):
@@ -434,3 +437,37 @@ def test_cpu_seconds_of_a_vanished_kdamond(tmp_path):
         NoSuchProcess, match=f"kdamond thread {KDAMOND_PID}: process {KDAMOND_PID} does not exist"
     ):
         kd.cpu_seconds()
+
+
+def goal_files(sysfs):
+    return os.path.join(ctx_dir(sysfs), "monitoring_attrs/intervals/intervals_goal")
+
+
+def test_intervals_goal_is_written_and_tuned_intervals_read(tmp_path):
+    from damonx import IntervalsGoal
+
+    sysfs, procfs = make_tree(tmp_path)
+    for name in ("access_bp", "aggrs", "min_sample_us", "max_sample_us"):
+        put(os.path.join(goal_files(sysfs), name), 0)
+    kd = started(sysfs, procfs, intervals_goal=IntervalsGoal(aggrs=5))
+    written = {n: get(os.path.join(goal_files(sysfs), n)) for n in os.listdir(goal_files(sysfs))}
+    assert written == dict(
+        access_bp="400", aggrs="5", min_sample_us="5000", max_sample_us="10000000"
+    )
+    # the kernel updates sample_us and aggr_us on update_tuned_intervals
+    intervals = os.path.join(ctx_dir(sysfs), "monitoring_attrs/intervals")
+    put(os.path.join(intervals, "sample_us"), 20000)
+    put(os.path.join(intervals, "aggr_us"), 400000)
+    assert kd.tuned_intervals() == (20000, 400000)
+    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state")) == (
+        "update_tuned_intervals"
+    )
+
+
+def test_a_kernel_without_intervals_goal_is_refused_and_cleaned_up(tmp_path):
+    sysfs, procfs = make_tree(tmp_path)
+    with pytest.raises(NotSupported, match=r"intervals_goal, Linux 6.15"):
+        started(sysfs, procfs, intervals_goal=(400, 3, 5000, 10**7))
+    kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
+    assert get(os.path.join(kdamonds, "nr_kdamonds")) == "0"
+    assert get(os.path.join(kdamonds, "0/state")) == "off"

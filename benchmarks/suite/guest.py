@@ -131,13 +131,15 @@ class ServerMonitor:
 
 
 class KernelMonitor:
-    """The kernel's DAMON; snapshots every ~0.3 s in a thread."""
+    """The kernel's DAMON; snapshots every ~0.3 s in a thread (with an
+    intervals goal, the tuned sampling interval too)."""
 
     def __init__(self, pid, probes, attrs):
         from damonx.kernel_damon import KernelDamon
 
         self.pid = pid
         self.kd = KernelDamon()
+        goal = attrs.get("intervals_goal")
         self.kd.start(
             [pid],
             ops="vaddr",
@@ -146,9 +148,11 @@ class KernelMonitor:
             update_us=attrs["ops_update_us"],
             min_nr_regions=attrs["min_nr_regions"],
             max_nr_regions=attrs["max_nr_regions"],
+            intervals_goal=None if goal is None else tuple(goal[k] for k in GOAL_KEYS),
         )
+        self.tuned = goal is not None
         self.probes = probes
-        self.samples, self.nr_regions = [], []
+        self.samples, self.nr_regions, self.intervals = [], [], []
         self.last_cpu = None
         self.done = threading.Event()
         self.error = None
@@ -168,6 +172,8 @@ class KernelMonitor:
                     raise
                 self.samples.append((t, metrics.found_per_probe(regions, self.probes)))
                 self.nr_regions.append(len(regions))
+                if self.tuned:
+                    self.intervals.append((t, self.kd.tuned_intervals()[0]))
                 self.last_cpu = (time.monotonic(), cpu)
                 self.done.wait(0.3)
         except Exception as err:  # reported by stop()
@@ -191,7 +197,14 @@ class KernelMonitor:
         self.kd.stop()
         if self.error:
             raise RuntimeError(f"kernel DAMON snapshots failed: {self.error}")
-        return {"samples": self.samples, "nr_regions": self.nr_regions}
+        out = {"samples": self.samples, "nr_regions": self.nr_regions}
+        if self.tuned:
+            out["intervals"] = self.intervals
+        return out
+
+
+#: the fields of an intervals goal, in the order of the kernel's files
+GOAL_KEYS = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
 
 
 def attrs_for(config):

@@ -269,6 +269,10 @@ def markdown(res):
             "",
             sim_table(res["sim"]),
         ]
+    if res.get("overhead"):
+        from suite import overhead_sweep
+
+        out += ["", "### CPU against accuracy", "", overhead_sweep.markdown(res["overhead"])]
     out += ["", "Core engine (`bench_core.py --quick`, host):", "", core_lines(res.get("core"))]
     return "\n".join(out) + "\n"
 
@@ -327,6 +331,10 @@ def plots(res, out_dir):
         fig.savefig(f"{out_dir}/{name}", dpi=100)
         plt.close(fig)
         files.append(name)
+    if res.get("overhead"):
+        from suite import overhead_sweep
+
+        files += overhead_sweep.plots(res["overhead"], out_dir)
     return files
 
 

@@ -62,12 +62,12 @@ class Backend(Protocol):
         target_id: int,
         size: int,
         page_size: int,
-        phases: Sequence[tuple[int, Sequence[tuple[int, int, float]]]],
+        phases: Sequence[tuple[int, Sequence[tuple[int, int, float, float]]]],
     ) -> None:
         """Add a simulated address space [0, size) of page_size pages.
 
-        phases: ``[(duration_us, [(start, end, probability), ...]), ...]``;
-        the last phase repeats.
+        phases: ``[(duration_us, [(start, end, probability, rate_hz), ...]),
+        ...]`` (see :class:`damonx.sim.Range`); the last phase repeats.
         """
 
     def add_pid_target(self, pid: int, ranges: Ranges | None = None) -> None:
@@ -108,6 +108,29 @@ class Backend(Protocol):
         for the live targets, each regions an array of
         ``MONITOR_REGION_DTYPE`` in address order."""
 
+    def snapshot_span(self) -> tuple[int, int]:
+        """``(start_ns, end_ns)`` of the last snapshot, without its regions."""
+
+    def snapshot_intervals(self) -> tuple[int, int]:
+        """``(sample_us, aggr_us)`` in effect during the last snapshot's
+        aggregation (an intervals goal or a CPU budget changes them)."""
+
+    def set_attrs(self, attrs: Attrs) -> None:
+        """Change the attributes between aggregations, with the kernel's
+        semantics (``damon_set_attrs()``): regions keep their counts and
+        ages, rescaled to the new intervals; the aggregation under way
+        starts again."""
+
+    def attrs_in_effect(self) -> dict[str, int]:
+        """``sample_us``, ``aggr_us``, ``ops_update_us``, ``min_nr_regions``
+        and ``max_nr_regions`` in effect now, as tuned."""
+
+    @property
+    def cpu_ns(self) -> int:
+        """CPU time the monitoring has used since it started, in ns: of the
+        process that runs it (for damonx's core, the whole process), or of
+        the simulation's cost model."""
+
     def request_stop(self) -> None:
         """Make ``run_aggregation`` return False soon; safe from any thread
         and from a signal handler."""
@@ -122,7 +145,8 @@ class Backend(Protocol):
 
     def stats(self) -> dict[str, int]:
         """Counters of the loop: ``nr_samples``, ``nr_region_checks``,
-        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""
+        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``,
+        ``nr_tunings`` (changes of the attributes in effect)."""
 
     def access_check_stats(self) -> dict[str, int]:
         """Counters of the access checks (files read and written); empty
@@ -230,7 +254,10 @@ class Target:
         if self.workload is not None:
             wl = self.workload
             phases = [
-                (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
+                (
+                    ph.duration_us,
+                    [(r.start, r.end, r.probability, r.rate_hz) for r in ph.ranges],
+                )
                 for ph in wl.phases
             ]
             backend.add_sim_target(self.id, wl.size, wl.page_size, phases)

@@ -132,6 +132,7 @@ class KernelDamon:
         min_nr_regions=10,
         max_nr_regions=1000,
         regions=None,
+        intervals_goal=None,
     ):
         """Set up one kdamond with one context and turn it on.
 
@@ -141,6 +142,11 @@ class KernelDamon:
         ``fvaddr`` (required), one list of ``(start, end)`` ranges per PID,
         the initial monitoring regions.  Intervals are in microseconds.
 
+        ``intervals_goal``: a ``damonx.IntervalsGoal`` (or its four values,
+        access_bp, aggrs, min_sample_us, max_sample_us) to let the kernel
+        auto-tune the intervals (Linux 6.15 and later; :meth:`tuned_intervals`
+        reads them); NotSupported on a kernel without it.
+
         Every region of a target is read back by :meth:`snapshot`, through a
         ``stat`` scheme per target that matches any size, access count and age.
         """
@@ -149,6 +155,7 @@ class KernelDamon:
         target_pids, target_regions = self._check_targets(ops, targets, regions)
         limits = (sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
         self._check_attrs(*limits)
+        goal = self._check_goal(intervals_goal, sample_us)
         self._check_available()
         running = self.running_kdamonds()
         if running:
@@ -169,6 +176,8 @@ class KernelDamon:
 
         try:
             self._configure(ops, target_pids, target_regions, *limits)
+            if goal is not None:
+                self._configure_goal(goal)
             self._write(self._path(self.kdamond, "state"), "on")
         except DamonxError:
             self._reset()
@@ -226,6 +235,52 @@ class KernelDamon:
                 "need 3 <= min_nr_regions <= max_nr_regions, got "
                 f"{min_nr_regions} and {max_nr_regions}"
             )
+
+    @staticmethod
+    def _check_goal(goal, sample_us):
+        """The goal's four values, checked as the kernel would, or None."""
+        if goal is None:
+            return None
+        from damonx.attrs import IntervalsGoal
+
+        if not isinstance(goal, IntervalsGoal):
+            try:
+                if len(goal) != 4:
+                    raise TypeError
+                goal = IntervalsGoal(*goal)
+            except TypeError:
+                raise InvalidAttrs(
+                    "intervals_goal is an IntervalsGoal or (access_bp, aggrs, "
+                    f"min_sample_us, max_sample_us), not {goal!r}"
+                ) from None
+        if not goal.min_sample_us <= sample_us <= goal.max_sample_us:
+            raise InvalidAttrs(
+                f"sample_us ({sample_us}) must lie within the intervals goal's "
+                f"[{goal.min_sample_us}, {goal.max_sample_us}] us (the kernel refuses it otherwise)"
+            )
+        return (goal.access_bp, goal.aggrs, goal.min_sample_us, goal.max_sample_us)
+
+    def _goal_dir(self):
+        return self._path(self.ctx, "monitoring_attrs", "intervals", "intervals_goal")
+
+    def _configure_goal(self, goal):
+        gdir = self._goal_dir()
+        if not os.path.isdir(gdir):
+            raise NotSupported(
+                f"{gdir} does not exist: the kernel's DAMON has no monitoring intervals "
+                "auto-tuning (intervals_goal, Linux 6.15 and later); use a newer kernel, "
+                "or damonx's own (damonx.Attrs(intervals_goal=...))"
+            )
+        for name, value in zip(("access_bp", "aggrs", "min_sample_us", "max_sample_us"), goal):
+            self._write(self._path(gdir, name), int(value))
+
+    def tuned_intervals(self):
+        """``(sample_us, aggr_us)`` as the kernel's intervals auto-tuning has
+        set them (asks the kernel to update its files first)."""
+        self._require_started()
+        self._write(self._path(self.kdamond, "state"), "update_tuned_intervals")
+        intervals = self._path(self.ctx, "monitoring_attrs", "intervals")
+        return tuple(int(self._read(self._path(intervals, n))) for n in ("sample_us", "aggr_us"))
 
     def _configure(
         self,

@@ -68,7 +68,8 @@ def add_target_options(parser, command):
 
 
 def add_monitoring_options(parser):
-    """The monitoring attributes, with damo's option names."""
+    """The monitoring attributes, with damo's option names, and the CPU
+    budget."""
     parser.add_argument(
         "--monitoring_intervals",
         nargs=3,
@@ -85,6 +86,72 @@ def add_monitoring_options(parser):
         default=[10, 1000],
         help="minimum and maximum number of regions",
     )
+    tuning = parser.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--monitoring_intervals_goal",
+        nargs=4,
+        metavar=("ACCESS_BP", "AGGRS", "MIN_SAMPLE", "MAX_SAMPLE"),
+        help="auto-tune the sampling and aggregation intervals together, as the "
+        "kernel does (6.15+): aim for ACCESS_BP basis points (or a percentage: 4%%) "
+        "of the access events an aggregation could find, retuning every AGGRS "
+        "aggregations, the sampling interval within MIN_SAMPLE and MAX_SAMPLE "
+        "(microseconds, or 5ms 10s)",
+    )
+    tuning.add_argument(
+        "--monitoring_intervals_autotune",
+        action="store_true",
+        help="--monitoring_intervals_goal 4%% 3 5ms 10s (damo's and DAMON_STAT's goal)",
+    )
+    parser.add_argument(
+        "--cpu_budget",
+        type=_args.cpu_budget,
+        metavar="PERCENT",
+        help="keep the monitor's CPU time (all of the process: the loop, the "
+        "snapshots, the output) near or under PERCENT of one CPU, by stretching "
+        "both intervals together and, past a sampling interval of 1 s (or the "
+        "goal's MAX_SAMPLE), lowering the region limit; with an intervals goal, "
+        "a ceiling the goal steers below",
+    )
+
+
+def parse_access_bp(text, what):
+    """An access ratio in basis points: ``400``, ``400bp`` or ``4%``."""
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1]) * 100
+        else:
+            value = float(t[:-2] if t.endswith("bp") else t)
+    except ValueError:
+        value = float("nan")
+    if not (value == value and 1 <= value <= 10000 and value == round(value)):
+        raise errors.InvalidAttrs(
+            f"{what} {text!r} is not an access ratio: give basis points from 1 to 10000 "
+            "(400) or a percentage (4%)"
+        )
+    return int(value)
+
+
+def intervals_goal_from_args(args):
+    """The ``damonx.IntervalsGoal`` of the options, or None."""
+    from damonx.attrs import IntervalsGoal
+
+    if args.monitoring_intervals_autotune:
+        return IntervalsGoal()
+    if not args.monitoring_intervals_goal:
+        return None
+    access, aggrs, lo, hi = args.monitoring_intervals_goal
+    what = "--monitoring_intervals_goal"
+    if not aggrs.isdigit() or int(aggrs) < 1:
+        raise errors.InvalidAttrs(
+            f"{what} AGGRS {aggrs!r} is not a number of aggregations (1 or more)"
+        )
+    return IntervalsGoal(
+        access_bp=parse_access_bp(access, f"{what} ACCESS_BP"),
+        aggrs=int(aggrs),
+        min_sample_us=units.parse_duration_us(lo, f"{what} MIN_SAMPLE"),
+        max_sample_us=units.parse_duration_us(hi, f"{what} MAX_SAMPLE"),
+    )
 
 
 def attrs_from_args(args):
@@ -97,7 +164,13 @@ def attrs_from_args(args):
     )
     lo, hi = args.monitoring_nr_regions_range
     return damonx.Attrs(
-        sample_us=sample, aggr_us=aggr, ops_update_us=update, min_nr_regions=lo, max_nr_regions=hi
+        sample_us=sample,
+        aggr_us=aggr,
+        ops_update_us=update,
+        min_nr_regions=lo,
+        max_nr_regions=hi,
+        intervals_goal=intervals_goal_from_args(args),
+        cpu_budget=args.cpu_budget,
     )
 
 
