@@ -61,9 +61,11 @@ def set_argparser(parser):
 class Progress:
     """One status line on a terminal, refreshed once a second."""
 
-    def __init__(self, enabled, writer):
+    def __init__(self, enabled, writer, mon=None):
         self.enabled = enabled
         self.writer = writer
+        self.mon = mon
+        self.kdamond_s = None
         self.t0 = time.monotonic()
         self.last = 0.0
 
@@ -75,10 +77,15 @@ class Progress:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         size = self.writer.size
         sim = f" simulated {sim_s:.1f} s," if sim_s is not None else ""
+        if self.mon is not None and not force:
+            # the kernel backend's checks cost the kdamond thread's CPU
+            us = self.mon.stats().get("kdamond_cpu_us")
+            self.kdamond_s = None if us is None else us / 1e6
+        kdamond = "" if self.kdamond_s is None else f" + kdamond {self.kdamond_s:.2f} s"
         sys.stderr.write(
             f"\rrecording {now - self.t0:6.1f} s,{sim} {nr_snapshots} snapshots, "
             f"{nr_regions} regions, {size / 1024:.0f} KiB written, "
-            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s   "
+            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s{kdamond}   "
         )
         sys.stderr.flush()
 
@@ -107,7 +114,7 @@ def main(args):
         writer.abort()
         raise
     writer.meta.update(meta)
-    progress = Progress(sys.stderr.isatty() and not args.quiet, writer)
+    progress = Progress(sys.stderr.isatty() and not args.quiet, writer, mon)
     n = 0
     reason = "no target left"
     ok = False
