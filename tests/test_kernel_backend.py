@@ -298,7 +298,10 @@ def test_a_live_damonx_keeps_its_kdamond(fake):
     f = fake()
     with monitor(f) as first:
         first.step()
-        with pytest.raises(damonx.NotSupported, match=f"another damonx \\(pid {os.getpid()}\\)"):
+        with pytest.raises(
+            damonx.NotSupported,
+            match=f"kdamond 0 runs \\(started by damonx \\(pid {os.getpid()}\\), which still runs",
+        ):
             monitor(f)
         assert f.read("0/state") == "on"
         # features, reading only, says who runs it
@@ -345,3 +348,12 @@ def test_the_kernel_backend_has_every_method_of_the_protocol():
     members = [name for name in vars(backend.Backend) if not name.startswith("_")]
     missing = [name for name in members if not hasattr(kernel_backend.KernelBackend, name)]
     assert not missing
+
+
+def test_one_damonx_at_a_time_drives_the_kernels_damon(fake):
+    f = fake()
+    # the first is open, its kdamond not started yet
+    with monitor(f), pytest.raises(damonx.NotSupported, match="another damonx drives it"):
+        monitor(f)
+    with monitor(f) as mon:  # the lock went with the first one
+        mon.step()

@@ -112,6 +112,9 @@ def open_kernel(ops, attrs, seed, procfs, sysfs):
             f"the kernel's DAMON keeps regions of at least one page: min_region_sz must be "
             f"the page size ({mmap.PAGESIZE}) with backend kernel, not {attrs.min_region_sz}"
         )
+    why = unavailable(ops, procfs, sysfs)  # before the lock: no root, no DAMON...
+    if why is not None:
+        raise why
     return KernelBackend(ops, attrs, procfs, sysfs)
 
 
