@@ -23,22 +23,12 @@ from damonx.errors import (
     ZombieProcess,
 )
 from damonx.kernel_damon import KernelDamon
+from tests.fake_damon import get, put
 
 U64_MAX = str(2**64 - 1)
 U32_MAX = str(2**32 - 1)
 TARGET_PID = 4242
 KDAMOND_PID = 777
-
-
-def put(path, value=""):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(f"{value}\n")
-
-
-def get(path):
-    with open(path) as f:
-        return f.read().strip()
 
 
 def make_tree(
@@ -471,3 +461,20 @@ def test_a_kernel_without_intervals_goal_is_refused_and_cleaned_up(tmp_path):
     kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
     assert get(os.path.join(kdamonds, "nr_kdamonds")) == "0"
     assert get(os.path.join(kdamonds, "0/state")) == "off"
+
+
+def test_busy_sysfs_files_are_read_again(tmp_path, monkeypatch):
+    # state_show() answers EBUSY while another holds the DAMON sysfs mutex
+    sysfs, procfs = make_tree(tmp_path, states=("on",), nr_kdamonds=1)
+    nr_busy = [2]
+    real_open = open
+
+    def busy_open(path, *args, **kwargs):
+        if str(path).endswith("/state") and nr_busy[0]:
+            nr_busy[0] -= 1
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(kernel_damon, "open", busy_open, raising=False)
+    assert KernelDamon(sysfs, procfs).running_kdamonds() == [0]
+    assert nr_busy == [0]

@@ -265,8 +265,10 @@ def test_bad_monitor_arguments():
     with pytest.raises(damonx.InvalidAttrs, match="damonx.Attrs"):
         damonx.Monitor("sim", hot_cold(), {"sample_us": 5000})
     with pytest.raises(
-        damonx.InvalidAttrs, match="unknown backend 'kernel'; one of auto, page_idle"
+        damonx.InvalidAttrs, match="unknown backend 'kdamond'; one of auto, page_idle, kernel"
     ):
+        damonx.Monitor("sim", hot_cold(), backend="kdamond")
+    with pytest.raises(damonx.InvalidAttrs, match="backend 'kernel' does not run ops 'sim'"):
         damonx.Monitor("sim", hot_cold(), backend="kernel")
 
 

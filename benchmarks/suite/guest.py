@@ -15,13 +15,15 @@ repeat runs every configuration once, in an order rotated per repeat:
   damonx-r100     the same with max_nr_regions 100
   damonx-r10000   the same with max_nr_regions 10000
   kernel          the kernel's DAMON vaddr, same attributes as damonx
+  damonx-kernel   damonx's Monitor on the kernel's DAMON (backend kernel):
+                  the kernel's checks plus damonx's sysfs reads and Python
   fullscan        every present page of the process through page_idle,
                   every 100 ms (benchmarks/csrc/bench_fullscan.c)
 
 damonx and the full scan run in one long-lived monitoring process
 (suite/server.py); the kernel's DAMON in its kdamond thread.  Monitor CPU
 is utime + stime of that process or thread (/proc/PID/stat, 10 ms units)
-over the workload's run, as % of one CPU.  The stress-ng workload is a
+over the workload's run, as % of one CPU; for damonx-kernel, of both.  The stress-ng workload is a
 fresh process per run and is monitored from the moment its worker exists.
 """
 
@@ -116,15 +118,21 @@ class Server:
 
 
 class ServerMonitor:
-    def __init__(self, server, kind, pid, probes, attrs=None):
+    def __init__(self, server, kind, pid, probes, attrs=None, backend="page_idle"):
         self.server, self.kind = server, kind
         cmd = {"cmd": kind, "pid": pid, "probes": probes}
         if kind == "damonx":
             cmd["attrs"] = attrs
+            cmd["backend"] = backend
         server.call(cmd)
+        self.kdamond_pid = None
+        if backend == "kernel":  # the server's kdamond runs once it replied
+            with open("/sys/kernel/mm/damon/admin/kdamonds/0/pid") as f:
+                self.kdamond_pid = int(f.read())
 
     def cpu(self):
-        return proc_cpu_s(self.server.pid)
+        cpu = proc_cpu_s(self.server.pid)
+        return cpu + proc_cpu_s(self.kdamond_pid) if self.kdamond_pid else cpu
 
     def stop(self):
         return self.server.call({"cmd": "stop"})
@@ -225,6 +233,8 @@ def start_monitor(server, config, pid, probes):
         return KernelMonitor(pid, probes, attrs_for(config))
     if config == "fullscan":
         return ServerMonitor(server, "fullscan", pid, probes)
+    if config == "damonx-kernel":
+        return ServerMonitor(server, "damonx", pid, probes, attrs_for(config), "kernel")
     return ServerMonitor(server, "damonx", pid, probes, attrs_for(config))
 
 

@@ -31,7 +31,15 @@ import bench_ext  # noqa: E402
 from suite import metrics, overhead_sweep, report, simacc  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
-ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
+ALL_CONFIGS = [
+    "baseline",
+    "damonx",
+    "damonx-r100",
+    "damonx-r10000",
+    "kernel",
+    "damonx-kernel",
+    "fullscan",
+]
 
 PLANS = {
     "quick": {

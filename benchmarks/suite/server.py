@@ -6,7 +6,8 @@ once and never measured: the orchestrator reads this process's CPU time
 on stdin, one JSON object per line; each gets one JSON line on stdout:
 
     {"cmd": "damonx", "pid": P, "attrs": {...}, "within": [s, e],
-     "probes": [[s, e], ...]}          -> {"ok": "running"}
+     "probes": [[s, e], ...],
+     "backend": "page_idle"}           -> {"ok": "running"}
         (attrs: damonx.Attrs keyword arguments; intervals_goal as a dict of
         damonx.IntervalsGoal's)
     {"cmd": "fullscan", "pid": P, "interval_us": 100000,
@@ -75,7 +76,10 @@ def run_damonx(cmd):
     probes = [tuple(p) for p in cmd["probes"]]
     snaps, intervals = [], []
     cpu0 = time.process_time()
-    with damonx.Monitor("vaddr", [cmd["pid"]], attrs) as mon:
+    backend = cmd.get("backend", "page_idle")
+    with damonx.Monitor("vaddr", [cmd["pid"]], attrs, backend=backend) as mon:
+        if backend == "kernel":
+            mon.step()  # the kdamond starts with the first aggregation
         reply({"ok": "running"})
         while not stdin_ready():
             snap = mon.step()

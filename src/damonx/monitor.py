@@ -73,8 +73,10 @@ class Monitor:
       - ``"paddr"``: ``[(start, end), ...]`` physical ranges, or None for all
         System RAM in /proc/iomem.
     procfs and sysfs are the roots of /proc and /sys (tests point them at
-    fake trees).  seed makes the sampling reproducible.  backend: a name in
-    ``damonx.backend.BACKENDS``, or ``"auto"`` for the first that runs ops.
+    fake trees).  seed makes the sampling reproducible (page_idle).
+    backend: ``"page_idle"`` (damonx's own access checks), ``"kernel"``
+    (the kernel's DAMON, through its sysfs interface), or ``"auto"``: the
+    first of them that can run ops here (see ``damonx.backend``).
     """
 
     def __init__(
@@ -86,9 +88,11 @@ class Monitor:
         self.ops = ops
         self.procfs = procfs
         self._callbacks = []
-        self._backend, parsed = _backend.open_backend(
+        self._backend, name, parsed = _backend.open_backend(
             backend, ops, targets, self.attrs, seed=seed, procfs=procfs, sysfs=sysfs
         )
+        #: the backend it runs on: "page_idle" or "kernel"
+        self.backend = name
         #: sim: the workload of each target id
         self.workloads = {t.id: t.workload for t in parsed if t.workload is not None}
         self._nr_checks_seen = 0
@@ -143,7 +147,8 @@ class Monitor:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
             sample_us, aggr_us = backend.snapshot_intervals()
-            nr_checks = backend.stats()["nr_region_checks"]
+            # None where the backend counts no checks (the kernel's DAMON)
+            nr_checks = backend.stats().get("nr_region_checks")
             scheme_stats = backend.scheme_stats() if self._has_schemes else None
             cpu_ns = backend.cpu_ns
         snap = Snapshot(
@@ -152,11 +157,11 @@ class Monitor:
             dict(targets),
             sample_us=sample_us,
             aggr_us=aggr_us,
-            nr_checks=nr_checks - self._nr_checks_seen,
+            nr_checks=None if nr_checks is None else nr_checks - self._nr_checks_seen,
             scheme_stats=scheme_stats,
             cpu_ns=cpu_ns,
         )
-        self._nr_checks_seen = nr_checks
+        self._nr_checks_seen = nr_checks or 0
         for fn in self._callbacks:
             if fn(snap):
                 self.stop()
@@ -203,7 +208,7 @@ class Monitor:
                 break
         if not self._callbacks:
             with self._using() as backend:
-                self._nr_checks_seen = backend.stats()["nr_region_checks"]
+                self._nr_checks_seen = backend.stats().get("nr_region_checks", 0)
         return n
 
     def set_attrs(self, attrs):
@@ -275,9 +280,14 @@ class Monitor:
             return backend.access_check_stats()
 
     def close(self):
-        """Release the backend; using the monitor afterwards raises
-        DamonxError.  Closing twice is fine."""
-        self._backend = None
+        """Release the backend (the kernel backend stops and removes its
+        kdamond); using the monitor afterwards raises DamonxError.  Closing
+        twice is fine."""
+        backend, self._backend = self._backend, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            with errors.translated("cannot close the monitor", procfs=self.procfs):
+                close()
 
     def __enter__(self):
         return self

@@ -49,6 +49,13 @@ def add_target_options(parser, command):
         help="operations set (default: vaddr, or sim with --workload)",
     )
     parser.add_argument(
+        "--backend",
+        choices=["auto", "page_idle", "kernel"],
+        default="auto",
+        help="page_idle: damonx's own access checks; kernel: the kernel's DAMON through "
+        "its sysfs interface; auto (default): the first of them that can run here",
+    )
+    parser.add_argument(
         "--workload", type=_args.path, metavar="FILE.json", help="simulated workload (ops sim)"
     )
     parser.add_argument(
@@ -193,11 +200,8 @@ def open_monitor(args, attrs):
         if args.regions:
             raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
-        return (
-            damonx.Monitor("sim", wl, attrs, seed=args.seed),
-            {"ops": "sim", "workload": wl.to_dict()},
-            None,
-        )
+        mon = damonx.Monitor("sim", wl, attrs, seed=args.seed, backend=args.backend)
+        return mon, {"ops": "sim", "backend": mon.backend, "workload": wl.to_dict()}, None
     ops = args.ops or "vaddr"
     if ops == "sim":
         raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
@@ -207,18 +211,16 @@ def open_monitor(args, attrs):
             raise errors.InvalidAttrs(
                 "paddr takes no process; give ranges with -r or none for all RAM"
             )
-        return (
-            damonx.Monitor(
-                "paddr",
-                regions or None,
-                attrs,
-                seed=args.seed,
-                procfs=args.procfs,
-                sysfs=args.sysfs,
-            ),
-            {"ops": "paddr"},
-            None,
+        mon = damonx.Monitor(
+            "paddr",
+            regions or None,
+            attrs,
+            seed=args.seed,
+            procfs=args.procfs,
+            sysfs=args.sysfs,
+            backend=args.backend,
         )
+        return mon, {"ops": "paddr", "backend": mon.backend}, None
     if not args.target and not command_line:
         raise errors.InvalidAttrs("give process ids, or a command after --")
     if args.target:
@@ -226,17 +228,15 @@ def open_monitor(args, attrs):
     else:
         # checked before the command starts, so a missing capability
         # does not leave a started command behind
-        from damonx import features
+        from damonx import backend
 
-        features.require(ops, args.procfs, args.sysfs)
+        backend.require(args.backend, ops, args.procfs, args.sysfs)
         try:
             cmd = subprocess.Popen(command_line)
         except OSError as err:
             raise errors.DamonxError(f"cannot start {command_line[0]}: {err.strerror}") from None
         pids = [cmd.pid]
     meta = {"ops": ops, "pids": pids}
-    if cmd is not None:
-        meta["command"] = command_line
     try:
         if ops == "fvaddr":
             if not regions:
@@ -248,18 +248,28 @@ def open_monitor(args, attrs):
                 seed=args.seed,
                 procfs=args.procfs,
                 sysfs=args.sysfs,
+                backend=args.backend,
             )
         else:
             if regions:
                 raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
             mon = damonx.Monitor(
-                "vaddr", pids, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
+                "vaddr",
+                pids,
+                attrs,
+                seed=args.seed,
+                procfs=args.procfs,
+                sysfs=args.sysfs,
+                backend=args.backend,
             )
     except BaseException:
         if cmd is not None:
             cmd.kill()
             cmd.wait()
         raise
+    meta["backend"] = mon.backend
+    if cmd is not None:
+        meta["command"] = command_line
     return mon, meta, cmd
 
 
