@@ -4,7 +4,7 @@
  *
  * The snapshots of one target are collected in growable columns: start and
  * end times, the offset of each snapshot's regions, and the regions
- * themselves (struct dx_region_out, which mirrors damonx.REGION_DTYPE).
+ * themselves (struct dx_region_out, which mirrors damonx.MONITOR_REGION_DTYPE).
  * dx_rr_parse() reads consecutive snapshots of a "snapshots" list, written
  * the way damo and damonx write them, straight into those columns.  It
  * never decides that a snapshot is broken: whatever is not in that usual

@@ -35,7 +35,9 @@ from damonx._crecread cimport (
 
 cnp.import_array()
 
-from damonx.dtypes import REGION_DTYPE
+from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE
+
+REGION_FIELDS = REGION_DTYPE.names
 
 END = DX_RR_END
 NEXT = DX_RR_NEXT
@@ -130,6 +132,14 @@ cdef object _take(void *block, size_t n, size_t itemsize, dtype):
     return np.frombuffer(mem, dtype=dtype)
 
 
+cdef object _record_regions(regions):
+    """A REGION_DTYPE copy of a MONITOR_REGION_DTYPE array."""
+    out = np.empty(len(regions), dtype=REGION_DTYPE)
+    for name in REGION_FIELDS:
+        out[name] = regions[name]
+    return out
+
+
 cdef object _optional(values, flags, int bit):
     """Python values where ``flags`` has ``bit``, else None; None if none has."""
     has = (flags & bit) != 0
@@ -204,8 +214,12 @@ cdef class TargetColumns:
         cdef size_t n = 0
         self._check()
         if self.t.keep:
-            arr = np.ascontiguousarray(regions, dtype=REGION_DTYPE)
-            n = arr.shape[0]
+            # the C side holds struct dx_region_out (MONITOR_REGION_DTYPE),
+            # which has one more field than a record's regions
+            n = len(regions)
+            arr = np.zeros(n, dtype=MONITOR_REGION_DTYPE)
+            for name in REGION_FIELDS:
+                arr[name] = regions[name]
         if n:
             dst = dx_rr_pending(&self.t, n)
             if dst == NULL:
@@ -290,7 +304,9 @@ cdef class TargetColumns:
             "end_ns": _take(end_p, n, 8, np.uint64),
             "seen_index": _take(seen_p, n, 8, np.int64),
             "offsets": offsets if len(offsets) else np.zeros(1, dtype=np.int64),
-            "regions": _take(regions_p, t.nr_regions, sizeof(dx_region_out), REGION_DTYPE),
+            "regions": _record_regions(
+                _take(regions_p, t.nr_regions, sizeof(dx_region_out), MONITOR_REGION_DTYPE)
+            ),
             "sample_us": _optional(_take(sample_p, n, 8, np.uint64), flags, DX_RR_HAS_SAMPLE),
             "nr_checks": _optional(_take(checks_p, n, 8, np.uint64), flags, DX_RR_HAS_CHECKS),
             "damos_stats": self.damos_stats,
