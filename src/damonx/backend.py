@@ -135,25 +135,30 @@ class BackendSpec:
 
     #: the operations sets it runs
     ops: tuple[str, ...]
-    #: ``open(ops, attrs, seed, procfs, sysfs)``: a new backend, no targets yet
-    open: Callable[[str, Attrs, int, str, str], Backend]
+    #: ``open(ops, attrs, seed, procfs, sysfs, real_time)``: a new backend,
+    #: no targets yet; ``real_time`` asks sim to run in real time (the other
+    #: ops always do) instead of on a virtual clock
+    open: Callable[[str, Attrs, int, str, str, bool], Backend]
 
 
-def _open_core_context(ops, attrs, seed, procfs, sysfs):
+def _open_core_context(ops, attrs, seed, procfs, sysfs, real_time=False):
     """A compiled context for ops: the one call of its constructor."""
     from damonx import _core
 
-    return _core.Context(attrs, ops, seed, virtual_clock=ops == "sim", procfs=procfs, sysfs=sysfs)
+    virtual = ops == "sim" and not real_time
+    return _core.Context(attrs, ops, seed, virtual_clock=virtual, procfs=procfs, sysfs=sysfs)
 
 
-def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -> Backend:
+def _open_compiled(
+    ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str, real_time: bool = False
+) -> Backend:
     from damonx import features
 
     features.require(ops, procfs, sysfs)
     if ops != "sim":
         # from the caller of Monitor(): here, open_backend, Monitor.__init__
         features.warn_accessed_bit_users(procfs, sysfs, stacklevel=4)
-    return _open_core_context(ops, attrs, seed, procfs, sysfs)
+    return _open_core_context(ops, attrs, seed, procfs, sysfs, real_time)
 
 
 #: The backends by name (see the module's docstring).  ``"auto"`` is the
@@ -181,7 +186,9 @@ def choose(name: str, ops: str) -> str:
     return name
 
 
-def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys"):
+def open_backend(
+    name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys", real_time=False
+):
     """Choose, open and fill the backend of a Monitor.
 
     Returns the backend and its targets (a list of :class:`Target`).  An
@@ -196,7 +203,7 @@ def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/s
         if target.pid is not None:
             check_not_thread(target.pid, procfs)
     with errors.translated("cannot set up the monitor", procfs=procfs):
-        backend = spec.open(ops, attrs, seed, procfs, sysfs)
+        backend = spec.open(ops, attrs, seed, procfs, sysfs, real_time)
     for target in parsed:
         with errors.translated(target.what, pid=target.pid, procfs=procfs):
             target.add_to(backend)
