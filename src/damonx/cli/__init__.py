@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     ("record", "record data accesses of processes, memory or a simulated workload"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
     ("convert", "write a record in another format, or a part of it"),
+    ("export", "write a record as Parquet, for DuckDB, Spark, Polars or pandas"),
     ("features", "which access-check mechanisms this machine offers"),
     ("version", "print the damonx version"),
 ]

@@ -217,3 +217,36 @@ def stopping_on_signals(mon, cmd=None):
             except subprocess.TimeoutExpired:
                 cmd.kill()
                 cmd.wait()
+
+
+def read_process(pid, procfs="/proc"):
+    """comm and cmdline (a list) of a process, each left out when unreadable."""
+    import os
+
+    out = {}
+    try:
+        with open(os.path.join(procfs, str(pid), "comm"), "rb") as f:
+            out["comm"] = f.read().decode(errors="replace").rstrip("\n")
+        with open(os.path.join(procfs, str(pid), "cmdline"), "rb") as f:
+            out["cmdline"] = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        pass
+    return out
+
+
+def provenance(meta, procfs="/proc"):
+    """What a record or an exporter says of where its data comes from: the
+    host, the damonx version, the backend and, per process, comm and cmdline."""
+    import socket
+
+    import damonx
+    from damonx import backend
+
+    out = {
+        "host": socket.gethostname(),
+        "damonx_version": damonx.__version__,
+        "backend": backend.choose("auto", meta["ops"]),
+    }
+    if meta.get("pids"):
+        out["processes"] = {str(p): read_process(p, procfs) for p in meta["pids"]}
+    return out

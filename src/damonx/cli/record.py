@@ -107,6 +107,7 @@ def main(args):
         writer.abort()
         raise
     writer.meta.update(meta)
+    writer.meta.update(_monitoring.provenance(meta, args.procfs))
     progress = Progress(sys.stderr.isatty() and not args.quiet, writer)
     n = 0
     reason = "no target left"

@@ -364,6 +364,15 @@ class Record:
             return None
         return self.intervals.aggr_us / self.intervals.sample_us
 
+    def to_arrow(self, host=None):
+        """One row per region of every snapshot as a ``pyarrow.Table``, with
+        where it comes from in the schema's metadata (needs pyarrow: ``pip
+        install 'damonx[arrow]'``; see :mod:`damonx.records.arrow`).  ``host``
+        names the machine when the record does not."""
+        from damonx.records.arrow import to_arrow
+
+        return to_arrow(self, host)
+
     def to_dataframe(self):
         """One row per region of every snapshot (needs pandas)."""
         try:
