@@ -246,7 +246,7 @@ def test_export_with_bad_values(capsys, files, record, argv):
 
 
 def test_every_command_is_covered():
-    covered = {"record", "report", "convert", "export", "features", "version"}
+    covered = {"record", "report", "convert", "export", "serve", "features", "version"}
     assert {name for name, _ in cli.SUBCOMMANDS} == covered
 
 

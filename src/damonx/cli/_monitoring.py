@@ -101,7 +101,9 @@ def attrs_from_args(args):
     )
 
 
-def open_monitor(args, attrs):
+def open_monitor(args, attrs, real_time=False):
+    """The monitor, the record's metadata and the started command (or None)
+    the target options ask for; ``real_time`` runs sim in real time."""
     import damonx
 
     cmd = None
@@ -121,7 +123,7 @@ def open_monitor(args, attrs):
             raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
         return (
-            damonx.Monitor("sim", wl, attrs, seed=args.seed),
+            damonx.Monitor("sim", wl, attrs, seed=args.seed, real_time=real_time),
             {"ops": "sim", "workload": wl.to_dict()},
             None,
         )
@@ -223,7 +225,7 @@ def read_process(pid, procfs="/proc"):
     """comm and cmdline (a list) of a process, each left out when unreadable."""
     import os
 
-    out = {}
+    out: dict[str, object] = {}
     try:
         with open(os.path.join(procfs, str(pid), "comm"), "rb") as f:
             out["comm"] = f.read().decode(errors="replace").rstrip("\n")
@@ -242,7 +244,7 @@ def provenance(meta, procfs="/proc"):
     import damonx
     from damonx import backend
 
-    out = {
+    out: dict[str, object] = {
         "host": socket.gethostname(),
         "damonx_version": damonx.__version__,
         "backend": backend.choose("auto", meta["ops"]),
