@@ -161,6 +161,19 @@ def test_record_to_parquet_to_duckdb_matches_the_wss_report(tmp_path, capsys):
         assert 0 < fraction < 1
     # the simulated hot set is 128 MiB of 1 GiB: most of it is cold
     assert 0.7 < rows[0][3] < 0.95
+    # pandas (and Polars, when installed) read the directory as one dataset
+    pd = pytest.importorskip("pandas")
+    df = pd.read_parquet(fleet)
+    assert sorted(df["host"].astype(str).unique()) == ["alpha", "beta"]
+    assert len(df) == sum(
+        len(records.load(tmp_path / f"{h}.data").targets[0].columns().regions) for h in want
+    )
+    try:
+        import polars as pl
+    except ImportError:
+        return
+    frame = pl.scan_parquet(f"{fleet}/**/*.parquet", hive_partitioning=True).collect()
+    assert frame.height == len(df) and set(frame["host"].to_list()) == {"alpha", "beta"}
 
 
 def test_hive_needs_a_host_and_keeps_files(tmp_path, capsys):

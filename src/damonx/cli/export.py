@@ -50,7 +50,9 @@ def main(args):
         raise InvalidAttrs("--host needs a name")
     rec = records.load(args.input, partial_ok=args.allow_partial)
     if rec.warning:
-        print(f"damonx export: warning: {rec.warning}; exporting what was readable", file=sys.stderr)
+        print(
+            f"damonx export: warning: {rec.warning}; exporting what was readable", file=sys.stderr
+        )
     if args.hive:
         paths = arrow.write_hive(rec, args.hive, args.host, args.overwrite)
         print(f"wrote {len(paths)} file(s) under {args.hive}", file=sys.stderr)

@@ -151,8 +151,8 @@ def _describe(tid, meta):
 def to_arrow(record, host=None):
     """The record as a ``pyarrow.Table`` (see the module's docstring)."""
     pa = require_pyarrow()
-    rows = {name: [] for name in _FIELDS}
-    snaps = {name: [] for name in _PER_SNAPSHOT}
+    rows: dict[str, list] = {name: [] for name in _FIELDS}
+    snaps: dict[str, list] = {name: [] for name in _PER_SNAPSHOT}
     per_target, snapshot_rows = [], []
     base = 0
     for t in record.targets:
@@ -186,8 +186,8 @@ def to_arrow(record, host=None):
     return table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
 
 
-_FIELDS = ("snapshot", "snapshot_start_ns", "snapshot_end_ns", "start", "end", "size")
-_FIELDS += ("nr_accesses", "age")
+_FIELDS: "tuple[str, ...]" = ("snapshot", "snapshot_start_ns", "snapshot_end_ns", "start", "end")
+_FIELDS += ("size", "nr_accesses", "age")
 #: columns kept in their numpy type (the others are int64, or uint64 if need be)
 _KEEP_TYPE = ("snapshot", "nr_accesses", "age")
 _PER_SNAPSHOT = ("sample_us", "aggr_us", "nr_checks")
