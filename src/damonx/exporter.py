@@ -43,6 +43,17 @@ QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 _LABELS = ("target", "pid", "comm")
 
+#: the gauges of each target but the idle time: name and help
+_PER_TARGET = (
+    ("damonx_wss_bytes", "bytes of the regions accessed in the last aggregation"),
+    ("damonx_monitored_bytes", "bytes of all monitored regions"),
+    ("damonx_regions", "number of regions"),
+    (
+        "damonx_estimated_memory_bandwidth_bytes",
+        "estimated memory bandwidth, bytes per second (as DAMON_STAT computes it)",
+    ),
+)
+
 
 def require_prometheus_client():
     """The prometheus_client module; DamonxError saying how to get it if missing."""
@@ -91,21 +102,8 @@ class Metrics:
         self.describe = describe
         self._labels = {}  # target id -> label values
         r = self.registry
-        self.wss = pc.Gauge(
-            "damonx_wss_bytes",
-            "bytes of the regions accessed in the last aggregation",
-            _LABELS,
-            registry=r,
-        )
-        self.monitored = pc.Gauge(
-            "damonx_monitored_bytes", "bytes of all monitored regions", _LABELS, registry=r
-        )
-        self.regions = pc.Gauge("damonx_regions", "number of regions", _LABELS, registry=r)
-        self.bandwidth = pc.Gauge(
-            "damonx_estimated_memory_bandwidth_bytes",
-            "estimated memory bandwidth, bytes per second (as DAMON_STAT computes it)",
-            _LABELS,
-            registry=r,
+        self.wss, self.monitored, self.regions, self.bandwidth = (
+            pc.Gauge(name, text, _LABELS, registry=r) for name, text in _PER_TARGET
         )
         self.idle = pc.Gauge(
             "damonx_memory_idle_seconds",

@@ -65,24 +65,16 @@ def _per_snapshot(values, fallback, n):
 def _target_columns(record, t):
     """The numpy columns of a target's rows, and its per-snapshot values."""
     cols = t.columns()
-    regions = cols.regions
-    idx = cols.snapshot_index()
     n = cols.nr_snapshots
     iv = record.intervals
     sample = _per_snapshot(cols.sample_us, iv.sample_us if iv else None, n)
     # the record's aggregation interval holds where the sampling interval is
     # the record's; an auto-tuned snapshot's is not recorded
     aggr = [iv.aggr_us if iv and s == iv.sample_us else None for s in sample]
-    rows = {
-        "snapshot": idx.astype(np.uint32),
-        "snapshot_start_ns": cols.start_ns[idx],
-        "snapshot_end_ns": cols.end_ns[idx],
-        "start": regions["start"],
-        "end": regions["end"],
-        "size": regions["end"] - regions["start"],
-        "nr_accesses": regions["nr_accesses"],
-        "age": regions["age"],
-    }
+    rows = cols.rows()
+    rows["snapshot"] = rows["snapshot"].astype(np.uint32)
+    rows["snapshot_start_ns"] = rows.pop("start_ns")
+    rows["snapshot_end_ns"] = rows.pop("end_ns")
     snaps = {
         "sample_us": sample,
         "aggr_us": aggr,
