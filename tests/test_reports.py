@@ -189,6 +189,18 @@ def test_address_bin_integrals():
     np.testing.assert_allclose(cover, [[50, 50], [10, 10], [0, 0]])
 
 
+def test_the_default_heatmap_range_is_the_one_with_the_accesses_in_its_time_range():
+    # the low range is hot in the first second, the high one afterwards
+    snaps = [
+        snap(i, [(0, MiB, 20 if i < 10 else 0), (1 << 40, (1 << 40) + MiB, 0 if i < 10 else 10)])
+        for i in range(40)
+    ]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=1)
+    assert hm["address_range"] == [1 << 40, (1 << 40) + MiB]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=1, time_range=(0, 1e9))
+    assert hm["address_range"] == [0, MiB]
+
+
 def test_time_weights():
     edges = np.array([0.0, 10.0, 20.0])
     snapshot, bins, w = reports.time_weights([0, 5, 12, 25, 20], [10, 15, 12, 30, 20], edges)

@@ -282,7 +282,8 @@ def heatmap(
     ``address_range``: None picks, of the address ranges the regions cover
     (so that the unmapped gaps of a process do not flatten the map; the
     others are listed under ``address_unions``), the one with the most
-    accesses (bytes times nr_accesses, over the snapshots), or the largest
+    accesses (bytes times nr_accesses, over the snapshots in the time
+    range), or the largest
     where nothing was accessed; ``"all"`` spans from the
     lowest to the highest address, or ``(start, end)`` in bytes.
     ``time_range``: ``(start_ns, end_ns)`` relative to the record's first
@@ -316,15 +317,18 @@ def heatmap(
         else:
             unions = t.address_unions()
         cols = t.columns()
-        weights = None
-        if address_range is None and len(unions) > 1:
-            weights = accessed_bytes(cols, unions)
-        a0, a1 = heatmap_address_range(unions, address_range, t.target_id, weights)
         start_ns = cols.start_ns.astype(np.float64) - base
         end_ns = cols.end_ns.astype(np.float64) - base
         t0, t1 = heatmap_time_range(start_ns, end_ns, time_range)
-        aedges = np.linspace(a0, a1, addr_bins + 1)
         tedges = np.linspace(t0, t1, time_bins + 1)
+        snap, tbin, weight = time_weights(start_ns, end_ns, tedges)
+        weights = None
+        if address_range is None and len(unions) > 1:
+            # the accesses of the snapshots the map shows: a part read for
+            # its time range picks the same range as the whole record
+            weights = accessed_bytes(_snapshots_of(cols, snap), unions)
+        a0, a1 = heatmap_address_range(unions, address_range, t.target_id, weights)
+        aedges = np.linspace(a0, a1, addr_bins + 1)
         # one row per snapshot of the record, those a selective read left
         # out (which weigh nothing) as zeros, so that the sums run as if
         # every snapshot were there
@@ -337,7 +341,6 @@ def heatmap(
             rate, cover = address_bin_integrals(cols.take(chunk), aedges, scale)
             rate_int[rows[chunk]], cover_int[rows[chunk]] = rate, cover
         w = np.zeros((len(rate_int), time_bins))
-        snap, tbin, weight = time_weights(start_ns, end_ns, tedges)
         w[rows[snap], tbin] = weight
         num = w.T @ rate_int
         den = w.T @ cover_int
@@ -374,6 +377,17 @@ def _chunks(cols, per_snapshot=0):
         end = max(start + 1, int(np.searchsorted(work, done + _CHUNK, side="right")))
         yield slice(start, end)
         start = end
+
+
+def _snapshots_of(cols, index):
+    """The columns of the snapshots in ``index`` (sorted, repeats allowed):
+    views when they are consecutive, as those of a time range are."""
+    if not len(index):
+        return cols.take(slice(0, 0))
+    lo, hi = int(index[0]), int(index[-1]) + 1
+    if len(np.unique(index)) == hi - lo:
+        return cols.take(slice(lo, hi))
+    return cols.take(np.unique(index))
 
 
 def accessed_bytes(cols, unions):
