@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from damonx import _recread
 from damonx.errors import DamonxError
 from damonx.units import format_duration_ns, format_size
 
@@ -329,21 +330,12 @@ def heatmap(
             weights = accessed_bytes(_snapshots_of(cols, snap), unions)
         a0, a1 = heatmap_address_range(unions, address_range, t.target_id, weights)
         aedges = np.linspace(a0, a1, addr_bins + 1)
-        # one row per snapshot of the record, those a selective read left
-        # out (which weigh nothing) as zeros, so that the sums run as if
-        # every snapshot were there
-        rows = np.arange(cols.nr_snapshots)
-        if sel is not None and t.target_id in sel.snapshot_index:
-            rows = sel.snapshot_index[t.target_id]
-        rate_int = np.zeros((_nr_read(record, t), addr_bins))
-        cover_int = np.zeros_like(rate_int)
-        for chunk in _chunks(cols, addr_bins):
-            rate, cover = address_bin_integrals(cols.take(chunk), aedges, scale)
-            rate_int[rows[chunk]], cover_int[rows[chunk]] = rate, cover
-        w = np.zeros((len(rate_int), time_bins))
-        w[rows[snap], tbin] = weight
-        num = w.T @ rate_int
-        den = w.T @ cover_int
+        num = np.zeros((time_bins, addr_bins))
+        den = np.zeros_like(num)
+        # in C: each snapshot that weighs binned once, no array per region
+        _recread.heatmap_add(
+            cols.regions, cols.offsets, aedges, scale, snap, tbin, weight, num, den
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
         out.append(
@@ -361,16 +353,14 @@ def heatmap(
     return out
 
 
-#: the regions (or region and address bin pairs) a report handles at a time:
-#: its work arrays then take some tens of MB, whatever the record's length
+#: the regions a report handles at a time: its work arrays then take some
+#: tens of MB, whatever the record's length
 _CHUNK = 1 << 20
 
 
-def _chunks(cols, per_snapshot=0):
-    """Slices of consecutive snapshots of about _CHUNK regions, counting
-    ``per_snapshot`` more for each snapshot (a heatmap's disjoint regions
-    of a snapshot make at most regions + address bins pairs)."""
-    work = np.cumsum(cols.nr_regions() + per_snapshot)
+def _chunks(cols):
+    """Slices of consecutive snapshots of about _CHUNK regions."""
+    work = np.cumsum(cols.nr_regions())
     start = 0
     while start < cols.nr_snapshots:
         done = work[start - 1] if start else 0
@@ -465,22 +455,15 @@ def address_bin_integrals(columns, edges, scale=1.0):
     bin of the access rate (nr_accesses x ``scale``) and of the coverage (1
     where a region is), in rate x bytes and bytes.  Two arrays of shape
     (snapshots, bins); each sums the regions of a snapshot in address order."""
-    nbins = len(edges) - 1
-    shape = (columns.nr_snapshots, nbins)
-    regions = columns.regions
-    snap = columns.snapshot_index()
-    order: slice | np.ndarray = slice(None)
-    starts = regions["start"]
-    if len(starts) > 1 and not ((starts[1:] >= starts[:-1]) | (snap[1:] != snap[:-1])).all():
-        order = np.lexsort((starts, snap))
-    item, bins, overlap = _overlap_pairs(
-        starts[order].astype(np.float64), regions["end"][order].astype(np.float64), edges
+    edges = np.asarray(edges, dtype=np.float64)
+    each = np.arange(columns.nr_snapshots, dtype=np.int64)
+    rate = np.zeros((columns.nr_snapshots, len(edges) - 1))
+    cover = np.zeros_like(rate)
+    ones = np.ones(len(each))
+    _recread.heatmap_add(
+        columns.regions, columns.offsets, edges, scale, each, each, ones, rate, cover
     )
-    rate = regions["nr_accesses"][order].astype(np.float64) * scale
-    cell = snap[order][item] * nbins + bins
-    rate_int = np.bincount(cell, overlap * rate[item], minlength=shape[0] * nbins)
-    cover_int = np.bincount(cell, overlap, minlength=shape[0] * nbins)
-    return rate_int.reshape(shape), cover_int.reshape(shape)
+    return rate, cover
 
 
 def time_weights(start_ns, end_ns, edges):
