@@ -50,7 +50,19 @@ from .model import (
     TargetSnapshot,
     make_regions,
 )
-from .writer import RecordWriter, dumps, save
+
+#: the names of ``writer``, imported when first used: a command that only
+#: reads a record starts without it
+_WRITER_NAMES = ("RecordWriter", "dumps", "save")
+
+
+def __getattr__(name):
+    if name in _WRITER_NAMES:
+        from . import writer
+
+        return getattr(writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BINARY_MAGIC",
