@@ -20,7 +20,8 @@ resident set size (``os.wait4``).  Each figure is the median of
 others (damo takes minutes per report on the longer records).  Every run
 follows a run of the decompression, and a command's ratio to that floor is
 the median of the ratios of these pairs, so that a change of the machine's
-load between runs moves both sides.  The commands:
+load between runs moves both sides (the table gives their range too, of
+several runs, as a measure of the noise).  The commands:
 
 - ``decompress``: Python reading the file and decompressing it with zlib
   in 64 KiB pieces, as every reader of the file must: the floor;
@@ -146,9 +147,9 @@ def run(argv):
 
 def measure(argv, repeats, floor=None):
     """Median wall seconds, peak RSS (MiB) and, with ``floor`` (the argv of
-    the decompression), the median ratio to it of ``repeats`` runs, each
-    run right after one of the floor's, so that a change in the machine's
-    load between runs moves both."""
+    the decompression), the ratios to it of ``repeats`` runs, each run
+    right after one of the floor's, so that a change in the machine's load
+    between runs moves both."""
     walls, peaks, ratios = [], [], []
     for _ in range(repeats):
         base = run(floor)[0] if floor else None
@@ -157,8 +158,7 @@ def measure(argv, repeats, floor=None):
         peaks.append(peak)
         if base:
             ratios.append(wall / base)
-    ratio = statistics.median(ratios) if ratios else None
-    return statistics.median(walls), max(peaks), ratio
+    return statistics.median(walls), max(peaks), ratios
 
 
 def commands(path, nr_snapshots, objects_max):
@@ -198,8 +198,14 @@ def bench(sizes, objects_max, repeats):
         for name, argv in cmds:
             damonx = name.startswith("damonx")
             repeat = repeats if damonx or name == "decompress" else 1
-            wall, peak, ratio = measure(argv, repeat, floor if name != "decompress" else None)
-            entry["runs"][name] = {"wall_s": wall, "peak_mib": peak, "over_floor": ratio}
+            wall, peak, ratios = measure(argv, repeat, floor if name != "decompress" else None)
+            ratio = statistics.median(ratios) if ratios else None
+            entry["runs"][name] = {
+                "wall_s": wall,
+                "peak_mib": peak,
+                "over_floor": ratio,
+                "ratios": ratios,
+            }
             print(
                 f"{n:>6} snapshots  {name:<28} {wall:8.2f} s  {peak:7.0f} MiB  {ratio or 1:5.1f}x",
                 file=sys.stderr,
@@ -232,7 +238,8 @@ def table(res):
     lines.append("")
     lines.append(
         "Each report's time over the decompression floor (each run paired with a run of "
-        "`decompress` just before it; the median of the ratios):"
+        "`decompress` just before it; the median of the ratios and, of several runs, "
+        "their range):"
     )
     lines.append("")
     lines.append("| report | " + " | ".join(f"{int(s):,}" for s in sizes) + " |")
@@ -243,9 +250,18 @@ def table(res):
         cells = []
         for s in sizes:
             r = res["sizes"][s]["runs"].get(name)
-            cells.append(f"{r['over_floor']:.1f}x" if r else "-")
+            cells.append(_ratio_cell(r) if r else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio_cell(run):
+    """The median ratio to the floor and, of several runs, their range."""
+    cell = f"{run['over_floor']:.1f}x"
+    ratios = run.get("ratios") or []
+    if len(ratios) > 1:
+        cell += f" ({min(ratios):.1f}-{max(ratios):.1f})"
+    return cell
 
 
 def plot(res, path):
