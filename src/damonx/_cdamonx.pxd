@@ -13,6 +13,16 @@ cdef extern from "damonx.h" nogil:
         uint32_t min_nr_regions
         uint32_t max_nr_regions
         uint64_t min_region_sz
+        uint32_t rules
+
+    const uint32_t DX_RULE_SEEDS
+    const uint32_t DX_RULE_PROBES
+    const uint32_t DX_RULE_SEARCH
+    const uint32_t DX_RULE_KEEP
+    const uint32_t DX_RULE_PERIODS
+    const uint32_t DX_RULE_NOISE
+    const uint32_t DX_RULE_HIT_GUIDED
+    const uint32_t DX_RULE_ADAPTIVE_CHECKS
 
     struct dx_range:
         uint64_t start
@@ -102,6 +112,7 @@ cdef extern from "damonx.h" nogil:
     bint dx_ctx_snapshot_span(const dx_ctx *ctx, uint64_t *start_ns, uint64_t *end_ns)
     size_t dx_ctx_snapshot_nr_regions(const dx_ctx *ctx, size_t index)
     size_t dx_ctx_snapshot_fill(const dx_ctx *ctx, size_t index, dx_region_out *out, size_t cap)
+    uint64_t dx_ctx_snapshot_nr_checks(const dx_ctx *ctx, size_t index)
 
     size_t dx_ctx_ops_counters(const dx_ctx *ctx, dx_counter *out, size_t cap)
 

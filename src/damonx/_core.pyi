@@ -7,6 +7,7 @@ import numpy as np
 
 OPS: tuple[str, ...]
 ACTIONS: dict[str, int]
+RULES: dict[str, int]
 
 PM_PFN_MASK: int
 PM_SOFT_DIRTY: int
@@ -38,6 +39,7 @@ class Context:
         procfs: str = ...,
         sysfs: str = ...,
         page_size: int | None = ...,
+        rules: Sequence[str] | None = ...,
     ) -> None: ...
     def add_sim_target(
         self,
@@ -63,6 +65,7 @@ class Context:
     def scheme_stats(self) -> list[dict[str, int]]: ...
     def run_aggregation(self) -> bool: ...
     def snapshot(self) -> tuple[int, int, list[tuple[int, np.ndarray]]]: ...
+    def snapshot_nr_checks(self) -> dict[int, int]: ...
     def request_stop(self) -> None: ...
     @property
     def nr_regions(self) -> int: ...

@@ -31,9 +31,27 @@ class Intervals:
     ops_update_us: int
 
 
+#: damonx's own rules, on by default; both off give the kernel's rules
+_RULES = ("hit_guided_regions", "adaptive_checks")
+
+
 @dataclass(frozen=True)
 class Attrs:
-    """Monitoring attributes (DAMON's names; defaults of the original DAMON)."""
+    """Monitoring attributes (DAMON's names; defaults of the original DAMON),
+    and damonx's own rules beyond the kernel's (docs/kernel-differences.md):
+
+    hit_guided_regions
+        a sampled page found accessed in a sparse region gets a region of its
+        own, which grows to the edges of what is accessed around it; regions
+        with accesses are not merged into regions without.  Finds small hot
+        sets in large memory that the kernel's rules merge away.
+    adaptive_checks
+        a region whose access count has stayed the same for a while is
+        checked in fewer samples, its ``nr_accesses`` scaled to all of them
+        (an unbiased estimate of the kernel's count).
+
+    ``Attrs.kernel()`` turns both off: the kernel's rules, for comparisons.
+    """
 
     sample_us: int = 5000
     aggr_us: int = 100_000
@@ -41,9 +59,20 @@ class Attrs:
     min_nr_regions: int = 10
     max_nr_regions: int = 1000
     min_region_sz: int = mmap.PAGESIZE
+    hit_guided_regions: bool = True
+    adaptive_checks: bool = True
+
+    @classmethod
+    def kernel(cls, **kwargs):
+        """Attributes with the kernel's rules only (damonx's own rules off)."""
+        return cls(**{**dict.fromkeys(_RULES, False), **kwargs})
 
     def __post_init__(self):
         for name, value in asdict(self).items():
+            if name in _RULES:
+                if not isinstance(value, bool):
+                    raise errors.InvalidAttrs(f"{name} must be True or False, not {value!r}")
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise errors.InvalidAttrs(f"{name} must be an integer, not {value!r}")
             if value <= 0:

@@ -108,6 +108,11 @@ class Backend(Protocol):
         for the live targets, each regions an array of
         ``MONITOR_REGION_DTYPE`` in address order."""
 
+    def snapshot_nr_checks(self) -> dict[int, int]:
+        """The access checks of each live target's regions in the last
+        aggregation: ``{target_id: checks}``.  Optional: without it a
+        snapshot has the checks of all targets only."""
+
     def request_stop(self) -> None:
         """Make ``run_aggregation`` return False soon; safe from any thread
         and from a signal handler."""

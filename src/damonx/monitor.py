@@ -34,7 +34,8 @@ _U64_MAX = 2**64 - 1
 class Snapshot:
     """The regions of every live target at the end of one aggregation, with
     the intervals that were in effect, the access checks that aggregation
-    made (over all targets) and, when schemes run, their statistics."""
+    made (over all targets, and per target) and, when schemes run, their
+    statistics."""
 
     start_ns: int
     end_ns: int
@@ -44,6 +45,15 @@ class Snapshot:
     nr_checks: Optional[int] = None
     #: one dict per scheme, in the order added (see Monitor.scheme_stats)
     scheme_stats: Optional[list] = None
+    #: target id -> the access checks of its regions in this aggregation
+    target_nr_checks: Optional[dict] = None
+
+    def nr_checks_of(self, target_id):
+        """The access checks of one target in this aggregation (of all
+        targets when the backend does not count them per target)."""
+        if self.target_nr_checks is None:
+            return self.nr_checks
+        return self.target_nr_checks.get(target_id, 0)
 
     @property
     def regions(self):
@@ -138,6 +148,8 @@ class Monitor:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
             nr_checks = backend.stats()["nr_region_checks"]
+            per_target = getattr(backend, "snapshot_nr_checks", None)
+            target_nr_checks = per_target() if per_target else None
             scheme_stats = backend.scheme_stats() if self._has_schemes else None
         snap = Snapshot(
             start_ns,
@@ -147,6 +159,7 @@ class Monitor:
             aggr_us=self.attrs.aggr_us,
             nr_checks=nr_checks - self._nr_checks_seen,
             scheme_stats=scheme_stats,
+            target_nr_checks=target_nr_checks,
         )
         self._nr_checks_seen = nr_checks
         for fn in self._callbacks:
@@ -202,6 +215,9 @@ class Monitor:
             return backend.live_targets
 
     def stats(self):
+        """Counters of the monitoring loop: ``nr_samples``,
+        ``nr_region_checks`` (access checks made, all targets),
+        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""
         with self._using() as backend:
             return backend.stats()
 
