@@ -30,7 +30,13 @@ BENCH_SOURCES = [
 ]
 # the core (merge and split for bench_adjust) and the access checks' shared
 # I/O (maps parser, pagemap masks for bench_fullscan and bench_floor)
-CORE_SOURCES = ["csrc/core.c", "csrc/regions.c", "csrc/sampling.c", "csrc/ops-common.c"]
+CORE_SOURCES = [
+    "csrc/core.c",
+    "csrc/regions.c",
+    "csrc/sampling.c",
+    "csrc/tuning.c",
+    "csrc/ops-common.c",
+]
 
 
 def load():
@@ -71,6 +77,7 @@ def main():
         include_dirs=[here("csrc"), here("benchmarks", "csrc"), np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        libraries=["m"],
     )
     # from here, where no pyproject.toml gives setuptools the damonx package
     os.chdir(HERE)

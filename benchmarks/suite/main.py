@@ -6,8 +6,9 @@ Steps: set-up (gcc, stress-ng), build the C workloads into build/ and the
 benchmarks' extension (bench_ext.py),
 core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
 workloads (host), then one VM boot for overhead, accuracy and scalability
-(suite.guest), then results.json, table.md, plots and the results section of
-benchmarks/README.md.
+(suite.guest), one boot of the 7.x kernel for monitor CPU against accuracy
+(suite.overhead_sweep), then results.json, table.md, plots and the results
+section of benchmarks/README.md.
 """
 
 import argparse
@@ -27,10 +28,18 @@ sys.path.insert(0, BENCH)
 
 import bench_ext  # noqa: E402
 
-from suite import metrics, report, simacc  # noqa: E402
+from suite import metrics, overhead_sweep, report, simacc  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
-ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
+ALL_CONFIGS = [
+    "baseline",
+    "damonx",
+    "damonx-r100",
+    "damonx-r10000",
+    "kernel",
+    "damonx-kernel",
+    "fullscan",
+]
 
 PLANS = {
     "quick": {
@@ -149,9 +158,11 @@ def vm_accel():
     return "tcg"
 
 
-def run_vm(plan, raw_dir):
-    plan_path = os.path.join(raw_dir, "plan.json")
-    out_path = os.path.join(raw_dir, "vm.json")
+def run_vm(plan, raw_dir, module="suite.guest", name="vm", kernel=None):
+    """One VM boot running ``python -m module PLAN OUT``; OUT's results.
+    kernel: DAMONX_VM_KERNEL for the boot (None: the tool's default)."""
+    plan_path = os.path.join(raw_dir, "plan.json" if name == "vm" else f"{name}-plan.json")
+    out_path = os.path.join(raw_dir, f"{name}.json")
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
     if os.path.exists(out_path):
@@ -162,13 +173,15 @@ def run_vm(plan, raw_dir):
         DAMONX_VM_RWDIRS=raw_dir,
         DAMONX_VM_TIMEOUT=str(plan.get("vm_timeout", 14400)),
     )
+    if kernel is not None:
+        env["DAMONX_VM_KERNEL"] = kernel
     python = os.path.join(ROOT, ".venv", "bin", "python")
     cmd = [
         os.path.join(ROOT, "tools", "vmtest", "run"),
         "--",
         python,
         "-m",
-        "suite.guest",
+        module,
         plan_path,
         out_path,
     ]
@@ -206,6 +219,14 @@ def main(argv=None):
         help=f"only these VM workloads (default: all of {','.join(PLANS['full']['workloads'])})",
     )
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
+    ap.add_argument(
+        "--skip-sweep", action="store_true", help="no CPU-against-accuracy sweep (its VM boot)"
+    )
+    ap.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="only the CPU-against-accuracy sweep, added to DIR/results.json",
+    )
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
     ap.add_argument(
         "--report-only",
@@ -244,6 +265,15 @@ def main(argv=None):
     setup(plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     bench_ext.build()  # on the host: the VM sees the checkout read-only
+    if args.sweep_only:
+        with open(os.path.join(out, "results.json")) as f:
+            res = json.load(f)
+        res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        write_reports(res, out, args)
+        return
     res = {
         "meta": {
             "mode": args.mode,
@@ -270,6 +300,9 @@ def main(argv=None):
         vm = run_vm(plan, raw)
         res["vm"] = vm
         res["summary"] = metrics.summarize_runs(vm["runs"])
+        if not args.skip_sweep:
+            log("CPU against accuracy (a boot of the 7.x kernel)")
+            res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
     res["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
 
     with open(os.path.join(out, "results.json"), "w") as f:

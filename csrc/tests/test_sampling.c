@@ -552,7 +552,7 @@ static void test_small_hot_set_end_to_end(void)
 {
 	static struct dx_region_out out[1000];
 	uint64_t lo = 21ULL << 30 | 123 << 20, hi = lo + (4 << 20);
-	struct dx_sim_range hot = { lo, hi, 0.5 };
+	struct dx_sim_range hot = { lo, hi, 0.5, 0 };
 	uint64_t found, inside, kernel_checks;
 	struct dx_ctx *ctx;
 	size_t n;
@@ -581,9 +581,9 @@ static void test_small_hot_set_end_to_end(void)
 /* Whatever the rules, regions never exceed max_nr_regions. */
 static void test_max_nr_regions_holds(void)
 {
-	struct dx_sim_range hot[] = { { 1 << 20, 9 << 20, 0.5 },
-				      { 100 << 20, 400 << 20, 0.05 },
-				      { 500 << 20, 501 << 20, 1.0 } };
+	struct dx_sim_range hot[] = { { 1 << 20, 9 << 20, 0.5, 0 },
+				      { 100 << 20, 400 << 20, 0.05, 0 },
+				      { 500 << 20, 501 << 20, 1.0, 0 } };
 	struct dx_sim_phase ph = { 1000000000, 3, hot };
 	uint32_t rules[] = { DX_RULES_ALL, DX_RULE_HIT_GUIDED,
 			     DX_RULE_SEARCH | DX_RULE_SEEDS };
@@ -614,7 +614,7 @@ static void test_max_nr_regions_holds(void)
 /* The checks of each target's aggregation, as snapshots report them. */
 static void test_checks_per_target(void)
 {
-	struct dx_sim_range hot = { 0, 1 << 20, 1.0 };
+	struct dx_sim_range hot = { 0, 1 << 20, 1.0, 0 };
 	struct dx_sim_phase ph = { 1000000000, 1, &hot };
 	struct dx_attrs a;
 	struct dx_ctx *ctx = NULL;

@@ -17,6 +17,7 @@ import warnings
 SUBCOMMANDS = [
     ("record", "record data accesses of processes, memory or a simulated workload"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
+    ("convert", "write a record in another format, or a part of it"),
     ("features", "which access-check mechanisms this machine offers"),
     ("version", "print the damonx version"),
 ]
