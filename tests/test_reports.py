@@ -123,7 +123,7 @@ def test_short_and_empty_records(capsys):
 
 
 def test_heatmap_values_and_gap_skipping():
-    # two far apart ranges; the bigger one is drawn by default
+    # two far apart ranges, accessed alike; the first is drawn by default
     snaps = [
         snap(i, [(0, MiB, 20 if i < 2 else 0), (MiB, 2 * MiB, 0), (1 << 40, (1 << 40) + MiB, 10)])
         for i in range(4)
@@ -146,9 +146,23 @@ def test_heatmap_values_and_gap_skipping():
     assert tr["values"][0, 0] == 0
 
 
+def test_the_default_heatmap_shows_the_range_with_the_accesses():
+    # a process's large cold heap and its small hot mapping far above it
+    snaps = [snap(i, [(0, 512 * MiB, 0), (1 << 40, (1 << 40) + 32 * MiB, 18)]) for i in range(3)]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=4)
+    assert hm["address_range"] == [1 << 40, (1 << 40) + 32 * MiB]
+    np.testing.assert_allclose(hm["values"], [[90, 90, 90, 90]])
+    cold = [snap(i, [(0, 512 * MiB, 0), (1 << 40, (1 << 40) + 32 * MiB, 0)]) for i in range(3)]
+    (hm,) = reports.heatmap(rec_of(cold), time_bins=1, addr_bins=4)
+    assert hm["address_range"] == [0, 512 * MiB]  # nothing accessed: the largest
+
+
 def test_heatmap_address_range_choice():
     unions = [[0, MiB], [4 * MiB, 7 * MiB], [10 * MiB, 11 * MiB]]
     assert reports.heatmap_address_range(unions) == (4 * MiB, 7 * MiB)  # the largest
+    # the one with the most accesses, where something was accessed
+    assert reports.heatmap_address_range(unions, weights=[0, 0, 5]) == (10 * MiB, 11 * MiB)
+    assert reports.heatmap_address_range(unions, weights=[0, 0, 0]) == (4 * MiB, 7 * MiB)
     assert reports.heatmap_address_range(unions, "all") == (0, 11 * MiB)
     assert reports.heatmap_address_range(unions, ("4096", 8192)) == (4096, 8192)
     with pytest.raises(DamonxError, match="empty address range"):

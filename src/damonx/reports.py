@@ -279,9 +279,11 @@ def heatmap(
 ):
     """Access rate over time x address, one map per target.
 
-    ``address_range``: None picks the largest address range the regions
-    cover (so the unmapped gaps of a process do not flatten the map; the
-    others are listed under ``address_unions``), ``"all"`` spans from the
+    ``address_range``: None picks, of the address ranges the regions cover
+    (so that the unmapped gaps of a process do not flatten the map; the
+    others are listed under ``address_unions``), the one with the most
+    accesses (bytes times nr_accesses, over the snapshots), or the largest
+    where nothing was accessed; ``"all"`` spans from the
     lowest to the highest address, or ``(start, end)`` in bytes.
     ``time_range``: ``(start_ns, end_ns)`` relative to the record's first
     snapshot start; default the whole record.  A record read with a time or
@@ -313,8 +315,11 @@ def heatmap(
             unions = sel.address_unions[t.target_id]
         else:
             unions = t.address_unions()
-        a0, a1 = heatmap_address_range(unions, address_range, t.target_id)
         cols = t.columns()
+        weights = None
+        if address_range is None and len(unions) > 1:
+            weights = accessed_bytes(cols, unions)
+        a0, a1 = heatmap_address_range(unions, address_range, t.target_id, weights)
         start_ns = cols.start_ns.astype(np.float64) - base
         end_ns = cols.end_ns.astype(np.float64) - base
         t0, t1 = heatmap_time_range(start_ns, end_ns, time_range)
@@ -371,14 +376,33 @@ def _chunks(cols, per_snapshot=0):
         start = end
 
 
-def heatmap_address_range(unions, address_range=None, target_id=None):
-    """[start, end) of a heatmap's address axis (see :func:`heatmap`):
-    the largest of ``unions`` (from :func:`address_unions`) for None, their
-    whole span for ``"all"``, else ``address_range`` itself."""
+def accessed_bytes(cols, unions):
+    """For each of ``unions``, the sum over the snapshots of ``cols`` of
+    the bytes of its regions inside it times their nr_accesses."""
+    out = np.zeros(len(unions))
+    for chunk in _chunks(cols):
+        regions = cols.take(chunk).regions
+        start = regions["start"].astype(np.float64)
+        end = regions["end"].astype(np.float64)
+        acc = regions["nr_accesses"].astype(np.float64)
+        for i, (u0, u1) in enumerate(unions):
+            inside = np.clip(np.minimum(end, u1) - np.maximum(start, u0), 0, None)
+            out[i] += float(inside @ acc)
+    return out
+
+
+def heatmap_address_range(unions, address_range=None, target_id=None, weights=None):
+    """[start, end) of a heatmap's address axis (see :func:`heatmap`): for
+    None, the one of ``unions`` (from :func:`address_unions`) with the
+    largest of ``weights`` (:func:`accessed_bytes`) or, without weights or
+    where all are 0, the largest; their whole span for ``"all"``, else
+    ``address_range`` itself."""
     if address_range is None or address_range == "all":
         if not unions:
             raise DamonxError(f"target {target_id} has no non-empty region")
-        if address_range is None:
+        if address_range is None and weights is not None and max(weights) > 0:
+            a0, a1 = unions[int(np.argmax(weights))]
+        elif address_range is None:
             a0, a1 = max(unions, key=lambda u: u[1] - u[0])
         else:
             a0, a1 = unions[0][0], unions[-1][1]

@@ -31,8 +31,9 @@ Modules: ``model`` (Record, TargetRecord, TargetSnapshot, Columns,
 Selection), ``build`` (RecordBuilder, ``select``), ``detect`` (``load``,
 ``detect_format``), ``binary`` (the binary codec), ``jsonstream`` (the
 streaming JSON reader, with the compiled parser of ``damonx._recread``),
-``jsonvalues`` (damo's forms of values) and ``writer`` (RecordWriter,
-``dumps``, ``save``; one sink per format).
+``jsonvalues`` (damo's forms of values), ``writer`` (RecordWriter,
+``dumps``, ``save``; one sink per format) and ``arrow`` (Arrow tables and
+Parquet files, with pyarrow).
 """
 
 from .binary import MAGIC as BINARY_MAGIC
