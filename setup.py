@@ -9,6 +9,7 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 SOURCES = [
     "csrc/core.c",
     "csrc/regions.c",
+    "csrc/sampling.c",
     "csrc/tuning.c",
     "csrc/ops-common.c",
     "csrc/sim.c",

@@ -30,7 +30,13 @@ BENCH_SOURCES = [
 ]
 # the core (merge and split for bench_adjust) and the access checks' shared
 # I/O (maps parser, pagemap masks for bench_fullscan and bench_floor)
-CORE_SOURCES = ["csrc/core.c", "csrc/regions.c", "csrc/tuning.c", "csrc/ops-common.c"]
+CORE_SOURCES = [
+    "csrc/core.c",
+    "csrc/regions.c",
+    "csrc/sampling.c",
+    "csrc/tuning.c",
+    "csrc/ops-common.c",
+]
 
 
 def load():

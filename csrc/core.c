@@ -72,6 +72,7 @@ void dx_attrs_default(struct dx_attrs *attrs)
 	attrs->min_region_sz = 4096;
 	memset(&attrs->intervals_goal, 0, sizeof(attrs->intervals_goal));
 	attrs->cpu_budget_bp = 0;
+	attrs->rules = DX_RULES_ALL;
 }
 
 int dx_attrs_validate(const struct dx_attrs *a)
@@ -83,6 +84,8 @@ int dx_attrs_validate(const struct dx_attrs *a)
 	if (a->min_nr_regions < 3 || a->min_nr_regions > a->max_nr_regions)
 		return -EINVAL;
 	if (!a->min_region_sz || (a->min_region_sz & (a->min_region_sz - 1)))
+		return -EINVAL;
+	if (a->rules & ~DX_RULES_ALL)
 		return -EINVAL;
 	if (a->cpu_budget_bp > 10000)
 		return -EINVAL;
@@ -350,6 +353,7 @@ void dx_ctx_free(struct dx_ctx *ctx)
 	free(ctx->schemes);
 	free(ctx->snap);
 	free(ctx->snap_nr);
+	free(ctx->snap_nr_checks);
 	free(ctx);
 }
 
@@ -441,6 +445,7 @@ static int take_snapshot(struct dx_ctx *ctx)
 	}
 	dx_for_each_target(t, ctx) {
 		ctx->snap_nr[t - ctx->targets] = t->nr_regions;
+		ctx->snap_nr_checks[t - ctx->targets] = t->nr_checks;
 		dx_for_each_region(r, t) {
 			ctx->snap[k].start = r->start;
 			ctx->snap[k].end = r->end;
@@ -480,6 +485,13 @@ size_t dx_ctx_snapshot_nr_regions(const struct dx_ctx *ctx, size_t index)
 	return ctx->snap_nr[index];
 }
 
+uint64_t dx_ctx_snapshot_nr_checks(const struct dx_ctx *ctx, size_t index)
+{
+	if (!ctx->snap_taken || index >= ctx->nr_targets)
+		return 0;
+	return ctx->snap_nr_checks[index];
+}
+
 size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
 			    struct dx_region_out *out, size_t cap)
 {
@@ -499,14 +511,24 @@ size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
 
 void dx_region_account(struct dx_ctx *ctx, struct dx_region *r, bool accessed)
 {
-	uint32_t len_window = dx_max_nr_accesses(&ctx->attrs);
+	uint32_t len_window = dx_max_nr_accesses(&ctx->attrs), add = 0;
 
+	if (dx_region_checked(r)) {
+		/* 1, or the samples a check stands for (adaptive checks) */
+		if (accessed) {
+			add = dx_sampling_weight(ctx, r);
+			if (add > len_window - r->nr_accesses)
+				add = len_window - r->nr_accesses;
+			r->hit_addr = r->sampling_addr;
+			r->nr_hits++;
+		}
+		r->nr_checks++;
+	}
 	/* a moving sum that assumes the last aggregation had no noise */
 	r->nr_accesses_bp = r->nr_accesses_bp -
 			    r->last_nr_accesses * 10000 / len_window +
-			    (accessed ? 10000 : 0);
-	if (accessed)
-		r->nr_accesses++;
+			    add * 10000;
+	r->nr_accesses += add;
 }
 
 /* Sleep until the context time deadline_ns; -EINTR when a signal came. */
@@ -549,8 +571,11 @@ static int start(struct dx_ctx *ctx)
 		dx_samples_of(ctx->attrs.ops_update_us, &ctx->attrs);
 	ctx->sz_limit = dx_region_sz_limit(ctx);
 	ctx->snap_nr = calloc(ctx->nr_targets, sizeof(*ctx->snap_nr));
-	if (!ctx->snap_nr)
+	ctx->snap_nr_checks =
+		calloc(ctx->nr_targets, sizeof(*ctx->snap_nr_checks));
+	if (!ctx->snap_nr || !ctx->snap_nr_checks)
 		return -ENOMEM;
+	dx_sampling_plan(ctx);
 	ctx->started = true;
 	dx_tuning_start(ctx);
 	return 0;
@@ -568,14 +593,13 @@ static size_t reap_targets(struct dx_ctx *ctx)
 	return dx_ctx_nr_live_targets(ctx);
 }
 
+/*
+ * A random address in every region (in those checked in this sample, under
+ * damonx's adaptive checks: sampling.c).
+ */
 static void pick_sampling_addrs(struct dx_ctx *ctx)
 {
-	struct dx_target *t;
-	struct dx_region *r;
-
-	dx_for_each_target(t, ctx)
-		dx_for_each_region(r, t)
-			r->sampling_addr = dx_rand_range(ctx, r->start, r->end);
+	dx_sampling_pick(ctx);
 }
 
 static bool scheme_matches(const struct dx_scheme *s, const struct dx_region *r)
@@ -707,7 +731,7 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			return 0;
 		ctx->passed_samples++;
 		ctx->stats.nr_samples++;
-		nr_checks = dx_ctx_nr_regions(ctx);
+		nr_checks = ctx->nr_sample_checks;
 		ctx->stats.nr_region_checks += nr_checks;
 		if (ctx->ops.check_accesses) {
 			err = ctx->ops.check_accesses(ctx);

@@ -62,7 +62,42 @@ struct dx_attrs {
 	 * longest sampling interval, max_nr_regions) adapt to it.
 	 */
 	uint32_t cpu_budget_bp;
+	/*
+	 * damonx's own rules, DX_RULE_* bits; 0 for exactly the kernel's
+	 * (docs/kernel-differences.md)
+	 */
+	uint32_t rules;
 };
+
+/*
+ * damonx's rules beyond the kernel's, for spending access checks where the
+ * information is (csrc/sampling.c, docs/kernel-differences.md), in two
+ * groups of single rules:
+ * DX_RULE_HIT_GUIDED, to find small hot sets in large memory:
+ *   SEEDS: a sparse region is cut around a sampled page found accessed;
+ *   PROBES: the cold neighbours of a young accessed run are cut at their
+ *     shared edge, into pieces as large as the run, so that it grows;
+ *   SEARCH: the cold space is split to be searched with a steady number of
+ *     checks per sample;
+ * DX_RULE_ADAPTIVE_CHECKS, for fewer checks for the same answer:
+ *   PERIODS: a region whose count has stayed alike for a while is checked in
+ *     one of 2 or 4 samples, its count scaled to all of them;
+ *   NOISE: counts are alike when they differ by no more than the noise of
+ *     their checks;
+ * and in both, KEEP: regions are merged only when alike in the last
+ *   aggregation too, and the merged count is rounded to the nearest, not
+ *   down, so that merges do not make accesses vanish.
+ */
+#define DX_RULE_SEEDS (1U << 0)
+#define DX_RULE_PROBES (1U << 1)
+#define DX_RULE_SEARCH (1U << 2)
+#define DX_RULE_KEEP (1U << 3)
+#define DX_RULE_PERIODS (1U << 4)
+#define DX_RULE_NOISE (1U << 5)
+#define DX_RULE_HIT_GUIDED \
+	(DX_RULE_SEEDS | DX_RULE_PROBES | DX_RULE_SEARCH | DX_RULE_KEEP)
+#define DX_RULE_ADAPTIVE_CHECKS (DX_RULE_PERIODS | DX_RULE_NOISE | DX_RULE_KEEP)
+#define DX_RULES_ALL (DX_RULE_HIT_GUIDED | DX_RULE_ADAPTIVE_CHECKS)
 
 /* A half-open address range [start, end), in bytes. */
 struct dx_range {
@@ -272,6 +307,8 @@ void dx_ctx_snapshot_intervals(const struct dx_ctx *ctx, uint64_t *sample_us,
 size_t dx_ctx_snapshot_nr_regions(const struct dx_ctx *ctx, size_t index);
 size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
 			    struct dx_region_out *out, size_t cap);
+/* The access checks of a target (by index) in the last aggregation. */
+uint64_t dx_ctx_snapshot_nr_checks(const struct dx_ctx *ctx, size_t index);
 
 /*
  * The backend's counters of its own work (files read and written...): fills
@@ -292,7 +329,37 @@ struct dx_region {
 	uint32_t nr_accesses_bp; /* pseudo moving sum, basis points */
 	uint32_t last_nr_accesses; /* nr_accesses of the previous aggregation */
 	uint32_t age; /* aggregations with a similar nr_accesses */
+	/*
+	 * damonx's own rules (sampling.c); under the kernel's every region is
+	 * checked in every sample and the fields below stay unused
+	 */
+	bool skip; /* not checked in the current sample */
+	uint8_t kind; /* enum dx_region_kind */
+	uint16_t period; /* checked in one of period samples (0 like 1) */
+	uint16_t phase; /* at the samples j of an aggregation where
+			 * (j + phase) % period == 0 */
+	uint32_t nr_planned; /* checks planned in this aggregation */
+	uint32_t nr_checks; /* checks made in this aggregation */
+	uint32_t nr_hits; /* of which found the sampled page accessed */
+	uint64_t hit_addr; /* a sampled address found accessed, if nr_hits */
+	bool dust; /* merges into a neighbour whatever the counts */
 };
+
+/* Why a region was made (damonx's own rules, sampling.c). */
+enum dx_region_kind {
+	DX_REGION_PLAIN = 0,
+	DX_REGION_SEED, /* around a sampled page found accessed */
+	DX_REGION_PROBE, /* a cold neighbour's edge next to accessed ones */
+};
+
+/*
+ * Whether the backend checks r in the current sample: it need not prepare
+ * nor check the others, but calls dx_region_account() for every region.
+ */
+static inline bool dx_region_checked(const struct dx_region *r)
+{
+	return !r->skip;
+}
 
 /* One monitoring target: a process, or a set of fixed or physical ranges. */
 struct dx_target {
@@ -302,6 +369,7 @@ struct dx_target {
 	size_t cap_regions;
 	struct dx_region *regions; /* sorted by address, not overlapping */
 	void *priv; /* backend per-target state */
+	uint64_t nr_checks; /* access checks of its regions, this aggregation */
 };
 
 /*
@@ -388,12 +456,48 @@ uint64_t dx_rand_u64(struct dx_ctx *ctx);
 /* Uniform in [lo, hi); lo when hi <= lo. */
 uint64_t dx_rand_range(struct dx_ctx *ctx, uint64_t lo, uint64_t hi);
 
-/* Record one access check result for a region (used by check_accesses). */
+/*
+ * Record one access check result for a region (used by check_accesses, for
+ * every region, also those not checked in this sample: then accessed is
+ * false).
+ */
 void dx_region_account(struct dx_ctx *ctx, struct dx_region *r, bool accessed);
+
+/*
+ * damonx's own rules (sampling.c), called by the core: plan the checks of an
+ * aggregation (which regions are checked in which samples); pick the
+ * regions checked in a sample and their addresses (returns how many); the
+ * weight of a region's next check found accessed; cut regions around hits
+ * and at the edges of growing accessed runs.
+ */
+void dx_sampling_plan(struct dx_ctx *ctx);
+size_t dx_sampling_pick(struct dx_ctx *ctx);
+uint32_t dx_sampling_weight(const struct dx_ctx *ctx,
+			    const struct dx_region *r);
+int dx_split_guided(struct dx_ctx *ctx);
+int dx_split_search(struct dx_ctx *ctx);
+void dx_mark_dust(struct dx_ctx *ctx, struct dx_target *t);
+/*
+ * Whether two access counts are alike, for merging and ageing: they differ
+ * by at most threshold (the kernel's rule: ctx NULL), or, under damonx's
+ * adaptive checks, by no more than the noise of their checks (m_a, m_b).
+ */
+bool dx_counts_alike(const struct dx_ctx *ctx, uint32_t a, uint32_t m_a,
+		     uint32_t b, uint32_t m_b, uint32_t threshold);
+/*
+ * Whether two regions may merge by their access counts: alike now (the
+ * kernel's rule: ctx NULL), and, under damonx's rules, in the last
+ * aggregation too.
+ */
+bool dx_regions_alike(const struct dx_ctx *ctx, const struct dx_region *a,
+		      const struct dx_region *b, uint32_t threshold);
 
 /* Region list operations, exposed for backends and tests. */
 int dx_target_add_region(struct dx_target *t, uint64_t start, uint64_t end);
 void dx_target_clear_regions(struct dx_target *t);
+/* Free the regions of t and take regions (nr of them, cap allocated). */
+void dx_target_replace_regions(struct dx_target *t, struct dx_region *regions,
+			       size_t nr, size_t cap);
 int dx_split_region_at(struct dx_target *t, size_t idx, uint64_t sz_left);
 int dx_split_evenly(struct dx_target *t, size_t idx, size_t nr_pieces,
 		    uint64_t min_region_sz);
@@ -478,6 +582,7 @@ struct dx_ctx {
 	struct dx_region_out *snap;
 	size_t snap_cap;
 	size_t *snap_nr; /* per target: number of regions */
+	uint64_t *snap_nr_checks; /* per target: checks of the aggregation */
 	bool snap_taken;
 	uint64_t snap_start_ns, snap_end_ns;
 	uint64_t snap_sample_us, snap_aggr_us;
@@ -500,6 +605,12 @@ struct dx_ctx {
 	} budget;
 
 	struct dx_stats stats;
+
+	/* damonx's own rules (sampling.c) */
+	uint32_t sample_in_aggr; /* samples picked in this aggregation */
+	uint32_t plan_nr_samples; /* samples per aggregation of the plan */
+	size_t nr_sample_checks; /* regions checked in the current sample */
+	uint64_t sz_seed; /* bytes of a seed region */
 };
 
 #endif /* DAMONX_H */

@@ -215,6 +215,10 @@ int dx_ac_prepare_access_checks(struct dx_ctx *ctx, dx_sample_pfn_fn pfn_of)
 		dx_for_each_region(r, t) {
 			uint64_t pfn, head;
 
+			if (!dx_region_checked(r)) {
+				r->ops_cookie[0] = 0;
+				continue;
+			}
 			pfn = pfn_of(ac, t, r->sampling_addr);
 			head = pfn ? dx_folio_head(ac, pfn) : 0;
 			r->ops_cookie[0] = head ? head + 1 : 0;

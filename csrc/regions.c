@@ -130,25 +130,86 @@ int dx_split_evenly(struct dx_target *t, size_t idx, size_t nr_pieces,
 	return 0;
 }
 
+void dx_target_replace_regions(struct dx_target *t, struct dx_region *regions,
+			       size_t nr, size_t cap)
+{
+	free(t->regions);
+	t->regions = regions;
+	t->nr_regions = nr;
+	t->cap_regions = cap;
+}
+
 /* ----------------------------------------------------------------- merge */
 
-static void merge_into(struct dx_region *l, const struct dx_region *r)
+/* The size-weighted mean of a and b, rounded down. */
+static uint32_t mean_of(uint32_t a, uint64_t sz_a, uint32_t b, uint64_t sz_b)
 {
-	unsigned __int128 sz_l = sz_region(l), sz_r = sz_region(r);
+	unsigned __int128 sum =
+		(unsigned __int128)a * sz_a + (unsigned __int128)b * sz_b;
 
-	l->nr_accesses =
-		(uint32_t)((l->nr_accesses * sz_l + r->nr_accesses * sz_r) /
-			   (sz_l + sz_r));
+	return (uint32_t)(sum / ((unsigned __int128)sz_a + sz_b));
+}
+
+/*
+ * The exact size-weighted sums of the counts of a run of regions merged into
+ * one, for damonx's KEEP rule: rounding each merge of two to the nearest
+ * would keep a count of 1 in a run of cold regions that is merged one by one
+ * (1 and 0 make 0.5, rounded up, and so on).
+ */
+struct merge_sums {
+	unsigned __int128 nr_accesses, last_nr_accesses;
+};
+
+static void start_sums(struct merge_sums *sums, const struct dx_region *r)
+{
+	sums->nr_accesses = (unsigned __int128)r->nr_accesses * sz_region(r);
+	sums->last_nr_accesses =
+		(unsigned __int128)r->last_nr_accesses * sz_region(r);
+}
+
+static uint32_t rounded(unsigned __int128 sum, uint64_t sz)
+{
+	return (uint32_t)((sum + sz / 2) / sz);
+}
+
+/*
+ * Merge r into its left neighbour l.  The kernel rounds the mean access
+ * count down at each merge; damonx's KEEP rule (sums, when not NULL) rounds
+ * the mean of the whole run to the nearest, so that an unbiased count stays
+ * unbiased, and averages the counts of the last aggregation too, which it
+ * compares (sampling.c).
+ */
+static void merge_into(struct dx_region *l, const struct dx_region *r,
+		       struct merge_sums *sums)
+{
+	uint64_t sz_l = sz_region(l), sz_r = sz_region(r);
+
+	if (sums) {
+		sums->nr_accesses += (unsigned __int128)r->nr_accesses * sz_r;
+		sums->last_nr_accesses +=
+			(unsigned __int128)r->last_nr_accesses * sz_r;
+		l->nr_accesses = rounded(sums->nr_accesses, sz_l + sz_r);
+		l->last_nr_accesses =
+			rounded(sums->last_nr_accesses, sz_l + sz_r);
+	} else {
+		l->nr_accesses =
+			mean_of(l->nr_accesses, sz_l, r->nr_accesses, sz_r);
+	}
 	l->nr_accesses_bp = l->nr_accesses * 10000;
-	l->age = (uint32_t)((l->age * sz_l + r->age * sz_r) / (sz_l + sz_r));
+	l->age = mean_of(l->age, sz_l, r->age, sz_r);
 	l->end = r->end;
+	/* what the checks of the two found, for damonx's rules */
+	if (!l->nr_hits)
+		l->hit_addr = r->hit_addr;
+	l->nr_hits += r->nr_hits;
+	l->nr_checks += r->nr_checks;
 }
 
 void dx_merge_two(struct dx_target *t, size_t left)
 {
 	if (left + 1 >= t->nr_regions)
 		return;
-	merge_into(&t->regions[left], &t->regions[left + 1]);
+	merge_into(&t->regions[left], &t->regions[left + 1], NULL);
 	memmove(&t->regions[left + 1], &t->regions[left + 2],
 		(t->nr_regions - left - 2) * sizeof(struct dx_region));
 	t->nr_regions--;
@@ -160,9 +221,12 @@ void dx_merge_two(struct dx_target *t, size_t left)
  * sz_limit.  The age of a region restarts when its access count moved by more
  * than threshold since the last aggregation.  Compacts the array in place.
  */
-void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
-			 uint64_t sz_limit, bool count_age)
+static void merge_regions_of(const struct dx_ctx *ctx, struct dx_target *t,
+			     uint32_t threshold, uint64_t sz_limit,
+			     bool count_age)
 {
+	bool keep = ctx && ctx->attrs.rules & DX_RULE_KEEP;
+	struct merge_sums sums = { 0 };
 	size_t i, nr_kept = 0;
 
 	for (i = 0; i < t->nr_regions; i++) {
@@ -171,20 +235,29 @@ void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
 						   NULL;
 
 		if (count_age) {
-			if (abs_diff(r.nr_accesses, r.last_nr_accesses) >
-			    threshold)
+			if (!dx_counts_alike(ctx, r.nr_accesses, r.nr_checks,
+					     r.last_nr_accesses, r.nr_checks,
+					     threshold))
 				r.age = 0;
 			else
 				r.age++;
 		}
 		if (prev && prev->end == r.start &&
-		    abs_diff(prev->nr_accesses, r.nr_accesses) <= threshold &&
-		    sz_region(prev) + sz_region(&r) <= sz_limit)
-			merge_into(prev, &r);
-		else
+		    dx_regions_alike(ctx, prev, &r, threshold) &&
+		    sz_region(prev) + sz_region(&r) <= sz_limit) {
+			merge_into(prev, &r, keep ? &sums : NULL);
+		} else {
 			t->regions[nr_kept++] = r;
+			start_sums(&sums, &r);
+		}
 	}
 	t->nr_regions = nr_kept;
+}
+
+void dx_merge_regions_of(struct dx_target *t, uint32_t threshold,
+			 uint64_t sz_limit, bool count_age)
+{
+	merge_regions_of(NULL, t, threshold, sz_limit, count_age);
 }
 
 /*
@@ -201,8 +274,15 @@ void dx_merge_regions(struct dx_ctx *ctx, uint32_t threshold, uint64_t sz_limit)
 		struct dx_target *t;
 		size_t nr_regions = 0;
 
+		/*
+		 * damonx's own rules keep regions apart in the first pass only:
+		 * max_nr_regions comes first
+		 */
 		dx_for_each_target(t, ctx) {
-			dx_merge_regions_of(t, threshold, sz_limit, count_age);
+			if (count_age)
+				dx_mark_dust(ctx, t);
+			merge_regions_of(count_age ? ctx : NULL, t, threshold,
+					 sz_limit, count_age);
 			nr_regions += t->nr_regions;
 		}
 		count_age = false;
@@ -280,10 +360,7 @@ int dx_split_regions_of(struct dx_ctx *ctx, struct dx_target *t, int nr_subs)
 			nr_out++;
 		}
 	}
-	free(t->regions);
-	t->regions = out;
-	t->nr_regions = nr_out;
-	t->cap_regions = cap;
+	dx_target_replace_regions(t, out, nr_out, cap);
 	return 0;
 }
 
@@ -293,7 +370,7 @@ int dx_split_regions_of(struct dx_ctx *ctx, struct dx_target *t, int nr_subs)
  * the last split (merges undid it) and there is room, split in three: the
  * middle of a region may differ from both of its ends.
  */
-int dx_split_regions(struct dx_ctx *ctx)
+static int split_regions(struct dx_ctx *ctx)
 {
 	size_t nr_regions = dx_ctx_nr_regions(ctx);
 	struct dx_target *t;
@@ -311,6 +388,24 @@ int dx_split_regions(struct dx_ctx *ctx)
 	}
 	ctx->last_nr_regions = nr_regions;
 	return 0;
+}
+
+/*
+ * The splits at the end of an aggregation: damonx's own cuts around what
+ * was found accessed first (sampling.c; none under the kernel's rules),
+ * then the kernel's random ones; then the checks of the next aggregation
+ * are planned.
+ */
+int dx_split_regions(struct dx_ctx *ctx)
+{
+	int err = dx_split_guided(ctx);
+
+	if (!err)
+		err = split_regions(ctx);
+	if (!err)
+		err = dx_split_search(ctx);
+	dx_sampling_plan(ctx);
+	return err;
 }
 
 /* -------------------------------------------------------- mapping updates */
@@ -459,10 +554,7 @@ int dx_set_regions(struct dx_target *t, const struct dx_range *ranges,
 			out[nr_out - 1].end = end;
 		}
 	}
-	free(t->regions);
-	t->regions = out;
-	t->nr_regions = nr_out;
-	t->cap_regions = cap;
+	dx_target_replace_regions(t, out, nr_out, cap);
 	return 0;
 }
 

@@ -84,10 +84,15 @@ static int sim_check_accesses(struct dx_ctx *ctx)
 		dx_for_each_region(r, t) {
 			uint64_t page = r->sampling_addr -
 					r->sampling_addr % st->page_size;
-			long k = dx_find_range(p->ranges, p->nr_ranges, page);
-			bool accessed = k >= 0 && (dx_rand_u64(ctx) >> 32) <
-							  p->thresholds[k];
+			bool accessed = false;
+			long k;
 
+			if (dx_region_checked(r)) {
+				k = dx_find_range(p->ranges, p->nr_ranges,
+						  page);
+				accessed = k >= 0 && (dx_rand_u64(ctx) >> 32) <
+							     p->thresholds[k];
+			}
 			dx_region_account(ctx, r, accessed);
 			if (r->nr_accesses > max_nr)
 				max_nr = r->nr_accesses;

@@ -135,8 +135,11 @@ static void apply_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs,
 			ctx->aggr_start_ns = ctx->now_ns;
 	}
 	ctx->attrs = *attrs;
-	if (ctx->started)
+	if (ctx->started) {
 		ctx->sz_limit = dx_region_sz_limit(ctx);
+		/* which regions damonx's own rules check, under attrs */
+		dx_sampling_plan(ctx);
+	}
 }
 
 static void budget_restart_window(struct dx_ctx *ctx)

@@ -84,6 +84,9 @@ class FakeBackend:
     def snapshot_span(self):
         return self.snapshot()[:2]
 
+    def snapshot_nr_checks(self):
+        return None
+
     def snapshot_intervals(self):
         return (self.attrs.sample_us, self.attrs.aggr_us)
 

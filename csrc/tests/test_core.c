@@ -53,6 +53,12 @@ static void expect_sorted_cover(struct dx_target *t, uint64_t start,
 	}
 }
 
+/*
+ * The rules of the contexts the tests make: the kernel's (0), or, in a
+ * second run of the tests that must hold under them too, damonx's own.
+ */
+static uint32_t rules_under_test;
+
 static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr,
 			       uint64_t min_sz)
 {
@@ -63,6 +69,7 @@ static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr,
 	a.min_nr_regions = min_nr;
 	a.max_nr_regions = max_nr;
 	a.min_region_sz = min_sz;
+	a.rules = rules_under_test;
 	if (dx_ctx_new(&ctx, &a, 42)) {
 		fprintf(stderr, "cannot make a context\n");
 		exit(2);
@@ -610,6 +617,7 @@ static void test_loop_with_sim(void)
 
 	dx_attrs_default(&a);
 	a.max_nr_regions = 100;
+	a.rules = rules_under_test;
 	EXPECT_EQ(dx_ctx_new(&ctx, &a, 7), 0);
 	EXPECT_EQ(dx_ctx_select_ops(ctx, "sim", NULL), 0);
 	dx_ctx_set_clock(ctx, DX_CLOCK_VIRTUAL);
@@ -997,6 +1005,14 @@ int main(void)
 	RUN(test_scheme_accessors);
 	RUN(test_action_names);
 	RUN(test_unsupported_actions_are_refused);
+	RUN(test_failures_are_counted);
+	RUN(test_acting_resets_the_age);
+	/* what holds under damonx's own rules as well (sampling.c) */
+	rules_under_test = DX_RULES_ALL;
+	RUN(test_merge_enforces_max_nr_regions);
+	RUN(test_age_counts_once_per_aggregation);
+	RUN(test_access_rate);
+	RUN(test_loop_with_sim);
 	RUN(test_failures_are_counted);
 	RUN(test_acting_resets_the_age);
 	return test_report();

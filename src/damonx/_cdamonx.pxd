@@ -21,6 +21,16 @@ cdef extern from "damonx.h" nogil:
         uint64_t min_region_sz
         dx_intervals_goal intervals_goal
         uint32_t cpu_budget_bp
+        uint32_t rules
+
+    const uint32_t DX_RULE_SEEDS
+    const uint32_t DX_RULE_PROBES
+    const uint32_t DX_RULE_SEARCH
+    const uint32_t DX_RULE_KEEP
+    const uint32_t DX_RULE_PERIODS
+    const uint32_t DX_RULE_NOISE
+    const uint32_t DX_RULE_HIT_GUIDED
+    const uint32_t DX_RULE_ADAPTIVE_CHECKS
 
     struct dx_range:
         uint64_t start
@@ -123,6 +133,7 @@ cdef extern from "damonx.h" nogil:
     void dx_ctx_snapshot_intervals(const dx_ctx *ctx, uint64_t *sample_us, uint64_t *aggr_us)
     size_t dx_ctx_snapshot_nr_regions(const dx_ctx *ctx, size_t index)
     size_t dx_ctx_snapshot_fill(const dx_ctx *ctx, size_t index, dx_region_out *out, size_t cap)
+    uint64_t dx_ctx_snapshot_nr_checks(const dx_ctx *ctx, size_t index)
 
     size_t dx_ctx_ops_counters(const dx_ctx *ctx, dx_counter *out, size_t cap)
 

@@ -50,7 +50,7 @@ from damonx._cdamonx cimport (
     dx_ctx_cpu_ns, dx_ctx_free, dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes,
     dx_ctx_nr_targets, dx_ctx_ops_counters, dx_ctx_request_stop, dx_ctx_run_aggregation,
     dx_ctx_scheme, dx_ctx_select_ops, dx_ctx_set_attrs, dx_ctx_set_clock, dx_ctx_set_cpu_model,
-    dx_ctx_snapshot_fill, dx_ctx_snapshot_intervals, dx_ctx_snapshot_nr_regions,
+    dx_ctx_snapshot_fill, dx_ctx_snapshot_intervals, dx_ctx_snapshot_nr_checks, dx_ctx_snapshot_nr_regions,
     dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live, dx_nr_ops,
     dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_range, dx_read_maps,
     dx_region_out, dx_scheme, dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register,
@@ -64,6 +64,13 @@ from damonx.errors import DamonxError, InvalidAttrs
 if MONITOR_REGION_DTYPE.itemsize != sizeof(dx_region_out):
     raise ImportError(f"MONITOR_REGION_DTYPE has {MONITOR_REGION_DTYPE.itemsize} bytes, "
                       f"struct dx_region_out {sizeof(dx_region_out)}: rebuild damonx")
+
+#: damonx's single rules beyond the kernel's, by name (csrc/damonx.h):
+#: ``Attrs.hit_guided_regions`` turns on the first four,
+#: ``Attrs.adaptive_checks`` the last two.
+RULES = {"seeds": cdx.DX_RULE_SEEDS, "probes": cdx.DX_RULE_PROBES,
+         "search": cdx.DX_RULE_SEARCH, "keep": cdx.DX_RULE_KEEP,
+         "periods": cdx.DX_RULE_PERIODS, "noise": cdx.DX_RULE_NOISE}
 
 #: The scheme actions by name (damo's), from the core's one table of them.
 ACTIONS = {dx_action_name(i).decode(): i for i in range(DX_ACTION_NR)}
@@ -142,6 +149,8 @@ cdef dx_attrs make_attrs(object attrs) except *:
     a.min_nr_regions = attrs.min_nr_regions
     a.max_nr_regions = attrs.max_nr_regions
     a.min_region_sz = attrs.min_region_sz
+    a.rules = ((cdx.DX_RULE_HIT_GUIDED if getattr(attrs, "hit_guided_regions", True) else 0)
+               | (cdx.DX_RULE_ADAPTIVE_CHECKS if getattr(attrs, "adaptive_checks", True) else 0))
     goal = getattr(attrs, "intervals_goal", None)
     a.intervals_goal.aggrs = 0 if goal is None else goal.aggrs
     a.intervals_goal.access_bp = 0 if goal is None else goal.access_bp
@@ -157,11 +166,13 @@ cdef class Context:
     """One monitoring context with one operations set.  Owns its ``dx_ctx``.
 
     attrs is any object with sample_us, aggr_us, ops_update_us,
-    min_nr_regions, max_nr_regions and min_region_sz; ops one of ``OPS``;
-    seed makes the sampling reproducible.  virtual_clock advances time
-    without sleeping (for sim); procfs and sysfs are the roots of /proc and
-    /sys, and page_size the size of their pages in bytes (None: this
-    system's); tests point them at fake trees.
+    min_nr_regions, max_nr_regions, min_region_sz, hit_guided_regions and
+    adaptive_checks; ops one of ``OPS``; seed makes the sampling
+    reproducible.  virtual_clock advances time without sleeping (for sim);
+    procfs and sysfs are the roots of /proc and /sys, and page_size the size
+    of their pages in bytes (None: this system's); tests point them at fake
+    trees.  rules, names of ``RULES``, replaces the rules the two attributes
+    choose, one by one (for measuring what each does).
     """
 
     cdef dx_ctx *ctx
@@ -174,8 +185,14 @@ cdef class Context:
     cdef readonly uint64_t page_size
 
     def __cinit__(self, attrs, str ops, uint64_t seed=0, *, bint virtual_clock=False,
-                  str procfs="/proc", str sysfs="/sys", page_size=None):
+                  str procfs="/proc", str sysfs="/sys", page_size=None, rules=None):
         cdef dx_attrs a = make_attrs(attrs)
+        if rules is not None:
+            unknown = set(rules) - set(RULES)
+            if unknown:
+                raise ValueError(f"unknown rules {', '.join(sorted(unknown))}; "
+                                 f"of {', '.join(RULES)}")
+            a.rules = sum(RULES[name] for name in set(rules))
         cdef bytes p = procfs.encode(), s = sysfs.encode()
         cdef dx_ops_env env
         cdef int err
@@ -350,6 +367,14 @@ cdef class Context:
             dx_ctx_snapshot_fill(self.ctx, i, <dx_region_out *>cnp.PyArray_DATA(arr), n)
             out.append((dx_ctx_target_id(self.ctx, i), arr))
         return (start_ns, end_ns, out)
+
+    def snapshot_nr_checks(self):
+        """The access checks of each live target in the last aggregation,
+        {target_id: checks}."""
+        cdef size_t i
+        self._not_running("take a snapshot")
+        return {dx_ctx_target_id(self.ctx, i): dx_ctx_snapshot_nr_checks(self.ctx, i)
+                for i in range(dx_ctx_nr_targets(self.ctx)) if dx_ctx_target_live(self.ctx, i)}
 
     def snapshot_span(self):
         """(start_ns, end_ns) of the last snapshot; (0, 0) before the first."""

@@ -34,6 +34,10 @@ class Intervals:
     ops_update_us: int
 
 
+#: damonx's own rules, on by default; both off give the kernel's rules
+_RULES = ("hit_guided_regions", "adaptive_checks")
+
+
 def _check_int(name, value, limit):
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InvalidAttrs(f"{name} must be an integer, not {value!r}")
@@ -72,7 +76,20 @@ class IntervalsGoal:
 
 @dataclass(frozen=True)
 class Attrs:
-    """Monitoring attributes (DAMON's names; defaults of the original DAMON).
+    """Monitoring attributes (DAMON's names; defaults of the original DAMON),
+    and damonx's own rules beyond the kernel's (docs/kernel-differences.md):
+
+    hit_guided_regions
+        a sampled page found accessed in a sparse region gets a region of its
+        own, which grows to the edges of what is accessed around it; regions
+        with accesses are not merged into regions without.  Finds small hot
+        sets in large memory that the kernel's rules merge away.
+    adaptive_checks
+        a region whose access count has stayed the same for a while is
+        checked in fewer samples, its ``nr_accesses`` scaled to all of them
+        (an unbiased estimate of the kernel's count).
+
+    ``Attrs.kernel()`` turns both off: the kernel's rules, for comparisons.
 
     ``intervals_goal``: an :class:`IntervalsGoal` to auto-tune the sampling
     and aggregation intervals as the kernel does, starting from
@@ -96,11 +113,22 @@ class Attrs:
     min_region_sz: int = mmap.PAGESIZE
     intervals_goal: Optional[IntervalsGoal] = None
     cpu_budget: Optional[float] = None
+    hit_guided_regions: bool = True
+    adaptive_checks: bool = True
+
+    @classmethod
+    def kernel(cls, **kwargs):
+        """Attributes with the kernel's rules only (damonx's own rules off)."""
+        return cls(**{**dict.fromkeys(_RULES, False), **kwargs})
 
     def __post_init__(self):
         for f in fields(self):
             if f.name in _LIMITS:
                 _check_int(f.name, getattr(self, f.name), _LIMITS[f.name])
+            elif f.name in _RULES and not isinstance(getattr(self, f.name), bool):
+                raise errors.InvalidAttrs(
+                    f"{f.name} must be True or False, not {getattr(self, f.name)!r}"
+                )
         if self.sample_us > self.aggr_us:
             raise errors.InvalidAttrs(
                 f"sample_us ({self.sample_us}) must not exceed aggr_us ({self.aggr_us})"

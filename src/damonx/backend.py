@@ -120,6 +120,11 @@ class Backend(Protocol):
         for the live targets, each regions an array of
         ``MONITOR_REGION_DTYPE`` in address order."""
 
+    def snapshot_nr_checks(self) -> dict[int, int] | None:
+        """The access checks of each live target's regions in the last
+        aggregation: ``{target_id: checks}``; None where the backend counts
+        no checks (the kernel's DAMON)."""
+
     def snapshot_span(self) -> tuple[int, int]:
         """``(start_ns, end_ns)`` of the last snapshot, without its regions."""
 

@@ -101,7 +101,9 @@ def unavailable(ops, procfs="/proc", sysfs="/sys"):
 
 
 def _check_attrs(attrs):
-    """What the kernel's DAMON cannot do of attrs, refused."""
+    """What the kernel's DAMON cannot do of attrs, refused.  damonx's own
+    rules (hit_guided_regions, adaptive_checks, on by default) are not
+    refused: the kernel runs its own rules, as with Attrs.kernel()."""
     if attrs.min_region_sz != mmap.PAGESIZE:
         raise errors.InvalidAttrs(
             f"the kernel's DAMON keeps regions of at least one page: min_region_sz must be "
@@ -369,6 +371,9 @@ class KernelBackend:
 
     def snapshot_span(self):
         return self._last[:2]
+
+    def snapshot_nr_checks(self):
+        return None  # the kernel does not count its access checks
 
     def snapshot_intervals(self):
         return self._intervals

@@ -36,7 +36,8 @@ class Snapshot:
     """The regions of every live target at the end of one aggregation, with
     the intervals that were in effect (an intervals goal or a CPU budget
     tunes them), the access checks that aggregation made (over all
-    targets), the monitoring's CPU time so far and, when schemes run, their
+    targets, and per target), the monitoring's CPU time so far and, when
+    schemes run, their
     statistics."""
 
     start_ns: int
@@ -49,6 +50,15 @@ class Snapshot:
     scheme_stats: Optional[list] = None
     #: CPU time the monitoring used from its start to this snapshot, ns
     cpu_ns: Optional[int] = None
+    #: target id -> the access checks of its regions in this aggregation
+    target_nr_checks: Optional[dict] = None
+
+    def nr_checks_of(self, target_id):
+        """The access checks of one target in this aggregation (of all
+        targets when the backend does not count them per target)."""
+        if self.target_nr_checks is None:
+            return self.nr_checks
+        return self.target_nr_checks.get(target_id, 0)
 
     @property
     def regions(self):
@@ -166,6 +176,7 @@ class Monitor:
             sample_us, aggr_us = backend.snapshot_intervals()
             # None where the backend counts no checks (the kernel's DAMON)
             nr_checks = backend.stats().get("nr_region_checks")
+            target_nr_checks = backend.snapshot_nr_checks()
             scheme_stats = backend.scheme_stats() if self._has_schemes else None
             cpu_ns = backend.cpu_ns
         snap = Snapshot(
@@ -176,6 +187,7 @@ class Monitor:
             aggr_us=aggr_us,
             nr_checks=None if nr_checks is None else nr_checks - self._nr_checks_seen,
             scheme_stats=scheme_stats,
+            target_nr_checks=target_nr_checks,
             cpu_ns=cpu_ns,
         )
         self._nr_checks_seen = nr_checks or 0
@@ -284,6 +296,9 @@ class Monitor:
             return backend.live_targets
 
     def stats(self):
+        """Counters of the monitoring loop: ``nr_samples``,
+        ``nr_region_checks`` (access checks made, all targets),
+        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""
         with self._using() as backend:
             return backend.stats()
 

@@ -44,8 +44,9 @@ class Workload:
 
 
 @contextlib.contextmanager
-def workload(size_mib=512, hot_mib=64, thp=False):
-    cmd = [sys.executable, str(WORKLOAD), "--size-mib", str(size_mib), "--hot-mib", str(hot_mib)]
+def workload(size_mib=512, hot_mib=64, thp=False, hot_kib=None):
+    hot = ["--hot-kib", str(hot_kib)] if hot_kib is not None else ["--hot-mib", str(hot_mib)]
+    cmd = [sys.executable, str(WORKLOAD), "--size-mib", str(size_mib), *hot]
     if thp:
         cmd.append("--thp")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

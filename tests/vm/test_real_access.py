@@ -47,6 +47,19 @@ def test_vaddr_finds_the_hot_set():
     assert stats["nr_pagemap_reads"] > 0 and stats["nr_bitmap_reads"] > 0
 
 
+def test_vaddr_finds_a_small_hot_set_in_a_large_process():
+    """8 MiB hot in a 2 GiB mapping (a 1/256 share), at the default
+    attributes with damonx's own rules (Attrs.hit_guided_regions,
+    Attrs.adaptive_checks): real access checks feed the seeds and probes."""
+    with workload(2048, hot_kib=8 * 1024) as w, damonx.Monitor("vaddr", [w.pid]) as mon:
+        elapsed, pr = found_within(
+            mon, 30, lambda s: hot_precision_recall(s.targets[w.pid], [w.hot], within=w.range)
+        )
+        nr_regions = max(len(s.targets[w.pid]) for s in mon.take(10))
+    print(f"vaddr, 8 MiB in 2 GiB: found in {elapsed:.1f} s, precision/recall {pr}")
+    assert nr_regions <= damonx.Attrs().max_nr_regions
+
+
 def test_vaddr_regions_follow_the_three_regions():
     with workload(256, 32) as w, damonx.Monitor("vaddr", [w.pid]) as mon:
         snap = mon.take(3)[-1]

@@ -1,6 +1,7 @@
 """A process with a known access pattern, for tests that monitor it.
 
     python tests/vm/workload.py --size-mib 512 --hot-mib 64 [--thp]
+    python tests/vm/workload.py --size-mib 2048 --hot-kib 128
 
 Maps ``--size-mib`` MiB of anonymous memory, faults all of it in, prints one
 line ``READY <start_hex> <end_hex> <hot_start_hex> <hot_end_hex>`` (the
@@ -32,8 +33,10 @@ def parse_args(argv):
     parser.add_argument(
         "--size-mib", type=int, required=True, help="size of the anonymous mapping, MiB"
     )
-    parser.add_argument(
-        "--hot-mib", type=int, required=True, help="size of the part touched continuously, MiB"
+    hot = parser.add_mutually_exclusive_group(required=True)
+    hot.add_argument("--hot-mib", type=int, help="size of the part touched continuously, MiB")
+    hot.add_argument(
+        "--hot-kib", type=int, help="size of the part touched continuously, KiB (pages)"
     )
     parser.add_argument(
         "--thp", action="store_true", help="use transparent huge pages (MADV_HUGEPAGE)"
@@ -41,9 +44,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.size_mib <= 0:
         parser.error(f"--size-mib must be positive, got {args.size_mib}")
-    if not 0 <= args.hot_mib <= args.size_mib:
+    args.hot_kib = args.hot_mib * 1024 if args.hot_mib is not None else args.hot_kib
+    if not 0 <= args.hot_kib <= args.size_mib * 1024 or args.hot_kib % (PAGE // 1024):
         parser.error(
-            f"--hot-mib must be between 0 and --size-mib ({args.size_mib}), got {args.hot_mib}"
+            f"the hot part must be whole pages between 0 and --size-mib ({args.size_mib} MiB)"
         )
     return args
 
@@ -60,7 +64,7 @@ def main(argv=None):
     args = parse_args(argv)
     die_with_parent()
     size = args.size_mib * MIB
-    hot = args.hot_mib * MIB
+    hot = args.hot_kib * 1024
     # one spare huge page so that a 2 MiB aligned start fits inside
     m = mmap.mmap(-1, size + HUGE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     base = ctypes.addressof(ctypes.c_char.from_buffer(m))

@@ -201,7 +201,7 @@ def main(args):
                         snap.end_ns,
                         regions,
                         sample_us=snap.sample_us,
-                        nr_checks=snap.nr_checks,
+                        nr_checks=snap.nr_checks_of(tid),
                         damos_stats=snap.scheme_stats,
                     )
                 n += 1
