@@ -326,7 +326,7 @@ static void budget_update(struct dx_ctx *ctx)
 	uint64_t sampled_ns = ctx->sampled_ns - b->sampled_ns;
 	size_t nr_regions = dx_ctx_nr_regions(ctx);
 	double share = user->cpu_budget_bp / 10000.0, per_check_ns, extra_ns;
-	double target_ns;
+	double target_ns, checked;
 	uint64_t floor_us;
 
 	if (span_ns < DX_BUDGET_WINDOW_NS || !nr_samples || !nr_checks)
@@ -357,8 +357,15 @@ static void budget_update(struct dx_ctx *ctx)
 			   0;
 	budget_restart_window(ctx);
 
-	/* the regions, just split, are the checks of the next samples */
-	target_ns = nr_regions *
+	/*
+	 * the regions, just split, are the checks of the next samples, in the
+	 * share of them that the window checked per sample (damonx's rules
+	 * check a stable region in only some of the samples)
+	 */
+	checked = nr_regions ? (double)nr_checks / nr_samples / nr_regions : 1;
+	if (checked > 1)
+		checked = 1;
+	target_ns = nr_regions * checked *
 		    (b->per_check_ns * b->correction / share - extra_ns);
 	floor_us = target_ns > 1000 ? (uint64_t)(target_ns / 1000) : 0;
 	if (floor_us > cap_us) {
