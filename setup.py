@@ -8,6 +8,7 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 SOURCES = [
     "csrc/core.c",
+    "csrc/damos.c",
     "csrc/regions.c",
     "csrc/ops-common.c",
     "csrc/sim.c",

@@ -45,10 +45,10 @@ class FakeBackend:
     def add_range_target(self, target_id, ranges):
         self.regions[target_id] = (ranges[0][0], ranges[-1][1])
 
-    def add_scheme(self, action, *bounds):
-        if action != "stat":
-            raise ValueError(f"unknown action {action!r}; one of ['stat']")
-        self.schemes.append((action, bounds))
+    def add_scheme(self, scheme):
+        if scheme.action != "stat":
+            raise ValueError(f"unknown action {scheme.action!r}; one of ['stat']")
+        self.schemes.append(scheme)
 
     def scheme_stats(self):
         return [
@@ -142,10 +142,14 @@ def test_a_registered_backend_drives_the_monitor(fake):
         assert [(s.sample_us, s.aggr_us, s.nr_checks) for s in snaps] == [(1000, 20_000, 2)] * 3
         assert snaps[-1].scheme_stats is None
         mon.add_scheme("stat", nr_accesses=(1, 5))
-        assert be.schemes == [("stat", (0, 2**64 - 1, 1, 5, 0, 2**32 - 1))]
+        assert [(s.action, s.pattern.nr_accesses, s.pattern.age) for s in be.schemes] == [
+            ("stat", (1, 5), (0, 2**32 - 1))
+        ]
         mon.add_callback(lambda snap: seen.append(snap.end_ns) or len(seen) == 2)
         assert mon.run() == 2 and be.nr_aggregations == 5
-        assert mon.scheme_stats() == [dict(nr_tried=10, sz_tried=0, nr_applied=0, sz_applied=0)]
+        assert mon.scheme_stats() == [
+            dict(action="stat", nr_tried=10, sz_tried=0, nr_applied=0, sz_applied=0)
+        ]
         assert mon.stats()["nr_aggregations"] == 5 and mon.stats()["nr_region_checks"] == 10
         assert seen and mon.step().scheme_stats == mon.scheme_stats()
         assert mon.access_check_stats() == dict(nr_fake_checks=6)

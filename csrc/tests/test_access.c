@@ -866,7 +866,20 @@ static void test_backends_keep_to_their_contexts(void)
 	dx_ctx_free(fva);
 }
 
-/* The actions each table applies: process_madvise(2)'s, and none on paddr. */
+/* Apply an action with no filters, as a scheme of that action would. */
+static uint64_t apply_action(struct dx_ctx *ctx, struct dx_target *t,
+			     struct dx_region *r, int action, int *err)
+{
+	struct dx_damos d = { .s = { .action = action } };
+	uint64_t passed = 0;
+
+	return ctx->ops.apply_scheme(ctx, t, r, &d, &passed, err);
+}
+
+/*
+ * The actions each table applies: process_madvise(2)'s and move_pages(2)'s,
+ * and none on paddr.
+ */
 static void test_backends_declare_their_actions(void)
 {
 	struct dx_ctx *va = make_ctx("vaddr"), *pa = make_ctx("paddr");
@@ -880,7 +893,9 @@ static void test_backends_declare_their_actions(void)
 			  DX_ACTION_BIT(DX_ACTION_WILLNEED) |
 			  DX_ACTION_BIT(DX_ACTION_COLD) |
 			  DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
-			  DX_ACTION_BIT(DX_ACTION_COLLAPSE));
+			  DX_ACTION_BIT(DX_ACTION_COLLAPSE) |
+			  DX_ACTION_BIT(DX_ACTION_MIGRATE_HOT) |
+			  DX_ACTION_BIT(DX_ACTION_MIGRATE_COLD));
 	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
 	s.action = DX_ACTION_NOHUGEPAGE;
 	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
@@ -914,13 +929,12 @@ static void test_vaddr_apply_reports_failures(void)
 	memset(mem, 1, sz);
 	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), &whole, 1), 0);
 	t = &ctx->targets[0];
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err), sz);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_COLD, &err), sz);
 	EXPECT_EQ(err, 0);
 	/* nothing is mapped there in this process */
 	r.start = FAKE_SMALL;
 	r.end = FAKE_SMALL + SMALL_NR * PAGE;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_PAGEOUT, &err),
-		  0);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_PAGEOUT, &err), 0);
 	EXPECT_EQ(err, -ENOMEM);
 	dx_ctx_free(ctx);
 
@@ -942,14 +956,12 @@ static void test_vaddr_apply_reports_failures(void)
 	r.start = FAKE_SMALL;
 	r.end = lo + sz;
 	err = 0;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_WILLNEED, &err),
-		  sz);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_WILLNEED, &err), sz);
 	EXPECT_EQ(err, -ENOMEM);
 	r.start = lo + PAGE;
 	r.end = lo + 3 * PAGE;
 	err = 0;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err),
-		  2 * PAGE);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_COLD, &err), 2 * PAGE);
 	EXPECT_EQ(err, 0);
 	dx_ctx_free(ctx);
 	write_file(maps_path, maps_text, 0);
