@@ -126,6 +126,10 @@ class Backend(Protocol):
     def live_targets(self) -> list[int]:
         """The ids of the targets still monitored."""
 
+    @property
+    def now_ns(self) -> int:
+        """The backend's clock, ns (the times of its snapshots)."""
+
     def stats(self) -> dict[str, int]:
         """Counters of the loop: ``nr_samples``, ``nr_region_checks``,
         ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""

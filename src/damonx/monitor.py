@@ -54,6 +54,12 @@ class Snapshot:
         return next(iter(self.targets.values()))
 
     @property
+    def now_ns(self):
+        """The backend's time, ns (virtual for sim, CLOCK_MONOTONIC else)."""
+        with self._using() as backend:
+            return backend.now_ns
+
+    @property
     def nr_regions(self):
         return sum(len(r) for r in self.targets.values())
 
@@ -241,6 +247,12 @@ class Monitor:
         threads and signal handlers)."""
         with self._using() as backend:
             backend.request_stop()
+
+    @property
+    def now_ns(self):
+        """The backend's time, ns (virtual for sim, CLOCK_MONOTONIC else)."""
+        with self._using() as backend:
+            return backend.now_ns
 
     @property
     def nr_regions(self):

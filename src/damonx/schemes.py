@@ -169,7 +169,8 @@ class QuotaGoal:
             parse = txt.bp
         else:
             parse = txt.number
-        target = _int(int(parse(self.target_value, "quota goal target")), "quota goal target")
+        # rounded: damo prints 7 per mille as 0.7 %, which reads back as 6.999...
+        target = _int(round(parse(self.target_value, "quota goal target")), "quota goal target")
         if not target:
             raise InvalidAttrs(f"quota goal {self.metric}: the target value must be above 0")
         object.__setattr__(self, "target_value", target)
@@ -221,7 +222,7 @@ class Quotas:
             self,
             "weights",
             tuple(
-                _int(int(txt.permil(w, "quota weight")), "quota weight", _U32_MAX) for w in weights
+                _int(round(txt.permil(w, "quota weight")), "quota weight", _U32_MAX) for w in weights
             ),
         )
         goals = tuple(self.goals)
@@ -262,7 +263,7 @@ class Watermarks:
             _int(int(txt.time_us(self.interval_us, "watermark interval")), "watermark interval"),
         )
         for name in ("high", "mid", "low"):
-            set_(self, name, _int(int(txt.permil(getattr(self, name), f"{name} watermark")), name))
+            set_(self, name, _int(round(txt.permil(getattr(self, name), f"{name} watermark")), name))
         if self.metric != "none":
             if not self.interval_us:
                 raise InvalidAttrs("watermarks need an interval above 0")

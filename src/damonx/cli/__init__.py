@@ -16,6 +16,7 @@ import warnings
 
 SUBCOMMANDS = [
     ("record", "record data accesses of processes, memory or a simulated workload"),
+    ("start", "monitor and apply operation schemes (damo's --damos_* options) until stopped"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
     ("features", "which access-check mechanisms this machine offers"),
     ("version", "print the damonx version"),
@@ -23,7 +24,7 @@ SUBCOMMANDS = [
 
 #: the subcommands that take a command to start after a literal ``--``
 #: (in ``args.command_line``); nothing after it is parsed as options
-TAKES_COMMAND = ("record",)
+TAKES_COMMAND = ("record", "start")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -101,7 +101,20 @@ def attrs_from_args(args):
     )
 
 
-def open_monitor(args, attrs):
+def _with_schemes(mon, schemes):
+    """mon, with the schemes added (closed if one is refused)."""
+    try:
+        for scheme in schemes:
+            mon.add_scheme(scheme)
+    except BaseException:
+        mon.close()
+        raise
+    return mon
+
+
+def open_monitor(args, attrs, schemes=()):
+    """The monitor the target options ask for, with schemes added; its
+    metadata for a record; and the command it started, if any."""
     import damonx
 
     cmd = None
@@ -121,7 +134,7 @@ def open_monitor(args, attrs):
             raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
         return (
-            damonx.Monitor("sim", wl, attrs, seed=args.seed),
+            _with_schemes(damonx.Monitor("sim", wl, attrs, seed=args.seed), schemes),
             {"ops": "sim", "workload": wl.to_dict()},
             None,
         )
@@ -134,18 +147,10 @@ def open_monitor(args, attrs):
             raise errors.InvalidAttrs(
                 "paddr takes no process; give ranges with -r or none for all RAM"
             )
-        return (
-            damonx.Monitor(
-                "paddr",
-                regions or None,
-                attrs,
-                seed=args.seed,
-                procfs=args.procfs,
-                sysfs=args.sysfs,
-            ),
-            {"ops": "paddr"},
-            None,
+        mon = damonx.Monitor(
+            "paddr", regions or None, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
         )
+        return _with_schemes(mon, schemes), {"ops": "paddr"}, None
     if not args.target and not command_line:
         raise errors.InvalidAttrs("give process ids, or a command after --")
     if args.target:
@@ -182,6 +187,7 @@ def open_monitor(args, attrs):
             mon = damonx.Monitor(
                 "vaddr", pids, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
             )
+        _with_schemes(mon, schemes)
     except BaseException:
         if cmd is not None:
             cmd.kill()
