@@ -248,7 +248,7 @@ def load(text_or_path):
             spec = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise InvalidAttrs(
-                f"the kdamonds specification is neither JSON nor YAML: {err}"
+                "the kdamonds specification is neither JSON nor YAML: " + " ".join(str(err).split())
             ) from None
     if not isinstance(spec, dict):
         raise InvalidAttrs("a kdamonds specification is a mapping with 'kdamonds'")

@@ -43,7 +43,8 @@ class Snapshot:
     sample_us: Optional[int] = None
     aggr_us: Optional[int] = None
     nr_checks: Optional[int] = None
-    #: one dict per scheme, in the order added (see Monitor.scheme_stats)
+    #: one dict of integers per scheme, in the order added: the counters of
+    #: Monitor.scheme_stats (activated as 0 or 1, no action name)
     scheme_stats: Optional[list] = None
 
     @property
@@ -52,12 +53,6 @@ class Snapshot:
         if len(self.targets) != 1:
             raise ValueError(f"snapshot has {len(self.targets)} targets; use .targets")
         return next(iter(self.targets.values()))
-
-    @property
-    def now_ns(self):
-        """The backend's time, ns (virtual for sim, CLOCK_MONOTONIC else)."""
-        with self._using() as backend:
-            return backend.now_ns
 
     @property
     def nr_regions(self):
@@ -195,7 +190,11 @@ class Monitor:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
             nr_checks = backend.stats()["nr_region_checks"]
-            scheme_stats = self.scheme_stats() if self.schemes else None
+            scheme_stats = (
+                [{k: int(v) for k, v in st.items()} for st in backend.scheme_stats()]
+                if self.schemes
+                else None
+            )
         snap = Snapshot(
             start_ns,
             end_ns,

@@ -222,7 +222,8 @@ class Quotas:
             self,
             "weights",
             tuple(
-                _int(round(txt.permil(w, "quota weight")), "quota weight", _U32_MAX) for w in weights
+                _int(round(txt.permil(w, "quota weight")), "quota weight", _U32_MAX)
+                for w in weights
             ),
         )
         goals = tuple(self.goals)
@@ -263,7 +264,9 @@ class Watermarks:
             _int(int(txt.time_us(self.interval_us, "watermark interval")), "watermark interval"),
         )
         for name in ("high", "mid", "low"):
-            set_(self, name, _int(round(txt.permil(getattr(self, name), f"{name} watermark")), name))
+            set_(
+                self, name, _int(round(txt.permil(getattr(self, name), f"{name} watermark")), name)
+            )
         if self.metric != "none":
             if not self.interval_us:
                 raise InvalidAttrs("watermarks need an interval above 0")

@@ -105,6 +105,8 @@ def _check_lengths(args, nr):
 
 def _split(items, counts, nr, what):
     """items spread over nr schemes by counts (all to the one scheme)."""
+    if not nr:
+        return []
     if not counts:
         if items and nr > 1:
             raise InvalidAttrs(f"with several schemes, --damos_nr_{what}s tells whose they are")
@@ -126,14 +128,15 @@ def _quotas_from(words, goals, tuner, fail_charge):
 
     if len(words) > 6:
         raise InvalidAttrs(f"--damos_quotas takes at most 6 values, not {len(words)}")
-    time_ms, sz, reset, *weights = [*words, *[None] * (6 - len(words))]
-    weights = [w if w is not None else 0 for w in weights]
+    padded: list = [*words, *[None] * (6 - len(words))]
+    time_ms, sz, reset = padded[:3]
+    weights = tuple(w if w is not None else 0 for w in padded[3:])
     if goals and reset is None:
         raise InvalidAttrs("quota goals need a reset interval: --damos_quotas TIME SIZE RESET_MS")
     return Quotas(
         time_ms=time_ms or 0,
         sz_bytes=sz or 0,
-        reset_interval_ms=reset if reset is not None else "max",
+        reset_interval_ms=reset if reset is not None else txt.U64_MAX,
         weights=weights,
         goals=tuple(goals),
         goal_tuner=tuner or "consist",
@@ -187,9 +190,7 @@ def _filter_from(words):
         matching = False
         rest = rest[1:]
     if not rest or rest[0] not in FILTER_TYPES:
-        raise InvalidAttrs(
-            f"--damos_filter {text}: the type is one of {', '.join(FILTER_TYPES)}"
-        )
+        raise InvalidAttrs(f"--damos_filter {text}: the type is one of {', '.join(FILTER_TYPES)}")
     ftype, args = rest[0], rest[1:]
     if len(args) != _FILTER_ARGS.get(ftype, 0):
         raise InvalidAttrs(
@@ -220,7 +221,7 @@ def _legacy_quotas(args):
 
 def schemes_from_args(args):
     """The schemes the --damos_* options (or --kdamonds) ask for."""
-    from damonx.schemes import AccessPattern, Scheme
+    from damonx.schemes import GOAL_TUNERS, AccessPattern, Scheme
 
     if args.kdamonds:
         if args.damos_action:
@@ -257,6 +258,8 @@ def schemes_from_args(args):
 
         scheme_goals = [_goal_from(g) for g in goals[i]]
         tuner = nth("quota_goal_tuner", None)
+        if tuner is not None and tuner not in GOAL_TUNERS:
+            raise InvalidAttrs(f"--damos_quota_goal_tuner {tuner}: one of {', '.join(GOAL_TUNERS)}")
         fail_charge = tuple(nth("quota_fail_charge_ratio", (0, 0)))
         q_words = quotas[i] if i < len(quotas) else None
         kw = {}
@@ -296,9 +299,7 @@ def apply_kdamonds_context(args):
         pids = [pid for pid, _ in ctx["targets"] if pid is not None]
         args.target = pids
         if not args.regions:
-            args.regions = [
-                f"{s}-{e}" for _, regions in ctx["targets"] for s, e in regions
-            ]
+            args.regions = [f"{s}-{e}" for _, regions in ctx["targets"] for s, e in regions]
     if args.monitoring_intervals == ["5ms", "100ms", "1s"]:
         args.monitoring_intervals = [str(us) for us in ctx["intervals"]]
     if args.monitoring_nr_regions_range == [10, 1000]:

@@ -48,7 +48,10 @@ def format_stats(stats, elapsed_s, as_json):
             {
                 "elapsed_s": round(elapsed_s, 6),
                 "schemes": [
-                    {"action": st["action"], "stats": {k: v for k, v in st.items() if k != "action"}}
+                    {
+                        "action": st["action"],
+                        "stats": {k: v for k, v in st.items() if k != "action"},
+                    }
                     for st in stats
                 ],
             }
@@ -74,7 +77,7 @@ class Reporter:
         self.mon = mon
         self.args = args
         self.t0 = None
-        self.next_report = None
+        self.next_report = 0
         self.timed_out = False
         self.last_report = None
 
@@ -130,4 +133,3 @@ def main(args):
     reporter.report(elapsed, final)
     print(f"damonx start: {reason} after {elapsed:.1f} s", file=sys.stderr)
     return 0
-
