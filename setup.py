@@ -9,6 +9,7 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 SOURCES = [
     "csrc/core.c",
     "csrc/damos.c",
+    "csrc/damos-quota.c",
     "csrc/regions.c",
     "csrc/ops-common.c",
     "csrc/sim.c",
@@ -18,6 +19,7 @@ SOURCES = [
 HEADERS = [
     "csrc/clock.h",
     "csrc/damonx.h",
+    "csrc/damos.h",
     "csrc/ops-common.h",
     "csrc/paddr.h",
     "csrc/sim.h",

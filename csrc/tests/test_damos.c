@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of DAMOS (damos.c): the kernel's rules for quotas and their
+ * Unit tests of DAMOS (damos.c, damos-quota.c): the kernel's rules for quotas and their
  * priorities, goals, watermarks, filters, the apply interval and the
  * statistics, on fake operations tables and fake /proc and /sys trees.  The
  * file under test is included so that its static functions are reachable.
@@ -8,6 +8,7 @@
  * Build and run: make -C csrc test   (AddressSanitizer + UBSan)
  */
 #include "../damos.c"
+#include "../damos-quota.c"
 #include "../sim.h"
 #include "test.h"
 
@@ -437,7 +438,7 @@ static void test_scores(void)
 	r.nr_accesses = 20;
 	r.age = 0; /* freq 100, age 50: (100 + 50) / 2 * 99 / 100 = 74 */
 	EXPECT_EQ(hot_score(ctx, &r, d), 74);
-	EXPECT_EQ(scheme_score(ctx, &r, d), 99 - 74);
+	EXPECT_EQ(dx_damos_score(ctx, &r, d), 99 - 74);
 	r.nr_accesses = 0;
 	r.age = 100; /* 10 s: ilog2 3 + 1 = 4, cold: (32 - 4) * 100 / 64 = 43 */
 	EXPECT_EQ(hot_score(ctx, &r, d), 43 / 2 * 99 / 100);
@@ -447,7 +448,7 @@ static void test_scores(void)
 	EXPECT_EQ(hot_score(ctx, &r, d), 0);
 	/* stat has no priorities */
 	d->s.action = DX_ACTION_STAT;
-	EXPECT_EQ(scheme_score(ctx, &r, d), DX_DAMOS_MAX_SCORE);
+	EXPECT_EQ(dx_damos_score(ctx, &r, d), DX_DAMOS_MAX_SCORE);
 	dx_ctx_free(ctx);
 }
 
