@@ -512,6 +512,11 @@ struct dx_page_info {
 	uint64_t folio_sz; /* bytes */
 	uint64_t memcg_ino;
 	bool young;
+	/*
+	 * the folio's PFNs [head_pfn, head_pfn + nr_pages): what is said here
+	 * holds for each of them (the page's own PFN and 1 when unknown)
+	 */
+	uint64_t head_pfn, nr_pages;
 };
 
 /*

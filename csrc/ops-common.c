@@ -247,13 +247,18 @@ void dx_ac_page_info(struct dx_access_check *ac, uint64_t pfn, uint32_t types,
 	memset(out, 0, sizeof(*out));
 	out->kpageflags = kpageflags(ac, pfn, &ok);
 	out->folio_sz = ac->page_size;
+	out->head_pfn = pfn;
+	out->nr_pages = 1;
 	if (!(types & (DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE) |
 		       DX_FILTER_BIT(DX_FILTER_YOUNG))))
 		goto memcg;
 	head = any_folio_head(ac, pfn, out->kpageflags);
-	if (types & DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE) && head &&
-	    out->kpageflags & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL))
-		out->folio_sz = folio_nr_pages(ac, head) * ac->page_size;
+	if (head && out->kpageflags & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)) {
+		out->nr_pages = folio_nr_pages(ac, head);
+		out->head_pfn = head;
+		if (types & DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE))
+			out->folio_sz = out->nr_pages * ac->page_size;
+	}
 	if (types & DX_FILTER_BIT(DX_FILTER_YOUNG) && head) {
 		/* a clear idle bit: accessed since it was set (or never set) */
 		ac->stats.nr_bitmap_reads++;

@@ -146,7 +146,9 @@ uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn);
  * What the page filters of a scheme need to know of the page at pfn: its
  * flags, and, for the filter types given (DX_FILTER_BIT()s), its folio's
  * size, its memory cgroup, and whether it was accessed since last looked
- * at (then it is marked idle again, as the kernel marks it old).
+ * at (then it is marked idle again, as the kernel marks it old).  The
+ * young state is the folio's: look once per folio (out->head_pfn,
+ * out->nr_pages), or the second look finds it old.
  */
 void dx_ac_page_info(struct dx_access_check *ac, uint64_t pfn, uint32_t types,
 		     struct dx_page_info *out);

@@ -343,7 +343,7 @@ static void va_act_on_pages(struct va_batch *b, uint64_t lo, uint64_t hi,
 	struct dx_access_check *ac = b->ctx->ops_priv;
 	uint32_t types = dx_damos_ops_filter_types(b->d);
 	uint64_t entries[VA_BATCH], addr, first;
-	struct dx_page_info page;
+	struct dx_page_info page = { .nr_pages = 0 };
 
 	for (addr = lo; addr < hi;) {
 		size_t nr = (size_t)((hi - addr) / ac->page_size), i;
@@ -370,7 +370,10 @@ static void va_act_on_pages(struct va_batch *b, uint64_t lo, uint64_t hi,
 			if (types) {
 				if (!pfn)
 					continue; /* no PFN: cannot tell */
-				dx_ac_page_info(ac, pfn, types, &page);
+				/* once per folio: what holds for one, holds for all */
+				if (pfn < page.head_pfn ||
+				    pfn >= page.head_pfn + page.nr_pages)
+					dx_ac_page_info(ac, pfn, types, &page);
 				if (dx_damos_ops_filter_out(b->d, &page))
 					continue;
 			}

@@ -968,6 +968,62 @@ static void test_vaddr_apply_reports_failures(void)
 	munmap(mem, sz);
 }
 
+/* Apply a stat scheme with one page filter to [start, end): bytes passed. */
+static uint64_t filtered(struct dx_ctx *ctx, const struct dx_filter *f,
+			 uint64_t start, uint64_t end)
+{
+	struct dx_scheme s = { .max_sz = UINT64_MAX,
+			       .max_nr_accesses = UINT32_MAX,
+			       .max_age = UINT32_MAX,
+			       .action = DX_ACTION_STAT,
+			       .filters = f,
+			       .nr_filters = 1 };
+	struct dx_region r = { .start = start, .end = end };
+	uint64_t passed = 0;
+	int err = 0;
+
+	dx_damos_free_all(ctx);
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
+	ctx->ops.apply_scheme(ctx, &ctx->targets[0], &r, &ctx->schemes[0],
+			      &passed, &err);
+	EXPECT_EQ(err, 0);
+	return passed;
+}
+
+/*
+ * Page filters look at each folio once: the young state of a huge page is
+ * its folio's (looking marks it old again) and holds for each of its
+ * pages, as does the folio's size.
+ */
+static void test_page_filters_look_once_per_folio(void)
+{
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	struct dx_filter young = { .type = DX_FILTER_YOUNG,
+				   .matching = true,
+				   .allow = true };
+	struct dx_filter sz = { .type = DX_FILTER_HUGEPAGE_SIZE,
+				.matching = true,
+				.allow = true,
+				.sz_min = 16 * PAGE,
+				.sz_max = 16 * PAGE };
+	uint64_t thp_end = FAKE_THP + 512 * PAGE, reads;
+
+	clear_bitmap(); /* never marked idle: young */
+	reads = st->nr_kpageflags_reads;
+	EXPECT_EQ(filtered(ctx, &young, FAKE_THP, thp_end), 512 * PAGE);
+	EXPECT(st->nr_kpageflags_reads - reads <= 4);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1); /* marked old */
+	EXPECT_EQ(filtered(ctx, &young, FAKE_THP, thp_end), 0);
+	/* folios of 16 pages, and one of 512 */
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_MTHP, FAKE_MTHP + 64 * PAGE),
+		  64 * PAGE);
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_THP, thp_end), 0);
+	sz.sz_min = sz.sz_max = 512 * PAGE;
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_THP + PAGE, thp_end), 511 * PAGE);
+	dx_ctx_free(ctx);
+}
+
 static void test_missing_files_are_reported(void)
 {
 	struct dx_ops_env env = { .procfs = procfs, .sysfs = sysfs };
@@ -1003,6 +1059,7 @@ int main(void)
 	RUN(test_missing_files_are_reported);
 	RUN(test_backends_declare_their_actions);
 	RUN(test_vaddr_apply_reports_failures);
+	RUN(test_page_filters_look_once_per_folio);
 	RUN(test_regions_larger_than_pages);
 	RUN(test_regions_smaller_than_pages_are_refused);
 	RUN(test_page_sizes);
