@@ -124,10 +124,11 @@ class AccessPattern:
         else:
             set_(self, "age_us", _pair(self.age_us, "age", txt.time_us))
 
-    def to_core(self, sample_us, aggr_us):
-        """(sz, nr_accesses, age) bounds in the core's units: percent to
-        samples and microseconds to aggregations as damo converts them
-        for the kernel (truncated, after a float division)."""
+    def converted(self, sample_us, aggr_us):
+        """(sz, nr_accesses, age) bounds in samples and aggregations: percent
+        to samples and microseconds to aggregations as damo converts them
+        for the kernel's files (truncated, after a float division), each at
+        most 2^64 - 1 as damo writes them."""
         if self.nr_accesses is not None:
             nr = self.nr_accesses
         else:
@@ -139,6 +140,16 @@ class AccessPattern:
             age = tuple(int(us / aggr_us) for us in self.age_us)  # type: ignore
         return (
             self.sz,
+            tuple(_clamp(v, MAX) for v in nr),
+            tuple(_clamp(v, MAX) for v in age),
+        )
+
+    def to_core(self, sample_us, aggr_us):
+        """The bounds of :meth:`converted`, capped to the 32 bits of the
+        core's (and the kernel's) access counts and ages."""
+        sz, nr, age = self.converted(sample_us, aggr_us)
+        return (
+            sz,
             tuple(_clamp(v, _U32_MAX) for v in nr),
             tuple(_clamp(v, _U32_MAX) for v in age),
         )
