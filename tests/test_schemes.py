@@ -2,6 +2,7 @@
 specification, and the kernel's DAMOS semantics through a simulated
 monitor (quotas, filters, watermarks, goals, the apply interval)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -245,3 +246,32 @@ def test_schemes_are_data():
     assert s == Scheme("pageout", AccessPattern(access_rate=(0, 0)))
     assert isinstance(hash(s), int)
     assert schemes.ACTIONS[-1] == "stat" and np.dtype(damonx.TRIED_REGION_DTYPE).itemsize == 32
+
+
+def test_damos_scheme_markers_split_goals_and_filters_as_damo_does():
+    from damonx.cli import _damos, build_parser
+
+    options = [
+        "--damos_scheme", "--damos_action", "pageout", "--damos_quotas", "0", "1G", "1s",
+        "--damos_quota_goal", "some_mem_psi_us", "1ms", "--damos_filter", "reject", "anon",
+        "--damos_scheme", "--damos_action", "stat", "--damos_filter", "allow", "young",
+    ]  # fmt: skip
+    theirs = _damo_spec.context_of(damo_spec(*options))["schemes"]
+    args = build_parser("start").parse_args(["start", "1234", *options])
+    ours = _damos.schemes_from_args(args)
+
+    def same(a, b):  # damo's "max" percent reads back as a float
+        core = a.pattern.to_core(5000, 100_000) == b.pattern.to_core(5000, 100_000)
+        return core and dataclasses.replace(a, pattern=b.pattern) == b
+
+    assert len(ours) == len(theirs) == 2 and all(map(same, ours, theirs))
+    assert [len(s.filters) for s in ours] == [1, 1] and len(ours[0].quotas.goals) == 1
+    bad = [
+        ["--damos_filter", "allow", "young", "--damos_scheme", "--damos_action", "stat"],
+        ["--damos_scheme", "--damos_action", "stat", "--damos_action", "stat"],
+        ["--damos_scheme", "--damos_action", "stat", "--damos_nr_filters", "0"],
+    ]
+    for argv in bad:
+        args = build_parser("start").parse_args(["start", "1234", *argv])
+        with pytest.raises(InvalidAttrs, match="damos_scheme|damos_nr"):
+            _damos.schemes_from_args(args)

@@ -6,8 +6,10 @@ As damo: one scheme per ``--damos_action``; the other options apply, in
 order, to the first, second... scheme, and the schemes they leave out get
 the defaults (every region; no quota, watermark or filter).  Several quota
 goals or filters go to several schemes by ``--damos_nr_quota_goals`` and
-``--damos_nr_filters`` (the count per scheme); with one scheme they are
-all its own.  ``--damos_quota_interval``, ``--damos_quota_time``,
+``--damos_nr_filters`` (the count per scheme), or by damo's
+``--damos_scheme`` markers (each starts a scheme: the goals and filters
+after it are its own); with one scheme they are all its own.
+``--damos_quota_interval``, ``--damos_quota_time``,
 ``--damos_quota_space`` and ``--damos_quota_weights`` give the parts of
 ``--damos_quotas`` one by one.  Each ``--damos_filter`` is one filter.
 """
@@ -47,6 +49,26 @@ _APPEND_OPTIONS = (
 )  # fmt: skip
 
 
+class _SchemeMarker(argparse.Action):
+    """damo's --damos_scheme: a new scheme's goals and filters follow."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.damos_scheme = [*namespace.damos_scheme, {"quota_goal": 0, "filter": 0}]
+
+
+class _AppendCounted(argparse.Action):
+    """append, and count the value for the scheme its marker started."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), values])
+        markers = namespace.damos_scheme
+        what = self.dest[len("damos_") :]
+        if markers:
+            markers[-1][what] += 1
+        elif namespace.damos_scheme_unmarked is None:
+            namespace.damos_scheme_unmarked = option_string
+
+
 def add_scheme_options(parser):
     """damo's options of operation schemes, and --kdamonds."""
     group = parser.add_argument_group(
@@ -54,9 +76,24 @@ def add_scheme_options(parser):
     )
     for name, nargs, metavar, help_text in _APPEND_OPTIONS:
         kwargs = {"nargs": nargs} if nargs is not None else {}
+        counted = name in ("--damos_quota_goal", "--damos_filter")
         group.add_argument(
-            name, action="append", default=[], metavar=metavar, help=help_text, **kwargs
+            name,
+            action=_AppendCounted if counted else "append",
+            default=[],
+            metavar=metavar,
+            help=help_text,
+            **kwargs,
         )
+    group.add_argument(
+        "--damos_scheme",
+        action=_SchemeMarker,
+        nargs=0,
+        default=[],
+        help="damo's marker: the --damos_quota_goal and --damos_filter options that "
+        "follow are those of the next scheme",
+    )
+    parser.set_defaults(damos_scheme_unmarked=None)
     for name in ("--damos_nr_quota_goals", "--damos_nr_filters"):
         group.add_argument(
             name,
@@ -208,6 +245,27 @@ def _filter_from(words):
     return Filter(ftype, matching=matching, allow=allow, **kw)
 
 
+def _apply_markers(args, nr):
+    """--damos_scheme markers as the counts of --damos_nr_quota_goals and
+    --damos_nr_filters, as damo reads them."""
+    markers = args.damos_scheme
+    if not markers:
+        return
+    if args.damos_nr_quota_goals or args.damos_nr_filters:
+        raise InvalidAttrs("--damos_nr_* cannot be used with --damos_scheme markers")
+    if args.damos_scheme_unmarked is not None:
+        raise InvalidAttrs(
+            f"{args.damos_scheme_unmarked} before the first --damos_scheme: "
+            "with markers, each scheme's goals and filters follow its marker"
+        )
+    if len(markers) != nr:
+        raise InvalidAttrs(
+            f"{len(markers)} --damos_scheme markers for {nr} schemes (--damos_action)"
+        )
+    args.damos_nr_quota_goals = [m["quota_goal"] for m in markers]
+    args.damos_nr_filters = [m["filter"] for m in markers]
+
+
 def _legacy_quotas(args):
     """--damos_quota_interval and its companions, as --damos_quotas."""
     out = list(args.damos_quotas)
@@ -228,6 +286,7 @@ def schemes_from_args(args):
             raise InvalidAttrs("give schemes with --kdamonds or with --damos_*, not both")
         return _damo_spec.context_of(_damo_spec.load(args.kdamonds))["schemes"]
     nr = len(args.damos_action)
+    _apply_markers(args, nr)
     quotas = _legacy_quotas(args)
     args.damos_quotas, saved = quotas, args.damos_quotas
     try:
