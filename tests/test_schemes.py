@@ -209,6 +209,18 @@ def test_watermarks_pause_monitoring(tmp_path):
         assert not mon.scheme_stats()[0]["activated"]
 
 
+def test_time_paused_by_watermarks_counts_for_run(tmp_path):
+    (tmp_path / "meminfo").write_text("MemTotal: 1000 kB\nMemFree: 900 kB\n")
+    scheme = Scheme("stat", watermarks=Watermarks("free_mem_rate", 500_000, 800, 600, 200))
+    with damonx.Monitor("sim", hot_cold(), procfs=str(tmp_path)) as mon:
+        mon.add_scheme(scheme)
+        assert mon.now_ns == 0
+        assert mon.run(duration_s=2) == 0 and mon.now_ns == 2_000_000_000
+        # the monitor goes on: activated once the free rate falls under mid
+        (tmp_path / "meminfo").write_text("MemTotal: 1000 kB\nMemFree: 500 kB\n")
+        assert mon.run(nr_aggregations=3) == 3 and mon.scheme_stats()[0]["activated"]
+
+
 def test_user_input_goal_tunes_the_quota():
     goal = QuotaGoal("user_input", target_value=100, current_value=50)
     scheme = Scheme("stat", quotas=Quotas(reset_interval_ms=100, goals=(goal,)))

@@ -15,6 +15,7 @@ nr_accesses_bp)::
 """
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,6 +29,8 @@ from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE  # noqa: F401 (re-e
 from damonx.schemes import AccessPattern, Scheme
 
 _U32_MAX = 2**32 - 1
+#: Monitor._step(): still paused by the watermarks at the deadline
+_PAUSED_PAST = object()
 _U64_MAX = 2**64 - 1
 
 
@@ -177,6 +180,11 @@ class Monitor:
 
     def step(self):
         """Run one aggregation interval; the Snapshot, or None once stopped."""
+        return self._step()
+
+    def _step(self, deadline_ns=None):
+        """step(), or _PAUSED_PAST when the watermarks still pause
+        monitoring at deadline_ns (the backend's time)."""
         with self._using() as backend:
             while True:
                 done = backend.run_aggregation()
@@ -186,6 +194,8 @@ class Monitor:
                 for fn in self._idle_callbacks:
                     if fn():
                         self.stop()
+                if deadline_ns is not None and backend.now_ns >= deadline_ns:
+                    return _PAUSED_PAST
             if not done:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
@@ -228,11 +238,16 @@ class Monitor:
 
     def run(self, duration_s=None, nr_aggregations=None):
         """Run for duration_s of monitoring time (simulated time for sim) or
-        nr_aggregations, or until stopped; return the number of snapshots."""
+        nr_aggregations, or until stopped; return the number of snapshots.
+        Time paused by the schemes' watermarks counts."""
         limit_ns = None if duration_s is None else int(duration_s * 1e9)
+        deadline_ns = None if limit_ns is None else self.now_ns + limit_ns
         start_ns = None
         n = 0
-        for snap in self:
+        while True:
+            snap = self._step(deadline_ns)
+            if snap is None or snap is _PAUSED_PAST:
+                break
             n += 1
             start_ns = snap.start_ns if start_ns is None else start_ns
             if nr_aggregations is not None and n >= nr_aggregations:
@@ -249,9 +264,13 @@ class Monitor:
 
     @property
     def now_ns(self):
-        """The backend's time, ns (virtual for sim, CLOCK_MONOTONIC else)."""
+        """The backend's time, ns (virtual for sim, from 0; CLOCK_MONOTONIC
+        else, the current time before monitoring starts)."""
         with self._using() as backend:
-            return backend.now_ns
+            now = backend.now_ns
+        if not now and self.ops != "sim":
+            now = time.monotonic_ns()  # CLOCK_MONOTONIC, the C clock
+        return now
 
     @property
     def nr_regions(self):
