@@ -7,6 +7,7 @@ The fake kernel creates numbered directories on ``nr_*`` writes and refuses
 names it does not know with EINVAL, as the real one does.
 """
 
+import dataclasses
 import errno
 import json
 import os
@@ -339,6 +340,31 @@ def test_what_the_kernel_lacks_is_refused_with_the_reason(tmp_path, version, sch
         )
 
 
+def test_page_filters_the_kernels_vaddr_would_ignore_are_refused(tmp_path):
+    anon = (Filter("anon"),)
+    feats = {"7.3": None, "6.12": None}
+    for version in feats:
+        path = str(tmp_path / version)
+        make_scheme_dir(path, KERNELS[version])
+        feats[version] = kernel_schemes.features(path)
+    refused = [
+        ("7.3", "vaddr", Scheme("pageout", filters=anon)),
+        ("7.3", "fvaddr", Scheme("cold", filters=anon)),
+        ("6.12", "vaddr", Scheme("stat", filters=anon)),
+    ]
+    for version, ops, scheme in refused:
+        with pytest.raises(NotSupported, match=f"the kernel's {ops} would ignore"):
+            kernel_schemes.scheme_files(scheme, 5000, 100_000, feats[version], ops)
+    taken = [
+        ("7.3", "vaddr", Scheme("stat", filters=anon)),
+        ("7.3", "vaddr", Scheme("migrate_cold", filters=anon, target_nid=1)),
+        ("6.12", "paddr", Scheme("pageout", filters=anon)),
+        ("6.12", "vaddr", Scheme("pageout", filters=(Filter("addr", addr=(0, 4096)),))),
+    ]
+    for version, ops, scheme in taken:
+        assert kernel_schemes.scheme_files(scheme, 5000, 100_000, feats[version], ops)
+
+
 def test_a_refusal_before_any_write_writes_nothing(tmp_path):
     path = str(tmp_path / "s")
     make_scheme_dir(path, _V66)
@@ -399,9 +425,9 @@ def test_kernel_damon_runs_user_schemes_after_its_stat_schemes(tmp_path, monkeyp
         put(path, value)
 
     monkeypatch.setattr(KernelDamon, "_write", write)
-    kd = started(
-        sysfs, procfs, targets=[TARGET_PID, TARGET_PID + 1], schemes=[prcl(), full_scheme()]
-    )
+    # (the kernel's vaddr honours page filters for migrate_* and stat only)
+    schemes = [dataclasses.replace(prcl(), filters=()), full_scheme()]
+    kd = started(sysfs, procfs, targets=[TARGET_PID, TARGET_PID + 1], schemes=schemes)
     assert get(os.path.join(schemes_dir, "nr_schemes")) == "4"
     assert get(os.path.join(schemes_dir, "0", "action")) == "stat"
     assert get(os.path.join(schemes_dir, "2", "action")) == "pageout"

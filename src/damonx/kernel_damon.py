@@ -300,7 +300,7 @@ class KernelDamon:
                 w(p(fdir, "0", "matching"), "N")
         for i, scheme in enumerate(schemes):
             kernel_schemes.write_scheme(
-                p(schemes_dir, str(len(pids) + i)), scheme, sample_us, aggr_us, write=w
+                p(schemes_dir, str(len(pids) + i)), scheme, sample_us, aggr_us, write=w, ops=ops
             )
 
     def _reset(self):

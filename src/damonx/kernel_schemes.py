@@ -189,15 +189,34 @@ def _quota_files(q, feats):
     return out
 
 
-def scheme_files(scheme, sample_us, aggr_us, feats):
+def check_ops(scheme, ops, feats):
+    """Refuse what the kernel's operations ``ops`` would ignore without a
+    word: page filters on ``vaddr`` and ``fvaddr``, which the kernel honours
+    for ``stat`` and ``migrate_*`` only (mm/damon/vaddr.c of 7.x; 6.12's
+    vaddr has no page filters: refused where the directory has no
+    ``ops_filters``, Linux 6.15)."""
+    if ops not in ("vaddr", "fvaddr") or not any(f.handled_by_ops for f in scheme.filters):
+        return
+    honoured = scheme.action in ("stat", "migrate_hot", "migrate_cold")
+    if not honoured or "ops_filters" not in feats:
+        raise NotSupported(
+            f"the kernel's {ops} would ignore the page filters of a {scheme.action} scheme "
+            "(it honours them for stat, migrate_hot and migrate_cold only, since about "
+            "Linux 6.15); damonx's own vaddr honours them for every action"
+        )
+
+
+def scheme_files(scheme, sample_us, aggr_us, feats, ops=None):
     """The files to write, in order, and their values: a list of
     ``(path relative to the scheme directory, text)``.  ``sample_us`` and
     ``aggr_us``: the context's intervals (microseconds), which convert the
-    access pattern; ``feats``: :func:`features` of the directory.
+    access pattern; ``feats``: :func:`features` of the directory; ``ops``:
+    the context's operations, if known (:func:`check_ops`).
 
     ``NotSupported`` for a file the plan needs that a directory of
     ``feats`` lacks (one created by an ``nr_*`` write is checked when
     written, by :func:`write_scheme`)."""
+    check_ops(scheme, ops, feats)
     sz, nr, age = scheme.pattern.converted(sample_us, aggr_us)
     out = []
     for name, (lo, hi) in (("sz", sz), ("nr_accesses", nr), ("age", age)):
@@ -254,15 +273,16 @@ def _plain_write(path, value):
         f.write(value)
 
 
-def write_scheme(scheme_dir, scheme, sample_us, aggr_us, write=_plain_write):
+def write_scheme(scheme_dir, scheme, sample_us, aggr_us, write=_plain_write, ops=None):
     """Write ``scheme`` into ``scheme_dir``, a scheme directory of the DAMON
     sysfs interface (as ``nr_schemes`` created it), for a context of the
-    given intervals (microseconds).  ``write(path, text)`` writes one
+    given intervals (microseconds) and operations (``ops``, if known: see
+    :func:`check_ops`).  ``write(path, text)`` writes one
     existing file (the caller's, with its retries and errors).
     ``NotSupported`` for what the running kernel lacks (see the module's
     documentation); nothing is written then if it shows before the first
     write, and the caller resets the directory otherwise."""
-    plan = scheme_files(scheme, sample_us, aggr_us, features(scheme_dir))
+    plan = scheme_files(scheme, sample_us, aggr_us, features(scheme_dir), ops)
     for rel, value in plan:
         path = os.path.join(scheme_dir, rel)
         if not os.path.exists(path):
