@@ -1,13 +1,14 @@
 """The benchmark suite's entry point (run through benchmarks/run).
 
     benchmarks/run [--quick|--full] [--out DIR] [--skip-vm] [--skip-core] [--report-only]
+                   [--skip-schemes | --schemes-only]
 
 Steps: set-up (gcc, stress-ng), build the C workloads into build/ and the
 benchmarks' extension (bench_ext.py),
 core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
 workloads (host), then one VM boot for overhead, accuracy and scalability
-(suite.guest), then results.json, table.md, plots and the results section of
-benchmarks/README.md.
+(suite.guest), another for the operation schemes (suite.schemes_eval), then
+results.json, table.md, plots and the results section of benchmarks/README.md.
 """
 
 import argparse
@@ -27,7 +28,7 @@ sys.path.insert(0, BENCH)
 
 import bench_ext  # noqa: E402
 
-from suite import metrics, report, simacc  # noqa: E402
+from suite import metrics, report, schemes_eval, simacc  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
 ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
@@ -149,9 +150,10 @@ def vm_accel():
     return "tcg"
 
 
-def run_vm(plan, raw_dir):
-    plan_path = os.path.join(raw_dir, "plan.json")
-    out_path = os.path.join(raw_dir, "vm.json")
+def run_vm(plan, raw_dir, module="suite.guest", name="vm"):
+    """Boot the VM to run module with plan; its JSON (raw_dir/NAME.json)."""
+    plan_path = os.path.join(raw_dir, "plan.json" if name == "vm" else f"{name}-plan.json")
+    out_path = os.path.join(raw_dir, f"{name}.json")
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
     if os.path.exists(out_path):
@@ -168,7 +170,7 @@ def run_vm(plan, raw_dir):
         "--",
         python,
         "-m",
-        "suite.guest",
+        module,
         plan_path,
         out_path,
     ]
@@ -207,6 +209,15 @@ def main(argv=None):
     )
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
+    schemes = ap.add_mutually_exclusive_group()
+    schemes.add_argument(
+        "--skip-schemes", action="store_true", help="no evaluation of the schemes (prcl, ethp)"
+    )
+    schemes.add_argument(
+        "--schemes-only",
+        action="store_true",
+        help="only the evaluation of the schemes, kept with the other results of DIR",
+    )
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -241,9 +252,23 @@ def main(argv=None):
         write_reports(res, out, args)
         return
 
-    setup(plan["workloads"])
+    setup(["redis"] if args.schemes_only else plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     bench_ext.build()  # on the host: the VM sees the checkout read-only
+    if args.schemes_only:
+        res_path = os.path.join(out, "results.json")
+        res = {"meta": {"mode": args.mode, "host": host_info(), "date": "n/a"}}
+        if os.path.exists(res_path):
+            with open(res_path) as f:
+                res = json.load(f)
+        log("schemes (prcl, ethp): one VM boot")
+        res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
+        with open(res_path, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        write_reports(res, out, args)
+        log(f"done in {time.monotonic() - t0:.0f} s; results in {out}")
+        return
     res = {
         "meta": {
             "mode": args.mode,
@@ -270,6 +295,9 @@ def main(argv=None):
         vm = run_vm(plan, raw)
         res["vm"] = vm
         res["summary"] = metrics.summarize_runs(vm["runs"])
+        if not args.skip_schemes:
+            log("schemes (prcl, ethp): one VM boot")
+            res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
     res["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
 
     with open(os.path.join(out, "results.json"), "w") as f:
