@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := build/demo
 
-.PHONY: setup demo test lint test-c bench-ext test-host test-vm test-vm-current test-vm-numa kernel clean
+.PHONY: setup demo demo-vm test lint test-c bench-ext test-host test-vm test-vm-current test-vm-numa kernel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,28 @@ demo: setup
 		$(VENV)/bin/damonx report wss -i $(DEMO)/real.data; \
 	else echo "(no idle page tracking here: real recording skipped; see damonx features)"; fi
 	@echo "images: $(DEMO)/heatmap.png $(DEMO)/wss.png"
+
+# The real thing where this machine has neither idle page tracking nor the
+# kernel's DAMON (Debian 12, Android): a process recorded inside the
+# project's VM under each backend (page_idle, kernel), reported here.  The
+# first run builds the VM's kernel (see README.md).
+DEMO_ABS := $(abspath $(DEMO))
+demo-vm: setup
+	@mkdir -p $(DEMO)
+	DAMONX_VM_RWDIRS=$(DEMO_ABS) tools/vmtest/run -- sh -c '\
+		$(abspath $(VENV))/bin/damonx features | sed -n "/^backend/,\$$p" && \
+		for b in page_idle kernel; do \
+			$(abspath $(VENV))/bin/damonx record --backend $$b --timeout 10 --overwrite \
+				-o $(DEMO_ABS)/vm-$$b.data -- \
+				$(abspath $(PY)) tests/vm/workload.py --size-mib 256 --hot-mib 32 || exit 1; \
+		done'
+	for b in page_idle kernel; do \
+		echo "== recorded in the VM with --backend $$b"; \
+		$(VENV)/bin/damonx report wss -i $(DEMO)/vm-$$b.data || exit 1; \
+		$(VENV)/bin/damonx report heatmap -i $(DEMO)/vm-$$b.data --resol 10 60 || exit 1; \
+		$(VENV)/bin/damonx report heatmap -i $(DEMO)/vm-$$b.data -o $(DEMO)/vm-$$b-heatmap.png; \
+	done
+	@echo "images: $(DEMO)/vm-page_idle-heatmap.png $(DEMO)/vm-kernel-heatmap.png"
 
 test: setup lint test-c bench-ext test-host test-vm test-vm-current test-vm-numa
 

@@ -11,6 +11,7 @@ SOURCES = [
     "csrc/damos.c",
     "csrc/damos-quota.c",
     "csrc/regions.c",
+    "csrc/tuning.c",
     "csrc/ops-common.c",
     "csrc/sim.c",
     "csrc/vaddr.c",
@@ -23,6 +24,7 @@ HEADERS = [
     "csrc/ops-common.h",
     "csrc/paddr.h",
     "csrc/sim.h",
+    "csrc/tuning.h",
     "csrc/vaddr.h",
 ]
 
@@ -33,6 +35,17 @@ core = Extension(
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=CFLAGS,
+    libraries=["m"],
 )
 
-setup(ext_modules=cythonize([core], compiler_directives={"language_level": 3}))
+# the compiled reader of record files (csrc/recread.c)
+recread = Extension(
+    "damonx._recread",
+    sources=["src/damonx/_recread.pyx", "csrc/recread.c", "csrc/recparse.c"],
+    depends=["csrc/recread.h"],
+    include_dirs=["csrc", np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=CFLAGS,
+)
+
+setup(ext_modules=cythonize([core, recread], compiler_directives={"language_level": 3}))

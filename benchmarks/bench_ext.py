@@ -28,12 +28,13 @@ BENCH_SOURCES = [
     "benchmarks/csrc/bench_floor.c",
     "benchmarks/csrc/bench_fullscan.c",
 ]
-# the core (merge and split for bench_adjust, with the schemes it calls) and
-# the access checks' shared I/O (maps parser, pagemap masks for
+# the core (merge and split for bench_adjust, with the schemes and the tuning
+# it calls) and the access checks' shared I/O (maps parser, pagemap masks for
 # bench_fullscan and bench_floor)
 CORE_SOURCES = [
     "csrc/core.c",
     "csrc/regions.c",
+    "csrc/tuning.c",
     "csrc/damos.c",
     "csrc/damos-quota.c",
     "csrc/ops-common.c",
@@ -78,6 +79,7 @@ def main():
         include_dirs=[here("csrc"), here("benchmarks", "csrc"), np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        libraries=["m"],
     )
     # from here, where no pyproject.toml gives setuptools the damonx package
     os.chdir(HERE)

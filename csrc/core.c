@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "damonx.h"
 #include "clock.h"
+#include "tuning.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -69,6 +70,8 @@ void dx_attrs_default(struct dx_attrs *attrs)
 	attrs->min_nr_regions = 10;
 	attrs->max_nr_regions = 1000;
 	attrs->min_region_sz = 4096;
+	memset(&attrs->intervals_goal, 0, sizeof(attrs->intervals_goal));
+	attrs->cpu_budget_bp = 0;
 }
 
 int dx_attrs_validate(const struct dx_attrs *a)
@@ -81,6 +84,18 @@ int dx_attrs_validate(const struct dx_attrs *a)
 		return -EINVAL;
 	if (!a->min_region_sz || (a->min_region_sz & (a->min_region_sz - 1)))
 		return -EINVAL;
+	if (a->cpu_budget_bp > 10000)
+		return -EINVAL;
+	/* as the kernel's damon_valid_intervals_goal(), and no empty goal */
+	if (a->intervals_goal.aggrs) {
+		const struct dx_intervals_goal *g = &a->intervals_goal;
+
+		if (!g->access_bp || g->access_bp > 10000 ||
+		    !g->min_sample_us || g->min_sample_us > g->max_sample_us ||
+		    a->sample_us < g->min_sample_us ||
+		    a->sample_us > g->max_sample_us)
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -153,6 +168,7 @@ int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed)
 		return -ENOMEM;
 	ctx->attrs = *attrs;
 	dx_ctx_set_metric_roots(ctx, "/proc", "/sys");
+	dx_tuning_init(ctx);
 	for (i = 0; i < 4; i++)
 		ctx->rng[i] = splitmix64(&seed);
 	*out = ctx;
@@ -356,6 +372,8 @@ static int take_snapshot(struct dx_ctx *ctx)
 	}
 	ctx->snap_start_ns = ctx->aggr_start_ns;
 	ctx->snap_end_ns = ctx->now_ns;
+	ctx->snap_sample_us = ctx->attrs.sample_us;
+	ctx->snap_aggr_us = ctx->attrs.aggr_us;
 	ctx->snap_taken = true;
 	return 0;
 }
@@ -366,6 +384,13 @@ bool dx_ctx_snapshot_span(const struct dx_ctx *ctx, uint64_t *start_ns,
 	*start_ns = ctx->snap_start_ns;
 	*end_ns = ctx->snap_end_ns;
 	return ctx->snap_taken;
+}
+
+void dx_ctx_snapshot_intervals(const struct dx_ctx *ctx, uint64_t *sample_us,
+			       uint64_t *aggr_us)
+{
+	*sample_us = ctx->snap_sample_us;
+	*aggr_us = ctx->snap_aggr_us;
 }
 
 size_t dx_ctx_snapshot_nr_regions(const struct dx_ctx *ctx, size_t index)
@@ -441,9 +466,6 @@ static int pause_for_watermarks(struct dx_ctx *ctx)
 
 static int start(struct dx_ctx *ctx)
 {
-	uint64_t aggr_samples = ctx->attrs.aggr_us / ctx->attrs.sample_us;
-	uint64_t update_samples =
-		ctx->attrs.ops_update_us / ctx->attrs.sample_us;
 	int err;
 
 	if (!ctx->nr_targets)
@@ -457,13 +479,15 @@ static int start(struct dx_ctx *ctx)
 			      0 :
 			      dx_clock_ns(CLOCK_MONOTONIC);
 	ctx->aggr_start_ns = ctx->now_ns;
-	ctx->next_aggr_sample = aggr_samples ? aggr_samples : 1;
-	ctx->next_update_sample = update_samples ? update_samples : 1;
+	ctx->next_aggr_sample = dx_samples_of(ctx->attrs.aggr_us, &ctx->attrs);
+	ctx->next_update_sample =
+		dx_samples_of(ctx->attrs.ops_update_us, &ctx->attrs);
 	ctx->sz_limit = dx_region_sz_limit(ctx);
 	ctx->snap_nr = calloc(ctx->nr_targets, sizeof(*ctx->snap_nr));
 	if (!ctx->snap_nr)
 		return -ENOMEM;
 	ctx->started = true;
+	dx_tuning_start(ctx);
 	return 0;
 }
 
@@ -502,7 +526,11 @@ static void reset_aggregated(struct dx_ctx *ctx)
 	}
 }
 
-/* The end of an aggregation: merge, report, act, reset, split. */
+/*
+ * The end of an aggregation: merge, report, act, tune the intervals (where
+ * the kernel does; they change when the next aggregation begins, after the
+ * split), reset, split.
+ */
 static int aggregate(struct dx_ctx *ctx)
 {
 	int err;
@@ -512,19 +540,20 @@ static int aggregate(struct dx_ctx *ctx)
 	if (err)
 		return err;
 	dx_damos_apply(ctx);
+	ctx->next_aggr_sample += dx_samples_of(ctx->attrs.aggr_us, &ctx->attrs);
+	dx_tuning_aggregated(ctx);
 	reset_aggregated(ctx);
 	err = dx_split_regions(ctx);
 	if (err)
 		return err;
 	ctx->aggr_start_ns = ctx->now_ns;
-	ctx->next_aggr_sample += ctx->attrs.aggr_us / ctx->attrs.sample_us;
 	ctx->stats.nr_aggregations++;
+	dx_tuning_next_aggregation(ctx);
 	return 0;
 }
 
 int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 {
-	uint64_t sample_ns = ctx->attrs.sample_us * 1000;
 	int err;
 
 	if (!ctx->started) {
@@ -534,6 +563,7 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 	}
 	for (;;) {
 		bool aggregated = false;
+		size_t nr_checks;
 
 		if (!ctx->checks_pending) {
 			if (ctx->stop || !reap_targets(ctx))
@@ -550,7 +580,8 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			/* pages get a whole sampling interval to be accessed */
 			if (ctx->clock == DX_CLOCK_REAL)
 				ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
-			ctx->deadline_ns = ctx->now_ns + sample_ns;
+			ctx->deadline_ns =
+				ctx->now_ns + ctx->attrs.sample_us * 1000;
 			ctx->checks_pending = true;
 		}
 		/* a signal returns to the caller, which may come back to go on */
@@ -562,13 +593,15 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			return 0;
 		ctx->passed_samples++;
 		ctx->stats.nr_samples++;
-		ctx->stats.nr_region_checks += dx_ctx_nr_regions(ctx);
+		nr_checks = dx_ctx_nr_regions(ctx);
+		ctx->stats.nr_region_checks += nr_checks;
 		if (ctx->ops.check_accesses) {
 			err = ctx->ops.check_accesses(ctx);
 			if (err < 0)
 				return err;
 			ctx->max_nr_accesses = (uint32_t)err;
 		}
+		dx_tuning_sampled(ctx, nr_checks);
 		if (ctx->passed_samples >= ctx->next_aggr_sample) {
 			err = aggregate(ctx);
 			if (err)
@@ -579,8 +612,8 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			dx_damos_apply(ctx);
 		}
 		if (ctx->passed_samples >= ctx->next_update_sample) {
-			ctx->next_update_sample +=
-				ctx->attrs.ops_update_us / ctx->attrs.sample_us;
+			ctx->next_update_sample += dx_samples_of(
+				ctx->attrs.ops_update_us, &ctx->attrs);
 			if (ctx->ops.update) {
 				err = ctx->ops.update(ctx);
 				if (err)

@@ -29,6 +29,20 @@
 
 /* ============================================================ public API */
 
+/*
+ * Monitoring intervals auto-tuning, the kernel's struct damon_intervals_goal
+ * (6.15): every aggrs aggregations, both intervals are scaled together so
+ * that the access events found in an aggregation come near access_bp of the
+ * most there could be, keeping the sampling interval within
+ * [min_sample_us, max_sample_us].  aggrs 0 turns the tuning off.
+ */
+struct dx_intervals_goal {
+	uint64_t access_bp; /* 1..10000 */
+	uint64_t aggrs;
+	uint64_t min_sample_us;
+	uint64_t max_sample_us;
+};
+
 /* Monitoring attributes. */
 struct dx_attrs {
 	uint64_t sample_us; /* one access check per region per sample */
@@ -41,6 +55,13 @@ struct dx_attrs {
 	 * least the page size
 	 */
 	uint64_t min_region_sz;
+	struct dx_intervals_goal intervals_goal;
+	/*
+	 * The CPU time the monitoring process may use, in basis points of one
+	 * CPU (1..10000), or 0 for no budget: the intervals (and, past the
+	 * longest sampling interval, max_nr_regions) adapt to it.
+	 */
+	uint32_t cpu_budget_bp;
 };
 
 /* A half-open address range [start, end), in bytes. */
@@ -254,6 +275,20 @@ struct dx_stats {
 	uint64_t nr_aggregations;
 	uint64_t nr_updates;
 	uint64_t nr_targets_lost; /* targets found dead */
+	uint64_t nr_tunings; /* changes of the attributes in effect */
+};
+
+/*
+ * The CPU cost of the monitoring work, for a context on the virtual clock:
+ * its CPU time then comes from this model, and the work takes that much
+ * context time, so that a CPU budget can be tested in simulation.  Without
+ * a model, a context on the virtual clock uses no CPU time.
+ */
+struct dx_cpu_model {
+	uint64_t per_sample_ns; /* a wake-up and a pass over the regions */
+	uint64_t per_check_ns; /* one region's access check */
+	uint64_t per_aggr_ns; /* an aggregation, and handing its snapshot over */
+	uint64_t per_aggr_region_ns; /* the same, for each region */
 };
 
 /* A named counter that a backend keeps about its own work. */
@@ -276,7 +311,11 @@ struct dx_ops_env {
 struct dx_ctx;
 struct dx_damos;
 
-/* Attributes: fill defaults, validate.  Validation returns -EINVAL. */
+/*
+ * Attributes: fill defaults (no intervals goal, no CPU budget), validate.
+ * Validation returns -EINVAL; with an intervals goal, sample_us must lie
+ * within its [min_sample_us, max_sample_us], as the kernel requires.
+ */
 void dx_attrs_default(struct dx_attrs *attrs);
 int dx_attrs_validate(const struct dx_attrs *attrs);
 /*
@@ -335,6 +374,30 @@ const char *dx_goal_metric_name(int metric);
 const char *dx_filter_type_name(int type);
 
 /*
+ * Change the attributes, before or while monitoring, as the kernel's
+ * damon_set_attrs(): the regions' nr_accesses, last_nr_accesses and age are
+ * rescaled to the new intervals, and an aggregation under way starts again
+ * (its accesses so far are dropped).  Call it between aggregations.  The
+ * intervals goal and the CPU budget then tune from the new attributes.
+ * -EINVAL for invalid attributes, -EBUSY for a change of min_region_sz once
+ * started.
+ */
+int dx_ctx_set_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs);
+/*
+ * The attributes in effect: those set, with the intervals and max_nr_regions
+ * as the intervals goal and the CPU budget tuned them.
+ */
+void dx_ctx_attrs(const struct dx_ctx *ctx, struct dx_attrs *out);
+/* Use a CPU cost model (virtual clock only; see struct dx_cpu_model). */
+void dx_ctx_set_cpu_model(struct dx_ctx *ctx, const struct dx_cpu_model *model);
+/*
+ * CPU time used since the context started, in ns: the whole process's
+ * (CLOCK_PROCESS_CPUTIME_ID: the loop, and whatever the caller does with the
+ * snapshots), or the cost model's on the virtual clock.
+ */
+uint64_t dx_ctx_cpu_ns(const struct dx_ctx *ctx);
+
+/*
  * Run until the next aggregation ends.  Returns 1 when a snapshot was taken,
  * 0 when the context stopped (stop requested, or no target left),
  * DX_PAUSED when the watermarks of every scheme kept monitoring paused for
@@ -381,6 +444,9 @@ size_t dx_ctx_tried_regions_fill(const struct dx_ctx *ctx, size_t index,
  */
 bool dx_ctx_snapshot_span(const struct dx_ctx *ctx, uint64_t *start_ns,
 			  uint64_t *end_ns);
+/* The intervals in effect during the last snapshot's aggregation. */
+void dx_ctx_snapshot_intervals(const struct dx_ctx *ctx, uint64_t *sample_us,
+			       uint64_t *aggr_us);
 size_t dx_ctx_snapshot_nr_regions(const struct dx_ctx *ctx, size_t index);
 size_t dx_ctx_snapshot_fill(const struct dx_ctx *ctx, size_t index,
 			    struct dx_region_out *out, size_t cap);
@@ -645,7 +711,8 @@ struct dx_ctx {
 	 * benchmarks) read or write these fields; everyone else goes through
 	 * the functions above.
 	 */
-	struct dx_attrs attrs;
+	struct dx_attrs attrs; /* in effect: the loop and the rules use these */
+	struct dx_attrs user_attrs; /* as set; tuning starts from these */
 	struct dx_operations ops; /* a copy of the selected table */
 	void *ops_priv;
 	int clock; /* enum dx_clock */
@@ -683,6 +750,24 @@ struct dx_ctx {
 	size_t *snap_nr; /* per target: number of regions */
 	bool snap_taken;
 	uint64_t snap_start_ns, snap_end_ns;
+	uint64_t snap_sample_us, snap_aggr_us;
+
+	/* tuning.c: CPU time, the intervals goal and the CPU budget */
+	struct dx_cpu_model cpu_model; /* virtual clock: the cost of the work */
+	uint64_t virtual_cpu_ns; /* virtual clock: CPU time charged so far */
+	uint64_t cpu_start_ns; /* real clock: the process's CPU time at start */
+	uint64_t sampled_ns; /* the sampling intervals passed, summed */
+	uint64_t next_tune_sample; /* the intervals goal's next tuning */
+	uint64_t goal_sample_us; /* its last step, until applied; 0: none */
+	struct dx_budget {
+		/* the start of the current control window */
+		uint64_t cpu_ns, start_ns, nr_samples, nr_checks, sampled_ns;
+		double per_check_ns; /* CPU time per check, smoothed; 0: unknown */
+		double correction; /* of the prediction, from what it missed */
+		bool holding; /* it sets the sampling interval in effect */
+		uint64_t floor_us; /* the lowest sampling interval it allows */
+		uint32_t max_nr_regions; /* the region limit it allows */
+	} budget;
 
 	struct dx_stats stats;
 };

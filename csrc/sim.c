@@ -2,6 +2,7 @@
 #include "sim.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 struct sim_phase {
@@ -10,6 +11,8 @@ struct sim_phase {
 	struct dx_range *ranges;
 	/* a page of ranges[i] is accessed when a 32-bit draw is below this */
 	uint64_t *thresholds;
+	double *rates_hz; /* per range: 0, or the rate thresholds come from */
+	uint64_t thresholds_sample_us; /* the interval of the rates' thresholds */
 };
 
 struct sim_target {
@@ -28,20 +31,36 @@ static void free_sim_target(struct sim_target *st)
 	for (i = 0; i < st->nr_phases; i++) {
 		free(st->phases[i].ranges);
 		free(st->phases[i].thresholds);
+		free(st->phases[i].rates_hz);
 	}
 	free(st->phases);
 	free(st);
 }
 
-static const struct sim_phase *phase_at(const struct sim_target *st,
-					uint64_t t_us)
+static uint64_t prob_threshold(double prob)
 {
+	return (uint64_t)(prob * 4294967296.0);
+}
+
+static struct sim_phase *phase_at(struct sim_target *st, uint64_t t_us,
+				  uint64_t sample_us)
+{
+	struct sim_phase *p;
 	size_t i;
 
 	for (i = 0; i + 1 < st->nr_phases; i++)
 		if (t_us < st->phases[i].end_us)
 			break;
-	return &st->phases[i];
+	p = &st->phases[i];
+	/* the sampling interval may change while monitoring */
+	if (p->thresholds_sample_us != sample_us) {
+		for (i = 0; i < p->nr_ranges; i++)
+			if (p->rates_hz[i] > 0)
+				p->thresholds[i] = prob_threshold(-expm1(
+					-p->rates_hz[i] * sample_us / 1e6));
+		p->thresholds_sample_us = sample_us;
+	}
+	return p;
 }
 
 static int sim_check_accesses(struct dx_ctx *ctx)
@@ -54,7 +73,8 @@ static int sim_check_accesses(struct dx_ctx *ctx)
 
 	dx_for_each_live_target(t, ctx) {
 		struct sim_target *st = t->priv;
-		const struct sim_phase *p = phase_at(st, t_us);
+		const struct sim_phase *p =
+			phase_at(st, t_us, ctx->attrs.sample_us);
 
 		dx_for_each_region(r, t) {
 			uint64_t page = r->sampling_addr -
@@ -127,8 +147,10 @@ int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 				   sizeof(*p->ranges));
 		p->thresholds = calloc(in->nr_ranges ? in->nr_ranges : 1,
 				       sizeof(*p->thresholds));
+		p->rates_hz = calloc(in->nr_ranges ? in->nr_ranges : 1,
+				     sizeof(*p->rates_hz));
 		err = -ENOMEM;
-		if (!p->ranges || !p->thresholds)
+		if (!p->ranges || !p->thresholds || !p->rates_hz)
 			goto fail;
 		p->nr_ranges = in->nr_ranges;
 		for (j = 0; j < in->nr_ranges; j++) {
@@ -137,11 +159,13 @@ int dx_sim_add_target(struct dx_ctx *ctx, int64_t id, uint64_t size,
 			err = -EINVAL;
 			if (r->start >= r->end || r->end > size ||
 			    !(r->prob >= 0.0 && r->prob <= 1.0) ||
+			    !(r->rate_hz >= 0.0 && r->rate_hz < INFINITY) ||
 			    (j && r->start < in->ranges[j - 1].end))
 				goto fail;
 			p->ranges[j].start = r->start;
 			p->ranges[j].end = r->end;
-			p->thresholds[j] = (uint64_t)(r->prob * 4294967296.0);
+			p->thresholds[j] = prob_threshold(r->prob);
+			p->rates_hz[j] = r->rate_hz;
 		}
 	}
 	err = dx_ctx_add_target(ctx, id, st, &whole, 1);

@@ -10,12 +10,19 @@
 
 #include "damonx.h"
 
-/* In each sampling interval each page of [start, end) is accessed with
- * probability prob; pages outside every range are never accessed. */
+/*
+ * In each sampling interval each page of [start, end) is accessed with
+ * probability prob; or, when rate_hz is positive, rate_hz times a second at
+ * random moments (a Poisson process), so that a sampling interval of s
+ * seconds finds it accessed with probability 1 - exp(-rate_hz * s) and
+ * longer intervals find more.  Pages outside every range are never
+ * accessed.
+ */
 struct dx_sim_range {
 	uint64_t start;
 	uint64_t end;
 	double prob;
+	double rate_hz;
 };
 
 /* A phase lasts duration_us of simulated time; the last one repeats. */

@@ -23,6 +23,7 @@ class FakeBackend:
 
     def __init__(self, ops, attrs, seed, procfs, sysfs):
         self.opened = (ops, attrs, seed, procfs, sysfs)
+        self.attrs = attrs
         self.aggr_ns = attrs.aggr_us * 1000
         self.regions = {}
         self.schemes = []
@@ -79,6 +80,23 @@ class FakeBackend:
                 for tid, (s, e) in self.regions.items()
             ],
         )
+
+    def snapshot_span(self):
+        return self.snapshot()[:2]
+
+    def snapshot_intervals(self):
+        return (self.attrs.sample_us, self.attrs.aggr_us)
+
+    def set_attrs(self, attrs):
+        self._maybe_fail("set_attrs")
+        self.attrs = attrs
+
+    def attrs_in_effect(self):
+        return dict(sample_us=self.attrs.sample_us * 2, aggr_us=self.attrs.aggr_us * 2)
+
+    @property
+    def cpu_ns(self):
+        return 1000 * self.nr_aggregations
 
     def request_stop(self):
         self.stop_requested = True
@@ -140,22 +158,35 @@ def test_a_registered_backend_drives_the_monitor(fake):
         assert snaps[-1].nr_regions == 2
         # each snapshot carries its intervals and the checks of its aggregation
         assert [(s.sample_us, s.aggr_us, s.nr_checks) for s in snaps] == [(1000, 20_000, 2)] * 3
+        assert [s.cpu_ns for s in snaps] == [1000, 2000, 3000]
         assert snaps[-1].scheme_stats is None
+        # attributes changed while monitoring, and those in effect
+        mon.set_attrs(damonx.Attrs(sample_us=2000, aggr_us=40_000))
+        assert be.attrs.sample_us == 2000 and mon.attrs.sample_us == 2000
+        assert mon.step().sample_us == 2000
+        assert (mon.attrs_in_effect().sample_us, mon.attrs_in_effect().aggr_us) == (4000, 80_000)
+        assert mon.cpu_seconds() == 4e-6
+        be.fail["set_attrs"] = errno.EINVAL
+        with pytest.raises(damonx.InvalidAttrs, match="cannot change the monitoring attributes"):
+            mon.set_attrs(attrs)
+        assert mon.attrs.sample_us == 2000
+        del be.fail["set_attrs"]
+        mon.set_attrs(attrs)
         mon.add_scheme("stat", nr_accesses=(1, 5))
         assert [(s.action, s.pattern.nr_accesses, s.pattern.age) for s in be.schemes] == [
             ("stat", (1, 5), (0, 2**32 - 1))
         ]
         mon.add_callback(lambda snap: seen.append(snap.end_ns) or len(seen) == 2)
-        assert mon.run() == 2 and be.nr_aggregations == 5
+        assert mon.run() == 2 and be.nr_aggregations == 6
         assert mon.scheme_stats() == [
-            dict(action="stat", nr_tried=10, sz_tried=0, nr_applied=0, sz_applied=0)
+            dict(action="stat", nr_tried=12, sz_tried=0, nr_applied=0, sz_applied=0)
         ]
-        assert mon.stats()["nr_aggregations"] == 5 and mon.stats()["nr_region_checks"] == 10
+        assert mon.stats()["nr_aggregations"] == 6 and mon.stats()["nr_region_checks"] == 12
         # snapshots carry the counters (no action name)
         assert seen and mon.step().scheme_stats == [
             {k: v for k, v in st.items() if k != "action"} for st in mon.scheme_stats()
         ]
-        assert mon.access_check_stats() == dict(nr_fake_checks=6)
+        assert mon.access_check_stats() == dict(nr_fake_checks=7)
         assert mon.nr_regions == 2 and mon.live_targets == [7, 9]
         mon.stop()
         assert mon.step() is None

@@ -252,8 +252,37 @@ def test_features_on_missing_roots(capsys, tmp_path):
     assert "ops vaddr   unavailable" in out
 
 
+CONVERT_BAD = [
+    [],
+    ["-o", "{d}/dir"],
+    ["-o", "{d}/missing/x.data"],
+    ["-o", "{d}/c.data", "--format", "png"],
+    ["-o", "{d}/c.data", "--binary_version", "3"],
+    ["-o", "{d}/c.data", "--target_id", "x"],
+    ["-o", "{d}/c.data", "--target_id", "99"],
+    ["-o", "{d}/c.data", "--time_range", "5", "1"],
+    ["-o", "{d}/c.data", "--time_range", "nan", "1"],
+    ["-o", "{d}/c.data", "--time_range", "1", "inf"],
+    ["-o", "{d}/c.data", "--address_range", "x", "y"],
+    ["-o", "{d}/c.data", "--address_range", "0", HUGE],
+    ["-o", "{d}/c.data", "--address_range", "5", "1"],
+    ["-o", "{d}/c.data", "-i", "{d}/garbage.data"],
+    ["-o", "{d}/c.data", "-i", "{d}/dir"],
+    ["-o", "{d}/c.data", "-i", "{d}/missing.data"],
+]
+
+
+@pytest.mark.parametrize("argv", CONVERT_BAD, ids=" ".join)
+def test_convert_with_bad_values(capsys, files, record, argv):
+    argv = [a.format(d=files) for a in argv]
+    status, _, err = run(capsys, "convert", "-i", record, *argv)
+    assert status in (1, 2)
+    one_error_line(err, "convert")
+    assert not (files / "c.data").exists()
+
+
 def test_every_command_is_covered():
-    covered = {"record", "start", "report", "features", "version"}
+    covered = {"record", "start", "report", "convert", "features", "version"}
     assert {name for name, _ in cli.SUBCOMMANDS} == covered
 
 

@@ -142,7 +142,7 @@ def _bounded(args, workdir, wl, rec):
         # is slow even for 50 ms; keep the intervals to those listed above
         if "--monitoring_intervals" in out:
             out += ["--monitoring_intervals", "1ms", "10ms", "100ms"]
-    elif out[0] == "report":
+    elif out[0] in ("report", "convert"):
         out += ["-i", str(rec)]
     return out
 

@@ -16,6 +16,7 @@ import pytest
 
 from damonx import records, reports
 from damonx.attrs import Intervals
+from damonx.cli import main as cli_main
 from damonx.records import Record, TargetRecord, TargetSnapshot, make_regions
 
 try:
@@ -87,8 +88,8 @@ def written(tmp_path_factory):
     return rec, str(path)
 
 
-def test_damo_report_access_agrees(written):
-    rec, path = written
+def _damo_access(path):
+    """damo report access of every snapshot: {target: [snapshot]}."""
     out = _damo(
         "access",
         "-i",
@@ -128,10 +129,15 @@ def test_damo_report_access_agrees(written):
             snap["regions"].append((int(f[1]), int(f[2]), float(f[3]), int(f[4])))
         elif f[0] == "total":
             snap["total"] = int(f[1])
-    assert sorted(got) == [11, 12]
+    return got
+
+
+def _check_access_agrees(rec, path):
+    got = _damo_access(path)
+    assert sorted(got) == sorted(rec.target_ids)
     for t in rec.targets:
-        assert len(got[t.target_id]) == len(t.snapshots)
-        for idx in range(len(t.snapshots)):
+        assert len(got[t.target_id]) == t.nr_snapshots
+        for idx in range(t.nr_snapshots):
             d = got[t.target_id][idx]
             (mine,) = reports.access(rec, snapshot=idx, target_id=t.target_id)
             # both show times relative to the start of the record
@@ -141,6 +147,72 @@ def test_damo_report_access_agrees(written):
             for (st, en, rate, age_us), r in zip(d["regions"], mine["regions"]):
                 assert (st, en, age_us) == (r["start"], r["end"], r["age_us"])
                 assert rate == pytest.approx(r["access_rate"], abs=1e-6)
+
+
+def test_damo_report_access_agrees(written):
+    rec, path = written
+    _check_access_agrees(rec, path)
+
+
+def test_damo_reads_what_damonx_convert_writes(written, tmp_path):
+    """A part of a record written by damonx convert is a record damo reads
+    as damonx does."""
+    rec, path = written
+    part = tmp_path / "part.data"
+    rc = cli_main(
+        [
+            "convert",
+            "-i",
+            path,
+            "-o",
+            str(part),
+            "--target_id",
+            "12",
+            "--time_range",
+            "0.45",
+            "1.5",
+            "--address_range",
+            hex(0x7F0000000000 + 500 * 4096),
+            hex(0x7F0000000000 + 3000 * 4096),
+        ]
+    )
+    assert rc == 0
+    got = records.load(part)
+    assert got.target_ids == [12] and 0 < got.nr_snapshots < 25
+    _check_access_agrees(got, str(part))
+
+
+@pytest.mark.parametrize("fmt", ["json", "json_compressed"])
+def test_damo_converts_what_damonx_writes_and_back(written, tmp_path, fmt):
+    """damo's convert_record_format and damonx convert, one after the other,
+    keep the record as it was."""
+    rec, path = written
+    damo_out, back = tmp_path / "damo.data", tmp_path / "back.data"
+    res = subprocess.run(
+        [
+            DAMO,
+            "convert_record_format",
+            "--record_file",
+            path,
+            "--format",
+            fmt,
+            "--output_file",
+            str(damo_out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert cli_main(["convert", "-i", str(damo_out), "-o", str(back)]) == 0
+    for p in (damo_out, back):
+        again = records.load(p)
+        assert again.intervals == IV and again.target_ids == rec.target_ids
+        for a, b in zip(again.targets, rec.targets):
+            ca, cb = a.columns(), b.columns()
+            assert ca.start_ns.tolist() == cb.start_ns.tolist()
+            assert ca.end_ns.tolist() == cb.end_ns.tolist()
+            assert ca.regions.tolist() == cb.regions.tolist()
 
 
 def test_damo_report_wss_agrees(written):

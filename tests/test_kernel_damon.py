@@ -23,22 +23,12 @@ from damonx.errors import (
     ZombieProcess,
 )
 from damonx.kernel_damon import KernelDamon
+from tests.fake_damon import get, put
 
 U64_MAX = str(2**64 - 1)
 U32_MAX = str(2**32 - 1)
 TARGET_PID = 4242
 KDAMOND_PID = 777
-
-
-def put(path, value=""):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(f"{value}\n")
-
-
-def get(path):
-    with open(path) as f:
-        return f.read().strip()
 
 
 def make_tree(
@@ -244,6 +234,9 @@ def test_missing_operations_set_names_the_config_and_cleans_up(tmp_path):
         (dict(targets=[TARGET_PID], regions=[[(0, "x")]]), "pairs of integers"),
         (dict(targets=[TARGET_PID], regions=[]), "one list of ranges per target"),
         (dict(targets=[(0, 1 << 20)], ops="paddr", regions=[[(0, 1)]]), "not regions"),
+        (dict(targets=[TARGET_PID], intervals_goal=(400, 3, 10_000, 10**7)), "within the inter"),
+        (dict(targets=[TARGET_PID], intervals_goal=(400, 3)), "intervals_goal is an"),
+        (dict(targets=[TARGET_PID], intervals_goal=(0, 3, 5000, 10**7)), "access_bp"),
     ],
 )
 def test_invalid_arguments_are_refused_before_writing(tmp_path, kwargs, match):
@@ -434,3 +427,54 @@ def test_cpu_seconds_of_a_vanished_kdamond(tmp_path):
         NoSuchProcess, match=f"kdamond thread {KDAMOND_PID}: process {KDAMOND_PID} does not exist"
     ):
         kd.cpu_seconds()
+
+
+def goal_files(sysfs):
+    return os.path.join(ctx_dir(sysfs), "monitoring_attrs/intervals/intervals_goal")
+
+
+def test_intervals_goal_is_written_and_tuned_intervals_read(tmp_path):
+    from damonx import IntervalsGoal
+
+    sysfs, procfs = make_tree(tmp_path)
+    for name in ("access_bp", "aggrs", "min_sample_us", "max_sample_us"):
+        put(os.path.join(goal_files(sysfs), name), 0)
+    kd = started(sysfs, procfs, intervals_goal=IntervalsGoal(aggrs=5))
+    written = {n: get(os.path.join(goal_files(sysfs), n)) for n in os.listdir(goal_files(sysfs))}
+    assert written == dict(
+        access_bp="400", aggrs="5", min_sample_us="5000", max_sample_us="10000000"
+    )
+    # the kernel updates sample_us and aggr_us on update_tuned_intervals
+    intervals = os.path.join(ctx_dir(sysfs), "monitoring_attrs/intervals")
+    put(os.path.join(intervals, "sample_us"), 20000)
+    put(os.path.join(intervals, "aggr_us"), 400000)
+    assert kd.tuned_intervals() == (20000, 400000)
+    assert get(os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds/0/state")) == (
+        "update_tuned_intervals"
+    )
+
+
+def test_a_kernel_without_intervals_goal_is_refused_and_cleaned_up(tmp_path):
+    sysfs, procfs = make_tree(tmp_path)
+    with pytest.raises(NotSupported, match=r"intervals_goal, Linux 6.15"):
+        started(sysfs, procfs, intervals_goal=(400, 3, 5000, 10**7))
+    kdamonds = os.path.join(sysfs, "kernel/mm/damon/admin/kdamonds")
+    assert get(os.path.join(kdamonds, "nr_kdamonds")) == "0"
+    assert get(os.path.join(kdamonds, "0/state")) == "off"
+
+
+def test_busy_sysfs_files_are_read_again(tmp_path, monkeypatch):
+    # state_show() answers EBUSY while another holds the DAMON sysfs mutex
+    sysfs, procfs = make_tree(tmp_path, states=("on",), nr_kdamonds=1)
+    nr_busy = [2]
+    real_open = open
+
+    def busy_open(path, *args, **kwargs):
+        if str(path).endswith("/state") and nr_busy[0]:
+            nr_busy[0] -= 1
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(kernel_damon, "open", busy_open, raising=False)
+    assert KernelDamon(sysfs, procfs).running_kdamonds() == [0]
+    assert nr_busy == [0]

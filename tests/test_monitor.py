@@ -132,6 +132,21 @@ def test_run_for_simulated_duration():
         assert mon.run(duration_s=60) == 600  # a minute of monitoring
 
 
+def test_run_without_callbacks_makes_no_snapshot_and_does_the_same():
+    """Nobody consumes the snapshots of run() without callbacks: none is
+    made, and the monitoring, its schemes and its counters are the same."""
+    out = {}
+    for consume in (False, True):
+        with damonx.Monitor("sim", hot_cold(), seed=3) as mon:
+            mon.add_scheme("stat", nr_accesses=(5, 20))
+            if consume:
+                mon.add_callback(lambda snap: None)
+            assert mon.run(duration_s=10) == 100
+            assert mon.run(nr_aggregations=7) == 7
+            out[consume] = (mon.scheme_stats(), mon.stats(), mon.step().nr_checks)
+    assert out[False] == out[True]
+
+
 def test_several_sim_targets():
     wl2 = Workload.hot_cold(256 * MIB, 0, 16 * MIB)
     with damonx.Monitor("sim", [hot_cold(), wl2]) as mon:
@@ -250,8 +265,10 @@ def test_bad_monitor_arguments():
     with pytest.raises(damonx.InvalidAttrs, match="damonx.Attrs"):
         damonx.Monitor("sim", hot_cold(), {"sample_us": 5000})
     with pytest.raises(
-        damonx.InvalidAttrs, match="unknown backend 'kernel'; one of auto, page_idle"
+        damonx.InvalidAttrs, match="unknown backend 'kdamond'; one of auto, page_idle, kernel"
     ):
+        damonx.Monitor("sim", hot_cold(), backend="kdamond")
+    with pytest.raises(damonx.InvalidAttrs, match="backend 'kernel' does not run ops 'sim'"):
         damonx.Monitor("sim", hot_cold(), backend="kernel")
 
 

@@ -14,7 +14,7 @@ from damonx import records, render, reports
 from damonx.attrs import Intervals
 from damonx.cli import main as cli_main
 from damonx.errors import DamonxError
-from damonx.records import Record, TargetRecord, TargetSnapshot, make_regions
+from damonx.records import Columns, Record, TargetRecord, TargetSnapshot, make_regions
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 DAMO_FILE = os.path.join(DATA, "damo-3.4.3-two-targets.data")
@@ -169,7 +169,7 @@ def test_heatmap_time_range_choice():
 def test_address_bin_integrals():
     edges = np.array([0.0, 100.0, 200.0])
     snaps = [snap(0, [(50, 150, 4)]), snap(1, [(150, 160, 2), (0, 10, 1)]), snap(2, [])]
-    rate, cover = reports.address_bin_integrals(snaps, edges, scale=10.0)
+    rate, cover = reports.address_bin_integrals(Columns.from_snapshots(snaps), edges, scale=10.0)
     # a region's rate times its overlap with each bin, and the overlap alone
     np.testing.assert_allclose(rate, [[50 * 40, 50 * 40], [10 * 10, 10 * 20], [0, 0]])
     np.testing.assert_allclose(cover, [[50, 50], [10, 10], [0, 0]])
@@ -177,9 +177,11 @@ def test_address_bin_integrals():
 
 def test_time_weights():
     edges = np.array([0.0, 10.0, 20.0])
-    w = reports.time_weights([0, 5, 12, 25, 20], [10, 15, 12, 30, 20], edges)
-    # overlaps in ns; zero-length snapshots weigh 1 in their bin, if inside
-    np.testing.assert_allclose(w, [[10, 0], [5, 5], [0, 1], [0, 0], [0, 1]])
+    snapshot, bins, w = reports.time_weights([0, 5, 12, 25, 20], [10, 15, 12, 30, 20], edges)
+    # overlaps in ns; zero-length snapshots weigh 1 in their bin, if inside;
+    # only the pairs that weigh, in snapshot order
+    assert snapshot.tolist() == [0, 1, 1, 2, 4] and bins.tolist() == [0, 0, 1, 1, 1]
+    np.testing.assert_allclose(w, [10, 5, 5, 1, 1])
 
 
 def test_cli_json_and_errors(capsys, tmp_path):

@@ -15,13 +15,15 @@ repeat runs every configuration once, in an order rotated per repeat:
   damonx-r100     the same with max_nr_regions 100
   damonx-r10000   the same with max_nr_regions 10000
   kernel          the kernel's DAMON vaddr, same attributes as damonx
+  damonx-kernel   damonx's Monitor on the kernel's DAMON (backend kernel):
+                  the kernel's checks plus damonx's sysfs reads and Python
   fullscan        every present page of the process through page_idle,
                   every 100 ms (benchmarks/csrc/bench_fullscan.c)
 
 damonx and the full scan run in one long-lived monitoring process
 (suite/server.py); the kernel's DAMON in its kdamond thread.  Monitor CPU
 is utime + stime of that process or thread (/proc/PID/stat, 10 ms units)
-over the workload's run, as % of one CPU.  The stress-ng workload is a
+over the workload's run, as % of one CPU; for damonx-kernel, of both.  The stress-ng workload is a
 fresh process per run and is monitored from the moment its worker exists.
 """
 
@@ -116,28 +118,36 @@ class Server:
 
 
 class ServerMonitor:
-    def __init__(self, server, kind, pid, probes, attrs=None):
+    def __init__(self, server, kind, pid, probes, attrs=None, backend="page_idle"):
         self.server, self.kind = server, kind
         cmd = {"cmd": kind, "pid": pid, "probes": probes}
         if kind == "damonx":
             cmd["attrs"] = attrs
+            cmd["backend"] = backend
         server.call(cmd)
+        self.kdamond_pid = None
+        if backend == "kernel":  # the server's kdamond runs once it replied
+            with open("/sys/kernel/mm/damon/admin/kdamonds/0/pid") as f:
+                self.kdamond_pid = int(f.read())
 
     def cpu(self):
-        return proc_cpu_s(self.server.pid)
+        cpu = proc_cpu_s(self.server.pid)
+        return cpu + proc_cpu_s(self.kdamond_pid) if self.kdamond_pid else cpu
 
     def stop(self):
         return self.server.call({"cmd": "stop"})
 
 
 class KernelMonitor:
-    """The kernel's DAMON; snapshots every ~0.3 s in a thread."""
+    """The kernel's DAMON; snapshots every ~0.3 s in a thread (with an
+    intervals goal, the tuned sampling interval too)."""
 
     def __init__(self, pid, probes, attrs):
         from damonx.kernel_damon import KernelDamon
 
         self.pid = pid
         self.kd = KernelDamon()
+        goal = attrs.get("intervals_goal")
         self.kd.start(
             [pid],
             ops="vaddr",
@@ -146,9 +156,11 @@ class KernelMonitor:
             update_us=attrs["ops_update_us"],
             min_nr_regions=attrs["min_nr_regions"],
             max_nr_regions=attrs["max_nr_regions"],
+            intervals_goal=None if goal is None else tuple(goal[k] for k in GOAL_KEYS),
         )
+        self.tuned = goal is not None
         self.probes = probes
-        self.samples, self.nr_regions = [], []
+        self.samples, self.nr_regions, self.intervals = [], [], []
         self.last_cpu = None
         self.done = threading.Event()
         self.error = None
@@ -168,6 +180,8 @@ class KernelMonitor:
                     raise
                 self.samples.append((t, metrics.found_per_probe(regions, self.probes)))
                 self.nr_regions.append(len(regions))
+                if self.tuned:
+                    self.intervals.append((t, self.kd.tuned_intervals()[0]))
                 self.last_cpu = (time.monotonic(), cpu)
                 self.done.wait(0.3)
         except Exception as err:  # reported by stop()
@@ -191,7 +205,14 @@ class KernelMonitor:
         self.kd.stop()
         if self.error:
             raise RuntimeError(f"kernel DAMON snapshots failed: {self.error}")
-        return {"samples": self.samples, "nr_regions": self.nr_regions}
+        out = {"samples": self.samples, "nr_regions": self.nr_regions}
+        if self.tuned:
+            out["intervals"] = self.intervals
+        return out
+
+
+#: the fields of an intervals goal, in the order of the kernel's files
+GOAL_KEYS = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
 
 
 def attrs_for(config):
@@ -212,6 +233,8 @@ def start_monitor(server, config, pid, probes):
         return KernelMonitor(pid, probes, attrs_for(config))
     if config == "fullscan":
         return ServerMonitor(server, "fullscan", pid, probes)
+    if config == "damonx-kernel":
+        return ServerMonitor(server, "damonx", pid, probes, attrs_for(config), "kernel")
     return ServerMonitor(server, "damonx", pid, probes, attrs_for(config))
 
 

@@ -1,14 +1,16 @@
 """The benchmark suite's entry point (run through benchmarks/run).
 
     benchmarks/run [--quick|--full] [--out DIR] [--skip-vm] [--skip-core] [--report-only]
-                   [--skip-schemes | --schemes-only]
+                   [--skip-sweep | --sweep-only] [--skip-schemes | --schemes-only]
 
 Steps: set-up (gcc, stress-ng), build the C workloads into build/ and the
 benchmarks' extension (bench_ext.py),
 core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
 workloads (host), then one VM boot for overhead, accuracy and scalability
-(suite.guest), another for the operation schemes (suite.schemes_eval), then
-results.json, table.md, plots and the results section of benchmarks/README.md.
+(suite.guest), one boot of the 7.x kernel for monitor CPU against accuracy
+(suite.overhead_sweep), another for the operation schemes (suite.schemes_eval),
+then results.json, table.md, plots and the results section of
+benchmarks/README.md.
 """
 
 import argparse
@@ -28,10 +30,18 @@ sys.path.insert(0, BENCH)
 
 import bench_ext  # noqa: E402
 
-from suite import metrics, report, schemes_eval, simacc  # noqa: E402
+from suite import metrics, overhead_sweep, report, schemes_eval, simacc  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
-ALL_CONFIGS = ["baseline", "damonx", "damonx-r100", "damonx-r10000", "kernel", "fullscan"]
+ALL_CONFIGS = [
+    "baseline",
+    "damonx",
+    "damonx-r100",
+    "damonx-r10000",
+    "kernel",
+    "damonx-kernel",
+    "fullscan",
+]
 
 PLANS = {
     "quick": {
@@ -150,8 +160,9 @@ def vm_accel():
     return "tcg"
 
 
-def run_vm(plan, raw_dir, module="suite.guest", name="vm"):
-    """Boot the VM to run module with plan; its JSON (raw_dir/NAME.json)."""
+def run_vm(plan, raw_dir, module="suite.guest", name="vm", kernel=None):
+    """One VM boot running ``python -m module PLAN OUT``; OUT's results.
+    kernel: DAMONX_VM_KERNEL for the boot (None: the tool's default)."""
     plan_path = os.path.join(raw_dir, "plan.json" if name == "vm" else f"{name}-plan.json")
     out_path = os.path.join(raw_dir, f"{name}.json")
     with open(plan_path, "w") as f:
@@ -164,6 +175,8 @@ def run_vm(plan, raw_dir, module="suite.guest", name="vm"):
         DAMONX_VM_RWDIRS=raw_dir,
         DAMONX_VM_TIMEOUT=str(plan.get("vm_timeout", 14400)),
     )
+    if kernel is not None:
+        env["DAMONX_VM_KERNEL"] = kernel
     python = os.path.join(ROOT, ".venv", "bin", "python")
     cmd = [
         os.path.join(ROOT, "tools", "vmtest", "run"),
@@ -208,6 +221,14 @@ def main(argv=None):
         help=f"only these VM workloads (default: all of {','.join(PLANS['full']['workloads'])})",
     )
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
+    ap.add_argument(
+        "--skip-sweep", action="store_true", help="no CPU-against-accuracy sweep (its VM boot)"
+    )
+    ap.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="only the CPU-against-accuracy sweep, added to DIR/results.json",
+    )
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
     schemes = ap.add_mutually_exclusive_group()
     schemes.add_argument(
@@ -255,14 +276,18 @@ def main(argv=None):
     setup(["redis"] if args.schemes_only else plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     bench_ext.build()  # on the host: the VM sees the checkout read-only
-    if args.schemes_only:
+    if args.sweep_only or args.schemes_only:
+        # one part again, kept with the other results of DIR
         res_path = os.path.join(out, "results.json")
         res = {"meta": {"mode": args.mode, "host": host_info(), "date": "n/a"}}
         if os.path.exists(res_path):
             with open(res_path) as f:
                 res = json.load(f)
-        log("schemes (prcl, ethp): one VM boot")
-        res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
+        if args.sweep_only:
+            res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
+        if args.schemes_only:
+            log("schemes (prcl, ethp): one VM boot")
+            res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
         with open(res_path, "w") as f:
             json.dump(res, f, indent=1)
             f.write("\n")
@@ -295,6 +320,9 @@ def main(argv=None):
         vm = run_vm(plan, raw)
         res["vm"] = vm
         res["summary"] = metrics.summarize_runs(vm["runs"])
+        if not args.skip_sweep:
+            log("CPU against accuracy (a boot of the 7.x kernel)")
+            res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
         if not args.skip_schemes:
             log("schemes (prcl, ethp): one VM boot")
             res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)

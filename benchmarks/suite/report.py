@@ -6,6 +6,8 @@ MARK_BEGIN = "<!-- suite-results:begin -->"
 MARK_END = "<!-- suite-results:end -->"
 
 MONITORS = (("damonx", "damonx"), ("kernel", "kernel DAMON"), ("fullscan", "full scan"))
+#: the main table's: also damonx's Monitor on the kernel's DAMON (backend kernel)
+MAIN_MONITORS = MONITORS[:2] + (("damonx-kernel", "damonx on kernel DAMON"),) + MONITORS[2:]
 
 
 def _pct(v, signed=False):
@@ -32,16 +34,16 @@ def main_table(summary, workloads, sizes):
     idx = _index(summary)
     head = (
         ["workload", "size"]
-        + [f"{n} CPU" for _, n in MONITORS]
-        + [f"{n} slowdown" for _, n in MONITORS]
-        + [f"{n} P/R" for _, n in MONITORS]
+        + [f"{n} CPU" for _, n in MAIN_MONITORS]
+        + [f"{n} slowdown" for _, n in MAIN_MONITORS]
+        + [f"{n} P/R" for _, n in MAIN_MONITORS]
     )
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for wl in workloads:
         for size in sizes:
             if (wl, size, "baseline") not in idx:
                 continue
-            rows = [idx.get((wl, size, key)) for key, _ in MONITORS]
+            rows = [idx.get((wl, size, key)) for key, _ in MAIN_MONITORS]
             cells = [wl, _size(size)]
             cells += [_pct(r and r["cpu_pct"]) for r in rows]
             cells += [
@@ -269,6 +271,10 @@ def markdown(res):
             "",
             sim_table(res["sim"]),
         ]
+    if res.get("overhead"):
+        from suite import overhead_sweep
+
+        out += ["", "### CPU against accuracy", "", overhead_sweep.markdown(res["overhead"])]
     out += ["", "Core engine (`bench_core.py --quick`, host):", "", core_lines(res.get("core"))]
     if res.get("schemes"):
         from suite import schemes_eval
@@ -331,6 +337,10 @@ def plots(res, out_dir):
         fig.savefig(f"{out_dir}/{name}", dpi=100)
         plt.close(fig)
         files.append(name)
+    if res.get("overhead"):
+        from suite import overhead_sweep
+
+        files += overhead_sweep.plots(res["overhead"], out_dir)
     return files
 
 
@@ -380,7 +390,7 @@ def plot_slowdown(plt, res):
     fig, ax = plt.subplots(figsize=(7, 4))
     cfgs = [
         c
-        for c in ("damonx-r100", "damonx", "damonx-r10000", "kernel", "fullscan")
+        for c in ("damonx-r100", "damonx", "damonx-r10000", "kernel", "damonx-kernel", "fullscan")
         if any((w, size, c) in idx for w in wls)
     ]
     width = 0.8 / max(len(cfgs), 1)

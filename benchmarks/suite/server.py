@@ -6,7 +6,10 @@ once and never measured: the orchestrator reads this process's CPU time
 on stdin, one JSON object per line; each gets one JSON line on stdout:
 
     {"cmd": "damonx", "pid": P, "attrs": {...}, "within": [s, e],
-     "probes": [[s, e], ...]}          -> {"ok": "running"}
+     "probes": [[s, e], ...],
+     "backend": "page_idle"}           -> {"ok": "running"}
+        (attrs: damonx.Attrs keyword arguments; intervals_goal as a dict of
+        damonx.IntervalsGoal's)
     {"cmd": "fullscan", "pid": P, "interval_us": 100000,
      "probes": [[s, e], ...]}          -> {"ok": "running"}
     {"cmd": "stop"}                    -> the samples and counters
@@ -56,14 +59,27 @@ def stdin_ready():
     return bool(_buf) or bool(select.select([0], [], [], 0)[0])
 
 
+def make_attrs(kwargs):
+    """damonx.Attrs from its keyword arguments (intervals_goal as a dict)."""
+    import damonx
+
+    kwargs = dict(kwargs)
+    if kwargs.get("intervals_goal") is not None:
+        kwargs["intervals_goal"] = damonx.IntervalsGoal(**kwargs["intervals_goal"])
+    return damonx.Attrs(**kwargs)
+
+
 def run_damonx(cmd):
     import damonx
 
-    attrs = damonx.Attrs(**cmd["attrs"])
+    attrs = make_attrs(cmd["attrs"])
     probes = [tuple(p) for p in cmd["probes"]]
-    snaps = []
+    snaps, intervals = [], []
     cpu0 = time.process_time()
-    with damonx.Monitor("vaddr", [cmd["pid"]], attrs) as mon:
+    backend = cmd.get("backend", "page_idle")
+    with damonx.Monitor("vaddr", [cmd["pid"]], attrs, backend=backend) as mon:
+        if backend == "kernel":
+            mon.step()  # the kdamond starts with the first aggregation
         reply({"ok": "running"})
         while not stdin_ready():
             snap = mon.step()
@@ -72,6 +88,7 @@ def run_damonx(cmd):
             regions = snap.targets.get(cmd["pid"])
             if regions is not None:
                 snaps.append((snap.end_ns, regions))
+                intervals.append((snap.end_ns, snap.sample_us))
         cpu = time.process_time() - cpu0
         stats = mon.stats()
         checks = mon.access_check_stats()
@@ -82,6 +99,7 @@ def run_damonx(cmd):
         "samples": samples,
         "nr_regions": nr_regions,
         "cpu_s": cpu,
+        "intervals": intervals,
         "stats": {k: int(v) for k, v in dict(stats).items()},
         "access_checks": {k: int(v) for k, v in dict(checks).items()},
     }

@@ -97,6 +97,7 @@ def canned_runs():
                 for cfg, slow, cpu in (
                     ("damonx", 1.02, 3.0),
                     ("kernel", 1.01, 1.0),
+                    ("damonx-kernel", 1.01, 1.5),
                     ("fullscan", 1.5, 20.0 * size / 256),
                 ):
                     run = {
@@ -162,11 +163,11 @@ def test_markdown_tables_and_readme(tmp_path):
     }
     text = report.markdown(res)
     assert (
-        "| hotcold | 256 MiB | 3.0% | 1.0% | 20.0% | +2.0% | +1.0% | +50.0% | "
-        "0.90/0.80 | 0.90/0.80 | 0.90/0.80 |" in text
+        "| hotcold | 256 MiB | 3.0% | 1.0% | 1.5% | 20.0% | +2.0% | +1.0% | +1.0% | +50.0% | "
+        "0.90/0.80 | 0.90/0.80 | 0.90/0.80 | 0.90/0.80 |" in text
     )
-    assert "| stress-ng | 1 GiB | 3.0% | 1.0% | 80.0% |" in text
-    assert "n/a | n/a | n/a |" in text  # stress-ng accuracy
+    assert "| stress-ng | 1 GiB | 3.0% | 1.0% | 1.5% | 80.0% |" in text
+    assert "n/a | n/a | n/a | n/a |" in text  # stress-ng accuracy
     assert "Linux 6.12" in text and "TCG" in text
     assert "| 1 GiB | 3.0% | 1.0% | 80.0% | 0.10 s | 80.0% |" in text
     assert "noise" in text  # baseline spread reported

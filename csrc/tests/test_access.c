@@ -834,7 +834,7 @@ static void test_a_process_that_exits_is_not_accessed(void)
 /* Each backend takes only the targets and gives only the counters it has. */
 static void test_backends_keep_to_their_contexts(void)
 {
-	struct dx_sim_range none = { 0, PAGE, 0.0 };
+	struct dx_sim_range none = { 0, PAGE, 0.0, 0 };
 	struct dx_sim_phase ph = { 1000, 1, &none };
 	struct dx_range r = { FAKE_SMALL, FAKE_SMALL + PAGE };
 	struct dx_ctx *sim = make_ctx("sim"), *pa = make_ctx("paddr");

@@ -601,7 +601,7 @@ static void test_loop_with_sim(void)
 {
 	struct dx_attrs a;
 	struct dx_ctx *ctx = NULL;
-	struct dx_sim_range hot = { 128 << 20, 256 << 20, 0.9 };
+	struct dx_sim_range hot = { 128 << 20, 256 << 20, 0.9, 0 };
 	struct dx_sim_phase ph = { 10000000, 1, &hot };
 	struct dx_region_out out[100];
 	uint64_t start_ns, end_ns;

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Attrs": "damonx.attrs",
+    "IntervalsGoal": "damonx.attrs",
     "Monitor": "damonx.monitor",
     "Snapshot": "damonx.monitor",
     "Workload": "damonx.sim",

@@ -6,6 +6,12 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
 cdef extern from "damonx.h" nogil:
+    struct dx_intervals_goal:
+        uint64_t access_bp
+        uint64_t aggrs
+        uint64_t min_sample_us
+        uint64_t max_sample_us
+
     struct dx_attrs:
         uint64_t sample_us
         uint64_t aggr_us
@@ -13,6 +19,8 @@ cdef extern from "damonx.h" nogil:
         uint32_t min_nr_regions
         uint32_t max_nr_regions
         uint64_t min_region_sz
+        dx_intervals_goal intervals_goal
+        uint32_t cpu_budget_bp
 
     struct dx_range:
         uint64_t start
@@ -128,6 +136,13 @@ cdef extern from "damonx.h" nogil:
         uint64_t nr_aggregations
         uint64_t nr_updates
         uint64_t nr_targets_lost
+        uint64_t nr_tunings
+
+    struct dx_cpu_model:
+        uint64_t per_sample_ns
+        uint64_t per_check_ns
+        uint64_t per_aggr_ns
+        uint64_t per_aggr_region_ns
 
     struct dx_counter:
         const char *name
@@ -164,6 +179,11 @@ cdef extern from "damonx.h" nogil:
     const char *dx_filter_type_name(int type)
 
     int DX_PAUSED
+    int dx_ctx_set_attrs(dx_ctx *ctx, const dx_attrs *attrs)
+    void dx_ctx_attrs(const dx_ctx *ctx, dx_attrs *out)
+    void dx_ctx_set_cpu_model(dx_ctx *ctx, const dx_cpu_model *model)
+    uint64_t dx_ctx_cpu_ns(const dx_ctx *ctx)
+
     int dx_ctx_run_aggregation(dx_ctx *ctx)
     void dx_ctx_request_stop(dx_ctx *ctx)
 
@@ -183,6 +203,7 @@ cdef extern from "damonx.h" nogil:
                                      size_t cap)
 
     bint dx_ctx_snapshot_span(const dx_ctx *ctx, uint64_t *start_ns, uint64_t *end_ns)
+    void dx_ctx_snapshot_intervals(const dx_ctx *ctx, uint64_t *sample_us, uint64_t *aggr_us)
     size_t dx_ctx_snapshot_nr_regions(const dx_ctx *ctx, size_t index)
     size_t dx_ctx_snapshot_fill(const dx_ctx *ctx, size_t index, dx_region_out *out, size_t cap)
 
@@ -194,6 +215,7 @@ cdef extern from "sim.h" nogil:
         uint64_t start
         uint64_t end
         double prob
+        double rate_hz
 
     struct dx_sim_phase:
         uint64_t duration_us

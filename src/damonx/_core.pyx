@@ -18,10 +18,15 @@ Errors come back from C as negative errno values and leave here as
 - ``run_aggregation()``: monitor until the next aggregation ends (1), until
   stopped (0), or through one watermark interval of paused monitoring
   (``PAUSED``); then ``snapshot()`` gives its regions, as arrays of
-  ``MONITOR_REGION_DTYPE``;
+  ``MONITOR_REGION_DTYPE``, and ``snapshot_intervals()`` the intervals that
+  were in effect;
+- ``set_attrs()``, ``attrs_in_effect()``: change the attributes while
+  monitoring, and read those in effect (tuned by the intervals goal and the
+  CPU budget);
 - ``request_stop()``: callable from any thread or a signal handler;
-- ``nr_regions``, ``live_targets``, ``now_ns``, ``stats()``,
-  ``access_check_stats()``: state and counters.
+- ``nr_regions``, ``live_targets``, ``now_ns``, ``cpu_ns``, ``stats()``,
+  ``access_check_stats()``: state and counters; ``set_cpu_model()``: the
+  CPU cost of the work on the virtual clock (sim).
 
 Every operations set in ``OPS`` is a C operations table registered by its
 backend.  A backend that is not one (the kernel's DAMON, driven through
@@ -44,18 +49,19 @@ cimport numpy as cnp
 from damonx cimport _cdamonx as cdx
 from damonx._cdamonx cimport (
     DX_ACTION_BIT, DX_ACTION_NR, DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, DX_FILTER_BIT, DX_FILTER_NR,
-    DX_GOAL_NR, DX_PAUSED, dx_action_name, dx_action_note, dx_attrs, dx_counter, dx_ctx,
-    dx_ctx_actions, dx_ctx_add_scheme, dx_ctx_filters, dx_ctx_free, dx_ctx_goal_value, dx_ctx_new,
-    dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes, dx_ctx_nr_targets,
-    dx_ctx_nr_tried_regions, dx_ctx_ops_counters, dx_ctx_request_stop, dx_ctx_run_aggregation,
-    dx_ctx_scheme, dx_ctx_scheme_stats, dx_ctx_select_ops, dx_ctx_set_clock,
-    dx_ctx_set_goal_value, dx_ctx_set_metric_roots, dx_ctx_snapshot_fill,
-    dx_ctx_snapshot_nr_regions, dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id,
-    dx_ctx_target_live, dx_ctx_tried_regions_fill, dx_filter, dx_filter_type_name,
-    dx_goal_metric_name, dx_nr_ops, dx_ops_env, dx_ops_name, dx_paddr_add_target,
-    dx_paddr_register, dx_quota_goal, dx_range, dx_read_maps, dx_region_out, dx_scheme,
-    dx_scheme_stats, dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register, dx_stats,
-    dx_tried_region, dx_vaddr_add_target, dx_vaddr_register)
+    DX_GOAL_NR, DX_PAUSED, dx_action_name, dx_action_note, dx_attrs, dx_counter, dx_cpu_model,
+    dx_ctx, dx_ctx_actions, dx_ctx_add_scheme, dx_ctx_attrs, dx_ctx_cpu_ns, dx_ctx_filters,
+    dx_ctx_free, dx_ctx_goal_value, dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes,
+    dx_ctx_nr_targets, dx_ctx_nr_tried_regions, dx_ctx_ops_counters, dx_ctx_request_stop,
+    dx_ctx_run_aggregation, dx_ctx_scheme, dx_ctx_scheme_stats, dx_ctx_select_ops, dx_ctx_set_attrs,
+    dx_ctx_set_clock, dx_ctx_set_cpu_model, dx_ctx_set_goal_value, dx_ctx_set_metric_roots,
+    dx_ctx_snapshot_fill, dx_ctx_snapshot_intervals, dx_ctx_snapshot_nr_regions,
+    dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live,
+    dx_ctx_tried_regions_fill, dx_filter, dx_filter_type_name, dx_goal_metric_name, dx_nr_ops,
+    dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_quota_goal, dx_range,
+    dx_read_maps, dx_region_out, dx_scheme, dx_scheme_stats, dx_sim_add_target, dx_sim_phase,
+    dx_sim_range, dx_sim_register, dx_stats, dx_tried_region, dx_vaddr_add_target,
+    dx_vaddr_register)
 
 cnp.import_array()
 
@@ -151,6 +157,14 @@ cdef dx_attrs make_attrs(object attrs) except *:
     a.min_nr_regions = attrs.min_nr_regions
     a.max_nr_regions = attrs.max_nr_regions
     a.min_region_sz = attrs.min_region_sz
+    goal = getattr(attrs, "intervals_goal", None)
+    a.intervals_goal.aggrs = 0 if goal is None else goal.aggrs
+    a.intervals_goal.access_bp = 0 if goal is None else goal.access_bp
+    a.intervals_goal.min_sample_us = 0 if goal is None else goal.min_sample_us
+    a.intervals_goal.max_sample_us = 0 if goal is None else goal.max_sample_us
+    # percent of one CPU to basis points
+    budget = getattr(attrs, "cpu_budget", None)
+    a.cpu_budget_bp = 0 if budget is None else max(1, round(budget * 100))
     return a
 
 
@@ -221,7 +235,9 @@ cdef class Context:
 
     # -- targets and schemes ---------------------------------------------
     def add_sim_target(self, int64_t target_id, uint64_t size, uint64_t page_size, phases):
-        """phases: [(duration_us, [(start, end, probability), ...]), ...]"""
+        """phases: [(duration_us, [(start, end, probability), ...]), ...]; a
+        range may have a fourth item, its rate of accesses per second per
+        page (a Poisson process, used instead of the probability when > 0)."""
         cdef size_t nr_phases = len(phases), nr_ranges = 0, i, j, k = 0
         cdef dx_sim_phase *ph
         cdef dx_sim_range *rg
@@ -240,10 +256,11 @@ cdef class Context:
                 ph[i].duration_us = duration_us
                 ph[i].nr_ranges = len(ranges)
                 ph[i].ranges = &rg[k]
-                for j, (start, end, prob) in enumerate(ranges):
-                    rg[k].start = start
-                    rg[k].end = end
-                    rg[k].prob = prob
+                for j, rng in enumerate(ranges):
+                    rg[k].start = rng[0]
+                    rg[k].end = rng[1]
+                    rg[k].prob = rng[2]
+                    rg[k].rate_hz = rng[3] if len(rng) > 3 else 0.0
                     k += 1
             err = dx_sim_add_target(self.ctx, target_id, size, page_size, ph, nr_phases)
         finally:
@@ -454,6 +471,44 @@ cdef class Context:
             out.append((dx_ctx_target_id(self.ctx, i), arr))
         return (start_ns, end_ns, out)
 
+    def snapshot_span(self):
+        """(start_ns, end_ns) of the last snapshot; (0, 0) before the first."""
+        cdef uint64_t start_ns = 0, end_ns = 0
+        dx_ctx_snapshot_span(self.ctx, &start_ns, &end_ns)
+        return (start_ns, end_ns)
+
+    def snapshot_intervals(self):
+        """(sample_us, aggr_us) in effect during the last snapshot's aggregation."""
+        cdef uint64_t sample_us = 0, aggr_us = 0
+        dx_ctx_snapshot_intervals(self.ctx, &sample_us, &aggr_us)
+        return (sample_us, aggr_us)
+
+    def set_attrs(self, attrs):
+        """Change the attributes, also while monitoring, with the kernel's
+        semantics: counts and ages are rescaled to the new intervals."""
+        cdef dx_attrs a = make_attrs(attrs)
+        self._not_running("change the attributes")
+        check(dx_ctx_set_attrs(self.ctx, &a), "cannot change the monitoring attributes")
+
+    def attrs_in_effect(self):
+        """The intervals and region limits in effect, as tuned."""
+        cdef dx_attrs a
+        dx_ctx_attrs(self.ctx, &a)
+        return dict(sample_us=a.sample_us, aggr_us=a.aggr_us, ops_update_us=a.ops_update_us,
+                    min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions)
+
+    def set_cpu_model(self, uint64_t per_sample_ns=0, uint64_t per_check_ns=0,
+                      uint64_t per_aggr_ns=0, uint64_t per_aggr_region_ns=0):
+        """The CPU cost of the work on the virtual clock (see struct
+        dx_cpu_model): what ``cpu_ns`` and a CPU budget count in simulation."""
+        cdef dx_cpu_model m
+        self._not_running("set a CPU model")
+        m.per_sample_ns = per_sample_ns
+        m.per_check_ns = per_check_ns
+        m.per_aggr_ns = per_aggr_ns
+        m.per_aggr_region_ns = per_aggr_region_ns
+        dx_ctx_set_cpu_model(self.ctx, &m)
+
     def request_stop(self):
         """Make the loop return at the next sample (any thread, signal handlers)."""
         dx_ctx_request_stop(self.ctx)
@@ -473,11 +528,17 @@ cdef class Context:
     def now_ns(self):
         return dx_ctx_now_ns(self.ctx)
 
+    @property
+    def cpu_ns(self):
+        """CPU time since monitoring started: the process's (real clock), or
+        the cost model's (virtual clock)."""
+        return dx_ctx_cpu_ns(self.ctx)
+
     def stats(self):
         cdef const dx_stats *s = dx_ctx_stats(self.ctx)
         return dict(nr_samples=s.nr_samples, nr_region_checks=s.nr_region_checks,
                     nr_aggregations=s.nr_aggregations, nr_updates=s.nr_updates,
-                    nr_targets_lost=s.nr_targets_lost)
+                    nr_targets_lost=s.nr_targets_lost, nr_tunings=s.nr_tunings)
 
     def access_check_stats(self):
         """Counters of the real access checks (files read and written); {} for sim."""

@@ -6,20 +6,32 @@ hands out the regions as numpy arrays of ``MONITOR_REGION_DTYPE``.  ``Monitor``
 drives every backend the same way and never asks which one it has.
 
 The backends are registered in :data:`BACKENDS` by name, each with the
-operations sets it runs and the function that opens it; :func:`open_backend`
-chooses one, opens it and gives it the targets.  Today there is one:
+operations sets it runs, the function that opens it and the one that says,
+reading only, why it cannot run here; :func:`open_backend` chooses one,
+opens it and gives it the targets.  There are two:
 
 ``page_idle``
     damonx's compiled core (``damonx._core.Context``): the simulated
     operations (``sim``), and ``vaddr``, ``fvaddr`` and ``paddr`` with real
     access checks through ``/proc/PID/pagemap``, ``/proc/kpageflags`` and
     the idle page bitmap.
+``kernel``
+    the kernel's own DAMON, driven through its sysfs interface
+    (:mod:`damonx.kernel_backend`): ``vaddr``, ``fvaddr`` and ``paddr``.
 
-A backend that is not a table of C operations, such as the kernel's own
-DAMON driven through its sysfs files, is a Python class with the methods of
-:class:`Backend` that raises ``OSError`` (with the errno value) where the
-system refuses, plus one entry in :data:`BACKENDS`; neither
-:func:`open_backend` nor ``Monitor`` changes for it.
+``"auto"`` takes the first of them, in this order, that runs the ops and
+can run here, and opens the next one when opening fails for want of a
+feature or a privilege.  page_idle comes first: it reports every
+aggregation, takes a seed and counts its checks; the kernel backend covers
+kernels without idle page tracking (Debian 13, openSUSE), and checks
+accesses at a lower cost where a kernel has both.
+
+A backend that is not a table of C operations is a Python class with the
+methods of :class:`Backend` that raises ``OSError`` (with the errno value)
+or a ``DamonxError`` where the system refuses, plus one entry in
+:data:`BACKENDS`; neither :func:`open_backend` nor ``Monitor`` changes for
+it.  One that holds something outside this process (a kdamond) also has a
+``close()``, which ``Monitor.close`` calls.
 
 The targets of each operations set are checked here too
 (:func:`parse_targets`), so that every backend gets them in one form.
@@ -65,12 +77,12 @@ class Backend(Protocol):
         target_id: int,
         size: int,
         page_size: int,
-        phases: Sequence[tuple[int, Sequence[tuple[int, int, float]]]],
+        phases: Sequence[tuple[int, Sequence[tuple[int, int, float, float]]]],
     ) -> None:
         """Add a simulated address space [0, size) of page_size pages.
 
-        phases: ``[(duration_us, [(start, end, probability), ...]), ...]``;
-        the last phase repeats.
+        phases: ``[(duration_us, [(start, end, probability, rate_hz), ...]),
+        ...]`` (see :class:`damonx.sim.Range`); the last phase repeats.
         """
 
     def add_pid_target(self, pid: int, ranges: Ranges | None = None) -> None:
@@ -114,6 +126,29 @@ class Backend(Protocol):
         for the live targets, each regions an array of
         ``MONITOR_REGION_DTYPE`` in address order."""
 
+    def snapshot_span(self) -> tuple[int, int]:
+        """``(start_ns, end_ns)`` of the last snapshot, without its regions."""
+
+    def snapshot_intervals(self) -> tuple[int, int]:
+        """``(sample_us, aggr_us)`` in effect during the last snapshot's
+        aggregation (an intervals goal or a CPU budget changes them)."""
+
+    def set_attrs(self, attrs: Attrs) -> None:
+        """Change the attributes between aggregations, with the kernel's
+        semantics (``damon_set_attrs()``): regions keep their counts and
+        ages, rescaled to the new intervals; the aggregation under way
+        starts again."""
+
+    def attrs_in_effect(self) -> dict[str, int]:
+        """``sample_us``, ``aggr_us``, ``ops_update_us``, ``min_nr_regions``
+        and ``max_nr_regions`` in effect now, as tuned."""
+
+    @property
+    def cpu_ns(self) -> int:
+        """CPU time the monitoring has used since it started, in ns: of the
+        process that runs it (for damonx's core, the whole process), or of
+        the simulation's cost model."""
+
     def request_stop(self) -> None:
         """Make ``run_aggregation`` return False soon; safe from any thread
         and from a signal handler."""
@@ -132,11 +167,18 @@ class Backend(Protocol):
 
     def stats(self) -> dict[str, int]:
         """Counters of the loop: ``nr_samples``, ``nr_region_checks``,
-        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``."""
+        ``nr_aggregations``, ``nr_updates``, ``nr_targets_lost``,
+        ``nr_tunings`` (changes of the attributes in effect), those a
+        backend can count (the kernel backend counts no checks, and adds
+        CPU times: ``damonx_cpu_us``, ``kdamond_cpu_us``)."""
 
     def access_check_stats(self) -> dict[str, int]:
         """Counters of the access checks (files read and written); empty
         where there is nothing to count."""
+
+
+def _always(ops: str, procfs: str, sysfs: str) -> errors.DamonxError | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -147,6 +189,31 @@ class BackendSpec:
     ops: tuple[str, ...]
     #: ``open(ops, attrs, seed, procfs, sysfs)``: a new backend, no targets yet
     open: Callable[[str, Attrs, int, str, str], Backend]
+    #: ``unavailable(ops, procfs, sysfs)``: why it cannot run ops here (an
+    #: error to raise: NotSupported or AccessDenied), or None; reads only
+    unavailable: Callable[[str, str, str], errors.DamonxError | None] = _always
+
+
+def _compiled_unavailable(ops, procfs, sysfs):
+    from damonx import features
+
+    try:
+        features.require(ops, procfs, sysfs)
+    except (errors.NotSupported, errors.AccessDenied) as err:
+        return err
+    return None
+
+
+def _kernel_unavailable(ops, procfs, sysfs):
+    from damonx import kernel_backend
+
+    return kernel_backend.unavailable(ops, procfs, sysfs)
+
+
+def _open_kernel(ops, attrs, seed, procfs, sysfs):
+    from damonx import kernel_backend
+
+    return kernel_backend.open_kernel(ops, attrs, seed, procfs, sysfs)
 
 
 def _open_core_context(ops, attrs, seed, procfs, sysfs):
@@ -166,51 +233,120 @@ def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -
     return _open_core_context(ops, attrs, seed, procfs, sysfs)
 
 
-#: The backends by name (see the module's docstring).  ``"auto"`` is the
-#: first one that runs the ops.  A new backend is one more entry here.
+#: The backends by name, in the order ``"auto"`` tries them (see the
+#: module's docstring).  A new backend is one more entry here.
 BACKENDS: dict[str, BackendSpec] = {
-    "page_idle": BackendSpec(OPS, _open_compiled),
+    "page_idle": BackendSpec(OPS, _open_compiled, _compiled_unavailable),
+    "kernel": BackendSpec(("vaddr", "fvaddr", "paddr"), _open_kernel, _kernel_unavailable),
 }
 
 
 def choose(name: str, ops: str) -> str:
-    """The registered name of the backend ``name`` (or ``"auto"``) for ops."""
+    """The registered name of the backend ``name`` for ops; for ``"auto"``,
+    the first that runs ops (whether it can run here is :func:`candidates`')."""
+    return candidates(name, ops, check=False)[0]
+
+
+def candidates(name, ops, procfs="/proc", sysfs="/sys", *, check=True):
+    """The names of the backends to try for ``name`` and ops, in order.
+
+    A named backend is the only one, whether it can run here or not (its
+    open says why not).  For ``"auto"``: with check, those that can run here
+    (reading only), else NotSupported (AccessDenied when every reason is a
+    privilege) giving each one's reason.
+    """
     if ops not in OPS:
         raise errors.InvalidAttrs(f"unknown ops {ops!r}; one of {', '.join(OPS)}")
-    if name == "auto":
-        for found, spec in BACKENDS.items():
-            if ops in spec.ops:
-                return found
+    if name != "auto":
+        if name not in BACKENDS:
+            raise errors.InvalidAttrs(
+                f"unknown backend {name!r}; one of auto, {', '.join(BACKENDS)}"
+            )
+        if ops not in BACKENDS[name].ops:
+            raise errors.InvalidAttrs(
+                f"backend {name!r} does not run ops {ops!r}; it runs "
+                f"{', '.join(BACKENDS[name].ops)}"
+            )
+        return [name]
+    runs = [found for found, spec in BACKENDS.items() if ops in spec.ops]
+    if not runs:
         raise errors.NotSupported(f"no backend runs ops {ops!r}")
-    if name not in BACKENDS:
-        raise errors.InvalidAttrs(f"unknown backend {name!r}; one of auto, {', '.join(BACKENDS)}")
-    if ops not in BACKENDS[name].ops:
-        raise errors.InvalidAttrs(
-            f"backend {name!r} does not run ops {ops!r}; it runs {', '.join(BACKENDS[name].ops)}"
-        )
-    return name
+    if not check:
+        return runs
+    usable, reasons = [], {}
+    for found in runs:
+        why = BACKENDS[found].unavailable(ops, procfs, sysfs)
+        if why is None:
+            usable.append(found)
+        else:
+            reasons[found] = why
+    if not usable:
+        raise _none_usable(ops, reasons)
+    return usable
+
+
+def _none_usable(ops, reasons):
+    """The error of an "auto" that found no backend for ops."""
+    privilege = all(isinstance(e, errors.AccessDenied) for e in reasons.values())
+    cls = errors.AccessDenied if privilege else errors.NotSupported
+    told = "; ".join(f"backend {name}: {err}" for name, err in reasons.items())
+    return cls(
+        f"no backend can run ops {ops!r} here ({told}). "
+        "Run `damonx features` for the full picture; `--ops sim` works anywhere."
+    )
+
+
+def require(name, ops, procfs="/proc", sysfs="/sys"):
+    """Raise why backend ``name`` (or every one, for ``"auto"``) cannot run
+    ops here; reads only."""
+    candidates(name, ops, procfs, sysfs)  # "auto": raises when none can
+    if name != "auto":
+        why = BACKENDS[name].unavailable(ops, procfs, sysfs)
+        if why is not None:
+            raise why
 
 
 def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys"):
     """Choose, open and fill the backend of a Monitor.
 
-    Returns the backend and its targets (a list of :class:`Target`).  An
+    Returns the backend, its name in :data:`BACKENDS` and its targets (a
+    list of :class:`Target`).  An
     ``OSError`` leaves as the matching ``DamonxError``; one about a process
-    says whether it exited or is a zombie.
+    says whether it exited or is a zombie.  For ``"auto"``, a backend whose
+    opening fails for want of a feature or a privilege gives way to the
+    next one.
     """
-    spec = BACKENDS[choose(name, ops)]
+    candidates(name, ops, check=False)  # an unknown name or ops first
     seed = check_seed(seed)
     # bad targets are told before a missing capability
     parsed = parse_targets(ops, targets, procfs)
     for target in parsed:
         if target.pid is not None:
             check_not_thread(target.pid, procfs)
-    with errors.translated("cannot set up the monitor", procfs=procfs):
-        backend = spec.open(ops, attrs, seed, procfs, sysfs)
-    for target in parsed:
-        with errors.translated(target.what, pid=target.pid, procfs=procfs):
-            target.add_to(backend)
-    return backend, parsed
+    names = candidates(name, ops, procfs, sysfs)
+    reasons = {}
+    for found in names:
+        try:
+            with errors.translated("cannot set up the monitor", procfs=procfs):
+                backend = BACKENDS[found].open(ops, attrs, seed, procfs, sysfs)
+        except (errors.NotSupported, errors.AccessDenied) as err:
+            if name != "auto":
+                raise
+            reasons[found] = err
+            continue
+        break
+    else:
+        raise _none_usable(ops, reasons)
+    try:
+        for target in parsed:
+            with errors.translated(target.what, pid=target.pid, procfs=procfs):
+                target.add_to(backend)
+    except BaseException:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+        raise
+    return backend, found, parsed
 
 
 # -- targets -----------------------------------------------------------------
@@ -240,7 +376,10 @@ class Target:
         if self.workload is not None:
             wl = self.workload
             phases = [
-                (ph.duration_us, [(r.start, r.end, r.probability) for r in ph.ranges])
+                (
+                    ph.duration_us,
+                    [(r.start, r.end, r.probability, r.rate_hz) for r in ph.ranges],
+                )
                 for ph in wl.phases
             ]
             backend.add_sim_target(self.id, wl.size, wl.page_size, phases)

@@ -1,7 +1,10 @@
 """What access-check mechanisms this machine offers, and why not.
 
 Every check takes the roots of /proc and /sys as parameters so that it can
-be pointed at a fake tree.  Nothing here writes anywhere.
+be pointed at a fake tree.  Nothing here writes anywhere, but
+:func:`backends` with ``write_probe`` (``damonx features --probe``), which
+creates an idle kdamond directory of the kernel's DAMON to read its layout
+and removes it.
 """
 
 import ctypes
@@ -114,13 +117,13 @@ def _kernel_damon(procfs, sysfs):
         return Feature(
             "kernel_damon_sysfs",
             True,
-            f"{path} exists (the kernel's own DAMON; damonx does not need it)",
+            f"{path} exists (the kernel's own DAMON, which backend kernel drives)",
         )
     return Feature(
         "kernel_damon_sysfs",
         False,
         f"{path} does not exist: the kernel lacks CONFIG_DAMON_SYSFS "
-        "(damonx does not need it; only comparisons with the kernel's DAMON do)",
+        "(backend kernel needs it; backend page_idle does not)",
     )
 
 
@@ -221,6 +224,72 @@ def system_ram(procfs="/proc"):
 
 def as_dict(found):
     return {name: asdict(f) for name, f in found.items()}
+
+
+# -- backends ------------------------------------------------------------------
+@dataclass
+class BackendReport:
+    """Whether a backend of Monitor can run here, what it offers, why not."""
+
+    name: str
+    usable: bool
+    offers: str
+    why_not: str = ""
+
+
+def backends(procfs="/proc", sysfs="/sys", found=None, write_probe=False):
+    """A report per backend: page_idle, kernel and sim.
+
+    found: the result of :func:`probe`, if already taken.  write_probe: where
+    no kdamond directory exists, create one to read the kernel's layout,
+    then remove it (root only; never while a kdamond runs).
+    """
+    from damonx import kernel_owner, kernel_sysfs
+
+    found = found if found is not None else probe(procfs, sysfs)
+    real = ("vaddr", "fvaddr", "paddr")
+    runs = [o for o in real if ops_available(o, found)]
+    missing = [
+        n for n in dict.fromkeys(n for o in real for n in NEEDS[o]) if not found[n].available
+    ]
+    page_idle = BackendReport(
+        "page_idle",
+        bool(runs),
+        "damonx's own access checks (pagemap, kpageflags, the idle page bitmap): "
+        f"ops {' '.join(runs or real)}; a snapshot every aggregation, seeded sampling, "
+        "schemes through process_madvise(2)",
+        "; ".join(f"{n}: {found[n].detail}" for n in missing),
+    )
+    status = kernel_sysfs.status(sysfs, procfs)
+    layout = status.layout
+    kdamonds = os.path.join(sysfs, kernel_sysfs.ADMIN, "kdamonds")
+    if write_probe and status.usable and _read_int(os.path.join(kdamonds, "nr_kdamonds")) == 0:
+        lock = kernel_owner.Lock()
+        if lock.acquire():
+            try:
+                layout = kernel_sysfs.probe_layout(kdamonds)
+            finally:
+                lock.release()
+    usable, why_not = status.usable, "" if status.usable else status.detail
+    try:
+        layout.require("tried_regions", "damonx reads its snapshots from them")
+    except errors.NotSupported as err:
+        usable, why_not = False, str(err)
+    kernel = BackendReport(
+        "kernel",
+        usable,
+        "the kernel's DAMON through its sysfs interface: " + kernel_sysfs.describe(layout),
+        why_not,
+    )
+    sim = BackendReport("sim", True, "ops sim: a simulated workload, exact ground truth")
+    return [page_idle, kernel, sim]
+
+
+def _read_int(path):
+    try:
+        return int(_read_text(path) or "")
+    except ValueError:
+        return None
 
 
 # -- other users of the accessed bits ----------------------------------------

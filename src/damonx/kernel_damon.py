@@ -32,11 +32,24 @@ OPS_CONFIG = {
 _U64_MAX = 2**64 - 1
 _U32_MAX = 2**32 - 1
 _SYSFS_HINT = "the kernel's DAMON sysfs interface (CONFIG_DAMON_SYSFS) lacks it"
-# state_store() only try-locks the DAMON sysfs mutex and answers EBUSY while
-# kdamond holds it (it does, between the steps of a tried-regions update)
+# state_store() and state_show() only try-lock the DAMON sysfs mutex and
+# answer EBUSY while another holds it (kdamond does, between the steps of a
+# tried-regions update; so does any writer of state, until it returns)
 _EBUSY_RETRY_S = 5.0
 # tried_regions updates that the kernel may let time out before one is served
 _SNAPSHOT_ATTEMPTS = 5
+
+
+def _again_while_busy(io):
+    """io(), called again while it fails with EBUSY, for _EBUSY_RETRY_S."""
+    deadline = time.monotonic() + _EBUSY_RETRY_S
+    while True:
+        try:
+            return io()
+        except OSError as err:
+            if err.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.05)
 
 
 class KernelDamon:
@@ -60,6 +73,7 @@ class KernelDamon:
         #: user schemes (start()'s schemes) of the running kdamond
         self.nr_schemes = 0
         self._started = False
+        self._prepared = False
         self._final_cpu_s = None
 
     # ------------------------------------------------------------ file I/O
@@ -75,26 +89,26 @@ class KernelDamon:
         )
 
     def _read(self, path):
-        with self._translated(f"cannot read {path}"), open(path) as f:
-            return f.read().strip()
+        def read():
+            with open(path) as f:
+                return f.read().strip()
+
+        with self._translated(f"cannot read {path}"):
+            return _again_while_busy(read)
 
     def _write(self, path, value):
         """Write one value to an existing sysfs file (never create one)."""
         data = str(value).encode()
-        deadline = time.monotonic() + _EBUSY_RETRY_S
+
+        def write():
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+
         with self._translated(f"cannot write {value!r} to {path}"):
-            while True:
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-                    try:
-                        os.write(fd, data)
-                    finally:
-                        os.close(fd)
-                    return
-                except OSError as err:
-                    if err.errno != errno.EBUSY or time.monotonic() >= deadline:
-                        raise
-                time.sleep(0.05)
+            _again_while_busy(write)
 
     # ------------------------------------------------------------- queries
     @property
@@ -134,6 +148,9 @@ class KernelDamon:
         min_nr_regions=10,
         max_nr_regions=1000,
         regions=None,
+        intervals_goal=None,
+        nr_extra_schemes=0,
+        turn_on=True,
         schemes=(),
     ):
         """Set up one kdamond with one context and turn it on.
@@ -144,6 +161,11 @@ class KernelDamon:
         ``fvaddr`` (required), one list of ``(start, end)`` ranges per PID,
         the initial monitoring regions.  Intervals are in microseconds.
 
+        ``intervals_goal``: a ``damonx.IntervalsGoal`` (or its four values,
+        access_bp, aggrs, min_sample_us, max_sample_us) to let the kernel
+        auto-tune the intervals (Linux 6.15 and later; :meth:`tuned_intervals`
+        reads them); NotSupported on a kernel without it.
+
         Every region of a target is read back by :meth:`snapshot`, through a
         ``stat`` scheme per target that matches any size, access count and age.
 
@@ -151,12 +173,18 @@ class KernelDamon:
         those stat schemes, written by :mod:`damonx.kernel_schemes`
         (``NotSupported`` for what the running kernel lacks); their
         statistics come from :meth:`scheme_stats`.
+
+        ``nr_extra_schemes`` more scheme directories follow all those (:meth:`scheme_dir`),
+        as the kernel creates them, for the caller to fill.  With
+        ``turn_on=False`` the kdamond is configured but stays off until
+        :meth:`turn_on`.
         """
-        if self._started:
+        if self._started or self._prepared:
             raise DamonxError("this KernelDamon was already started; stop() it first")
         target_pids, target_regions = self._check_targets(ops, targets, regions)
         limits = (sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
         self._check_attrs(*limits)
+        goal = self._check_goal(intervals_goal, sample_us)
         self._check_available()
         running = self.running_kdamonds()
         if running:
@@ -176,19 +204,47 @@ class KernelDamon:
                 raise gone
 
         try:
-            self._configure(ops, target_pids, target_regions, *limits, schemes=schemes)
+            self._configure(
+                ops, target_pids, target_regions, *limits, nr_extra_schemes, schemes=schemes
+            )
+            if goal is not None:
+                self._configure_goal(goal)
+        except DamonxError:
+            self._reset()
+            raise
+        self.ops = ops
+        self.nr_targets = len(target_pids)
+        self.nr_schemes = len(schemes)
+        self._prepared = True
+        return self.turn_on() if turn_on else self
+
+    def turn_on(self):
+        """Turn on the kdamond that :meth:`start` configured."""
+        if not self._prepared:
+            raise DamonxError("no kdamond is configured: call start(..., turn_on=False) first")
+        self._prepared = False
+        try:
             self._write(self._path(self.kdamond, "state"), "on")
         except DamonxError:
             self._reset()
             raise
         self._started = True
         self._final_cpu_s = None
-        self.ops = ops
-        self.nr_targets = len(target_pids)
-        self.nr_schemes = len(schemes)
         pid = self._read(self._path(self.kdamond, "pid"))
         self.kdamond_pid = int(pid) if pid.lstrip("-").isdigit() and int(pid) > 0 else None
         return self
+
+    def scheme_dir(self, idx):
+        """The directory of scheme idx (the stat schemes come first)."""
+        return self._path(self.ctx, "schemes", str(idx))
+
+    def read(self, path):
+        """The stripped text of one sysfs file."""
+        return self._read(path)
+
+    def write(self, path, value):
+        """Write one value to an existing sysfs file (EBUSY is retried)."""
+        self._write(path, value)
 
     def _check_targets(self, ops, targets, regions):
         if ops not in OPS_CONFIG:
@@ -236,6 +292,52 @@ class KernelDamon:
                 f"{min_nr_regions} and {max_nr_regions}"
             )
 
+    @staticmethod
+    def _check_goal(goal, sample_us):
+        """The goal's four values, checked as the kernel would, or None."""
+        if goal is None:
+            return None
+        from damonx.attrs import IntervalsGoal
+
+        if not isinstance(goal, IntervalsGoal):
+            try:
+                if len(goal) != 4:
+                    raise TypeError
+                goal = IntervalsGoal(*goal)
+            except TypeError:
+                raise InvalidAttrs(
+                    "intervals_goal is an IntervalsGoal or (access_bp, aggrs, "
+                    f"min_sample_us, max_sample_us), not {goal!r}"
+                ) from None
+        if not goal.min_sample_us <= sample_us <= goal.max_sample_us:
+            raise InvalidAttrs(
+                f"sample_us ({sample_us}) must lie within the intervals goal's "
+                f"[{goal.min_sample_us}, {goal.max_sample_us}] us (the kernel refuses it otherwise)"
+            )
+        return (goal.access_bp, goal.aggrs, goal.min_sample_us, goal.max_sample_us)
+
+    def _goal_dir(self):
+        return self._path(self.ctx, "monitoring_attrs", "intervals", "intervals_goal")
+
+    def _configure_goal(self, goal):
+        gdir = self._goal_dir()
+        if not os.path.isdir(gdir):
+            raise NotSupported(
+                f"{gdir} does not exist: the kernel's DAMON has no monitoring intervals "
+                "auto-tuning (intervals_goal, Linux 6.15 and later); use a newer kernel, "
+                "or damonx's own (damonx.Attrs(intervals_goal=...))"
+            )
+        for name, value in zip(("access_bp", "aggrs", "min_sample_us", "max_sample_us"), goal):
+            self._write(self._path(gdir, name), int(value))
+
+    def tuned_intervals(self):
+        """``(sample_us, aggr_us)`` as the kernel's intervals auto-tuning has
+        set them (asks the kernel to update its files first)."""
+        self._require_started()
+        self._write(self._path(self.kdamond, "state"), "update_tuned_intervals")
+        intervals = self._path(self.ctx, "monitoring_attrs", "intervals")
+        return tuple(int(self._read(self._path(intervals, n))) for n in ("sample_us", "aggr_us"))
+
     def _configure(
         self,
         ops,
@@ -246,6 +348,7 @@ class KernelDamon:
         update_us,
         min_nr_regions,
         max_nr_regions,
+        nr_extra_schemes=0,
         schemes=(),
     ):
         w = self._write
@@ -283,7 +386,7 @@ class KernelDamon:
         # tried_regions carry no target index, so with several targets each
         # target gets its own scheme that filters out all other targets
         schemes_dir = p(self.ctx, "schemes")
-        w(p(schemes_dir, "nr_schemes"), len(pids) + len(schemes))
+        w(p(schemes_dir, "nr_schemes"), len(pids) + len(schemes) + nr_extra_schemes)
         for i in range(len(pids)):
             sdir = p(schemes_dir, str(i))
             w(p(sdir, "action"), "stat")
@@ -399,10 +502,7 @@ class KernelDamon:
         """Set the current value of a ``user_input`` quota goal of a running
         scheme (``commit_schemes_quota_goals``)."""
         self._require_started()
-        path = self._path(self._user_scheme_dir(scheme), "quotas", "goals", str(goal))
-        if not os.path.isdir(path):
-            raise InvalidAttrs(f"scheme {scheme} has no quota goal {goal}")
-        self._write(self._path(path, "current_value"), int(value))
+        kernel_schemes.write_goal_value(self._user_scheme_dir(scheme), goal, value, self._write)
         self._write(self._path(self.kdamond, "state"), "commit_schemes_quota_goals")
 
     # ----------------------------------------------------------------- cpu
@@ -430,6 +530,9 @@ class KernelDamon:
     def stop(self):
         """Turn the kdamond off and remove its directories; idempotent."""
         if not self._started:
+            if self._prepared:
+                self._prepared = False
+                self._reset()
             return
         if self.kdamond_pid is not None:
             try:

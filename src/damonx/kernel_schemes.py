@@ -298,6 +298,15 @@ def write_scheme(scheme_dir, scheme, sample_us, aggr_us, write=_plain_write, ops
             raise
 
 
+def write_goal_value(scheme_dir, goal, value, write):
+    """Write the current value of quota goal ``goal`` of a scheme directory
+    (the kdamond takes it at ``commit_schemes_quota_goals``)."""
+    path = os.path.join(scheme_dir, "quotas", "goals", str(goal))
+    if not os.path.isdir(path):
+        raise InvalidAttrs(f"{scheme_dir} has no quota goal {goal}")
+    write(os.path.join(path, "current_value"), int(value))
+
+
 def _read_int(path, read):
     return int(read(path).strip())
 

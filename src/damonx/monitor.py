@@ -15,6 +15,7 @@ nr_accesses_bp)::
 """
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -23,7 +24,7 @@ import numpy as np
 
 from damonx import backend as _backend
 from damonx import errors
-from damonx.attrs import Attrs, Intervals  # noqa: F401 (re-exported)
+from damonx.attrs import Attrs, Intervals, IntervalsGoal  # noqa: F401 (re-exported)
 from damonx.backend import OPS  # noqa: F401 (re-exported)
 from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE  # noqa: F401 (re-exported)
 from damonx.schemes import AccessPattern, Scheme
@@ -37,8 +38,10 @@ _U64_MAX = 2**64 - 1
 @dataclass
 class Snapshot:
     """The regions of every live target at the end of one aggregation, with
-    the intervals that were in effect, the access checks that aggregation
-    made (over all targets) and, when schemes run, their statistics."""
+    the intervals that were in effect (an intervals goal or a CPU budget
+    tunes them), the access checks that aggregation made (over all
+    targets), the monitoring's CPU time so far and, when schemes run, their
+    statistics."""
 
     start_ns: int
     end_ns: int
@@ -49,6 +52,8 @@ class Snapshot:
     #: one dict of integers per scheme, in the order added: the counters of
     #: Monitor.scheme_stats (activated as 0 or 1, no action name)
     scheme_stats: Optional[list] = None
+    #: CPU time the monitoring used from its start to this snapshot, ns
+    cpu_ns: Optional[int] = None
 
     @property
     def regions(self):
@@ -73,8 +78,10 @@ class Monitor:
       - ``"paddr"``: ``[(start, end), ...]`` physical ranges, or None for all
         System RAM in /proc/iomem.
     procfs and sysfs are the roots of /proc and /sys (tests point them at
-    fake trees).  seed makes the sampling reproducible.  backend: a name in
-    ``damonx.backend.BACKENDS``, or ``"auto"`` for the first that runs ops.
+    fake trees).  seed makes the sampling reproducible (page_idle).
+    backend: ``"page_idle"`` (damonx's own access checks), ``"kernel"``
+    (the kernel's DAMON, through its sysfs interface), or ``"auto"``: the
+    first of them that can run ops here (see ``damonx.backend``).
     """
 
     def __init__(
@@ -86,9 +93,11 @@ class Monitor:
         self.ops = ops
         self.procfs = procfs
         self._callbacks = []
-        self._backend, parsed = _backend.open_backend(
+        self._backend, name, parsed = _backend.open_backend(
             backend, ops, targets, self.attrs, seed=seed, procfs=procfs, sysfs=sysfs
         )
+        #: the backend it runs on: "page_idle" or "kernel"
+        self.backend = name
         #: sim: the workload of each target id
         self.workloads = {t.id: t.workload for t in parsed if t.workload is not None}
         self._nr_checks_seen = 0
@@ -182,39 +191,51 @@ class Monitor:
         """Run one aggregation interval; the Snapshot, or None once stopped."""
         return self._step()
 
+    def _run_aggregation(self, backend, deadline_ns=None):
+        """Run backend until the next aggregation ends (true) or it is
+        stopped (false); _PAUSED_PAST when the watermarks still pause
+        monitoring at deadline_ns (the backend's time)."""
+        while True:
+            done = backend.run_aggregation()
+            if done != _backend.PAUSED:
+                return done
+            # monitoring paused: only the watermarks are checked
+            for fn in self._idle_callbacks:
+                if fn():
+                    self.stop()
+            if deadline_ns is not None and backend.now_ns >= deadline_ns:
+                return _PAUSED_PAST
+
     def _step(self, deadline_ns=None):
         """step(), or _PAUSED_PAST when the watermarks still pause
         monitoring at deadline_ns (the backend's time)."""
         with self._using() as backend:
-            while True:
-                done = backend.run_aggregation()
-                if done != _backend.PAUSED:
-                    break
-                # monitoring paused: only the watermarks are checked
-                for fn in self._idle_callbacks:
-                    if fn():
-                        self.stop()
-                if deadline_ns is not None and backend.now_ns >= deadline_ns:
-                    return _PAUSED_PAST
+            done = self._run_aggregation(backend, deadline_ns)
+            if done is _PAUSED_PAST:
+                return _PAUSED_PAST
             if not done:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
-            nr_checks = backend.stats()["nr_region_checks"]
+            sample_us, aggr_us = backend.snapshot_intervals()
+            # None where the backend counts no checks (the kernel's DAMON)
+            nr_checks = backend.stats().get("nr_region_checks")
             scheme_stats = (
                 [{k: int(v) for k, v in st.items()} for st in backend.scheme_stats()]
                 if self.schemes
                 else None
             )
+            cpu_ns = backend.cpu_ns
         snap = Snapshot(
             start_ns,
             end_ns,
             dict(targets),
-            sample_us=self.attrs.sample_us,
-            aggr_us=self.attrs.aggr_us,
-            nr_checks=nr_checks - self._nr_checks_seen,
+            sample_us=sample_us,
+            aggr_us=aggr_us,
+            nr_checks=None if nr_checks is None else nr_checks - self._nr_checks_seen,
             scheme_stats=scheme_stats,
+            cpu_ns=cpu_ns,
         )
-        self._nr_checks_seen = nr_checks
+        self._nr_checks_seen = nr_checks or 0
         for fn in self._callbacks:
             if fn(snap):
                 self.stop()
@@ -239,22 +260,72 @@ class Monitor:
     def run(self, duration_s=None, nr_aggregations=None):
         """Run for duration_s of monitoring time (simulated time for sim) or
         nr_aggregations, or until stopped; return the number of snapshots.
-        Time paused by the schemes' watermarks counts."""
+        Time paused by the schemes' watermarks counts.  Without callbacks
+        nobody sees the snapshots, so none is made: the aggregations run, and
+        their schemes, but their regions stay in C."""
         limit_ns = None if duration_s is None else int(duration_s * 1e9)
         deadline_ns = None if limit_ns is None else self.now_ns + limit_ns
         start_ns = None
         n = 0
-        while True:
-            snap = self._step(deadline_ns)
-            if snap is None or snap is _PAUSED_PAST:
-                break
+        while nr_aggregations is None or n < nr_aggregations:
+            if self._callbacks:
+                snap = self._step(deadline_ns)
+                if snap is None or snap is _PAUSED_PAST:
+                    break
+                span = (snap.start_ns, snap.end_ns)
+            else:
+                with self._using() as backend:
+                    done = self._run_aggregation(backend, deadline_ns)
+                    if not done or done is _PAUSED_PAST:
+                        break
+                    span = backend.snapshot_span()
             n += 1
-            start_ns = snap.start_ns if start_ns is None else start_ns
-            if nr_aggregations is not None and n >= nr_aggregations:
+            start_ns = span[0] if start_ns is None else start_ns
+            if limit_ns is not None and span[1] - start_ns >= limit_ns:
                 break
-            if limit_ns is not None and snap.end_ns - start_ns >= limit_ns:
-                break
+        if not self._callbacks:
+            with self._using() as backend:
+                self._nr_checks_seen = backend.stats().get("nr_region_checks", 0)
         return n
+
+    def set_attrs(self, attrs):
+        """Change the monitoring attributes between aggregations, as the
+        kernel's ``damon_set_attrs()`` does: regions keep their access counts
+        and ages, rescaled to the new intervals, and the aggregation under
+        way starts again.  An intervals goal or a CPU budget tunes from the
+        new attributes."""
+        if not isinstance(attrs, Attrs):
+            raise errors.InvalidAttrs("attrs must be a damonx.Attrs")
+        with self._using("cannot change the monitoring attributes") as backend:
+            backend.set_attrs(attrs)
+        self.attrs = attrs
+
+    def attrs_in_effect(self):
+        """The attributes in effect now: ``attrs`` with the intervals and
+        ``max_nr_regions`` as an intervals goal or a CPU budget tuned them."""
+        with self._using() as backend:
+            tuned = backend.attrs_in_effect()
+        return dataclasses.replace(self.attrs, **tuned)
+
+    def cpu_seconds(self):
+        """CPU time the monitoring has used since it started: the process's
+        (the loop, and what the process does with the snapshots), or, for
+        sim, that of the cost model of :meth:`set_cpu_model` (else 0)."""
+        with self._using() as backend:
+            return backend.cpu_ns / 1e9
+
+    def set_cpu_model(self, per_sample_ns=0, per_check_ns=0, per_aggr_ns=0, per_aggr_region_ns=0):
+        """sim only: the CPU cost of the simulated monitoring work (per
+        sample, per region check, per aggregation and per region of an
+        aggregation), so that a CPU budget can be tried in simulated time;
+        the work also takes that much simulated time."""
+        if self.ops != "sim":
+            raise errors.NotSupported("a CPU cost model is for simulated monitoring (ops sim)")
+        values = (per_sample_ns, per_check_ns, per_aggr_ns, per_aggr_region_ns)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise errors.InvalidAttrs("CPU model costs are integers of ns, 0 or more")
+        with self._using() as backend:
+            backend.set_cpu_model(*values)
 
     def stop(self):
         """Make the loop end at the next sample (safe from callbacks, other
@@ -299,9 +370,14 @@ class Monitor:
             return backend.access_check_stats()
 
     def close(self):
-        """Release the backend; using the monitor afterwards raises
-        DamonxError.  Closing twice is fine."""
-        self._backend = None
+        """Release the backend (the kernel backend stops and removes its
+        kdamond); using the monitor afterwards raises DamonxError.  Closing
+        twice is fine."""
+        backend, self._backend = self._backend, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            with errors.translated("cannot close the monitor", procfs=self.procfs):
+                close()
 
     def __enter__(self):
         return self

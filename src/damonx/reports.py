@@ -3,6 +3,12 @@
 Every report works on records of any length; a record without snapshots
 raises DamonxError saying so.  Percentiles follow damo: the p-th percentile
 of n sorted values is the value at index ``min(int(p / 100 * n), n - 1)``.
+
+The reports work on the columns of each target (:class:`damonx.records.Columns`)
+with numpy, never a Python object per region, except where the output has
+one per region (``raw``, ``access``).  Times are relative to the start of
+the record; for a record read selectively, the start of the whole record
+(``Record.start_ns``).
 """
 
 import math
@@ -19,9 +25,18 @@ DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 # helpers
 
 
-def _require_snapshots(record, targets=None):
+def _nr_read(record, t):
+    """Snapshots of a target before a selective read's time filter."""
+    sel = record.selection
+    if sel is not None and t.target_id in sel.nr_snapshots:
+        return sel.nr_snapshots[t.target_id]
+    return t.nr_snapshots
+
+
+def _require_snapshots(record, targets=None, count=None):
     targets = record.targets if targets is None else targets
-    if not any(t.snapshots for t in targets):
+    count = count or (lambda t: t.nr_snapshots)
+    if not any(count(t) for t in targets):
         raise DamonxError(
             "the record has no snapshots (the recording may have ended "
             "before the first aggregation interval)"
@@ -62,17 +77,19 @@ def distribution(values, percentiles=DEFAULT_PERCENTILES, sortby="size"):
 
 
 def _series_report(record, name, fn, target_id, percentiles, sortby):
+    """``fn(columns)``: an array of one value per snapshot."""
     targets = _targets(record, target_id)
     _require_snapshots(record, targets)
     base = _base_time(record)
     out = []
     for t in targets:
-        values = [fn(s) for s in t.snapshots]
+        cols = t.columns()
+        values = [v for chunk in _chunks(cols) for v in fn(cols.take(chunk)).tolist()]
         out.append(
             {
                 "target_id": t.target_id,
                 "nr_snapshots": len(values),
-                "time_ns": [s.end_ns - base for s in t.snapshots],
+                "time_ns": [end - base for end in cols.end_ns.tolist()],
                 name: values,
                 "distribution": distribution(values, percentiles, sortby),
             }
@@ -81,8 +98,20 @@ def _series_report(record, name, fn, target_id, percentiles, sortby):
 
 
 def _base_time(record):
-    starts = [t.snapshots[0].start_ns for t in record.targets if t.snapshots]
-    return min(starts) if starts else 0
+    start = record.start_ns
+    return start if start is not None else 0
+
+
+def _sizes(regions):
+    return regions["end"] - regions["start"]
+
+
+def per_snapshot_sums(columns, values):
+    """The sum of ``values`` (uint64, one per region) over each snapshot,
+    wrapping at 2^64 as numpy's sums do."""
+    sums = np.zeros(len(values) + 1, dtype=np.uint64)
+    np.cumsum(values, dtype=np.uint64, out=sums[1:])
+    return sums[columns.offsets[1:]] - sums[columns.offsets[:-1]]
 
 
 # ---------------------------------------------------------------------------
@@ -94,11 +123,11 @@ def raw(record, raw_number=False):
     _require_snapshots(record)
     lines = []
     for t in record.targets:
-        if not t.snapshots:
+        if not t.nr_snapshots:
             continue
-        base = t.snapshots[0].start_ns
+        base = t.snapshot(0).start_ns
         lines.append(f"base_time_absolute: {format_duration_ns(base, raw_number)}\n")
-        for s in t.snapshots:
+        for s in t.iter_snapshots():
             start_s = format_duration_ns(s.start_ns - base, raw_number)
             end_s = format_duration_ns(s.end_ns - base, raw_number)
             duration_s = format_duration_ns(s.end_ns - s.start_ns, raw_number)
@@ -137,7 +166,7 @@ def access(record, snapshot=-1, target_id=None, sortby="address"):
     base = _base_time(record)
     out = []
     for t in targets:
-        n = len(t.snapshots)
+        n = t.nr_snapshots
         if n == 0:
             continue
         if not -n <= snapshot < n:
@@ -146,7 +175,7 @@ def access(record, snapshot=-1, target_id=None, sortby="address"):
                 f"{t.target_id} has {n} snapshot(s) (0..{n - 1}, or -1 for the last)"
             )
         idx = snapshot % n
-        s = t.snapshots[idx]
+        s = t.snapshot(idx)
         regions = []
         for start, end, nr_acc, age in zip(
             s.regions["start"].tolist(),
@@ -205,11 +234,10 @@ def wss(
     if threshold < 0:
         raise DamonxError(f"threshold must be >= 0, not {threshold}")
 
-    def fn(s):
-        r = s.regions
-        size = r["end"] - r["start"]
-        keep = (r["nr_accesses"] >= threshold) & (size >= min_size)
-        return int(size[keep].sum())
+    def fn(cols):
+        size = _sizes(cols.regions)
+        keep = (cols.regions["nr_accesses"] >= threshold) & (size >= min_size)
+        return per_snapshot_sums(cols, np.where(keep, size, 0))
 
     return _series_report(record, "wss", fn, target_id, percentiles, sortby)
 
@@ -217,7 +245,7 @@ def wss(
 def nr_regions(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="size"):
     """Number of regions of each snapshot: distribution and time series."""
     return _series_report(
-        record, "nr_regions", lambda s: len(s.regions), target_id, percentiles, sortby
+        record, "nr_regions", lambda cols: cols.nr_regions(), target_id, percentiles, sortby
     )
 
 
@@ -226,33 +254,20 @@ def footprint(record, target_id=None, percentiles=DEFAULT_PERCENTILES, sortby="s
     i.e. how much address space the monitor covered (for a virtual address
     target: the mapped areas it tracks, not the resident memory)."""
     return _series_report(
-        record, "footprint", lambda s: s.total_bytes, target_id, percentiles, sortby
+        record,
+        "footprint",
+        lambda cols: per_snapshot_sums(cols, _sizes(cols.regions)),
+        target_id,
+        percentiles,
+        sortby,
     )
 
 
 def address_unions(target):
     """Address ranges covered by the target's regions over the whole record,
-    as a sorted list of [start, end) without overlaps or adjacency."""
-    if not target.snapshots:
-        return []
-    starts = np.concatenate([s.regions["start"] for s in target.snapshots])
-    ends = np.concatenate([s.regions["end"] for s in target.snapshots])
-    keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts):
-        return []
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
-    out = []
-    cur_s, cur_e = int(starts[0]), int(ends[0])
-    for s, e in zip(starts[1:].tolist(), ends[1:].tolist()):
-        if s <= cur_e:
-            cur_e = max(cur_e, e)
-        else:
-            out.append([cur_s, cur_e])
-            cur_s, cur_e = s, e
-    out.append([cur_s, cur_e])
-    return out
+    as a sorted list of [start, end) without overlaps or adjacency (see
+    :meth:`damonx.records.TargetRecord.address_unions`)."""
+    return target.address_unions()
 
 
 #: the largest heatmap (time bins x address bins) computed, about 80 MB of cells
@@ -269,7 +284,8 @@ def heatmap(
     others are listed under ``address_unions``), ``"all"`` spans from the
     lowest to the highest address, or ``(start, end)`` in bytes.
     ``time_range``: ``(start_ns, end_ns)`` relative to the record's first
-    snapshot start; default the whole record.
+    snapshot start; default the whole record.  A record read with a time or
+    address range (``records.load``) gives the same map for those ranges.
 
     Each cell holds the time- and size-weighted mean access rate (percent of
     samples, or nr_accesses when the record lacks intervals; ``unit`` says
@@ -284,24 +300,40 @@ def heatmap(
             f"{MAX_HEATMAP_CELLS} cells; ask for fewer"
         )
     targets = _targets(record, target_id)
-    _require_snapshots(record, targets)
+    _require_snapshots(record, targets, count=lambda t: _nr_read(record, t))
     max_acc = record.max_nr_accesses()
     scale = 100.0 / max_acc if max_acc else 1.0
     base = _base_time(record)
+    sel = record.selection
     out = []
     for t in targets:
-        if not t.snapshots:
+        if not _nr_read(record, t):
             continue
-        unions = address_unions(t)
+        if sel is not None and t.target_id in sel.address_unions:
+            unions = sel.address_unions[t.target_id]
+        else:
+            unions = t.address_unions()
         a0, a1 = heatmap_address_range(unions, address_range, t.target_id)
-        times = t.times()
-        start_ns = times["start_ns"].astype(np.float64) - base
-        end_ns = times["end_ns"].astype(np.float64) - base
+        cols = t.columns()
+        start_ns = cols.start_ns.astype(np.float64) - base
+        end_ns = cols.end_ns.astype(np.float64) - base
         t0, t1 = heatmap_time_range(start_ns, end_ns, time_range)
         aedges = np.linspace(a0, a1, addr_bins + 1)
         tedges = np.linspace(t0, t1, time_bins + 1)
-        rate_int, cover_int = address_bin_integrals(t.snapshots, aedges, scale)
-        w = time_weights(start_ns, end_ns, tedges)
+        # one row per snapshot of the record, those a selective read left
+        # out (which weigh nothing) as zeros, so that the sums run as if
+        # every snapshot were there
+        rows = np.arange(cols.nr_snapshots)
+        if sel is not None and t.target_id in sel.snapshot_index:
+            rows = sel.snapshot_index[t.target_id]
+        rate_int = np.zeros((_nr_read(record, t), addr_bins))
+        cover_int = np.zeros_like(rate_int)
+        for chunk in _chunks(cols, addr_bins):
+            rate, cover = address_bin_integrals(cols.take(chunk), aedges, scale)
+            rate_int[rows[chunk]], cover_int[rows[chunk]] = rate, cover
+        w = np.zeros((len(rate_int), time_bins))
+        snap, tbin, weight = time_weights(start_ns, end_ns, tedges)
+        w[rows[snap], tbin] = weight
         num = w.T @ rate_int
         den = w.T @ cover_int
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -319,6 +351,24 @@ def heatmap(
             }
         )
     return out
+
+
+#: the regions (or region and address bin pairs) a report handles at a time:
+#: its work arrays then take some tens of MB, whatever the record's length
+_CHUNK = 1 << 20
+
+
+def _chunks(cols, per_snapshot=0):
+    """Slices of consecutive snapshots of about _CHUNK regions, counting
+    ``per_snapshot`` more for each snapshot (a heatmap's disjoint regions
+    of a snapshot make at most regions + address bins pairs)."""
+    work = np.cumsum(cols.nr_regions() + per_snapshot)
+    start = 0
+    while start < cols.nr_snapshots:
+        done = work[start - 1] if start else 0
+        end = max(start + 1, int(np.searchsorted(work, done + _CHUNK, side="right")))
+        yield slice(start, end)
+        start = end
 
 
 def heatmap_address_range(unions, address_range=None, target_id=None):
@@ -344,6 +394,8 @@ def heatmap_time_range(start_ns, end_ns, time_range=None):
     from the first snapshot start to the last snapshot end (times relative to
     the record start, as floats).  Snapshots of zero length span one ns."""
     if time_range is None:
+        if not len(start_ns):
+            raise DamonxError("no snapshot to span: give a time range")
         t0, t1 = float(np.min(start_ns)), float(np.max(end_ns))
         return t0, (t1 if t1 > t0 else t0 + 1)
     t0, t1 = (float(x) for x in time_range)
@@ -355,48 +407,61 @@ def heatmap_time_range(start_ns, end_ns, time_range=None):
     return t0, t1
 
 
-def address_bin_integrals(snapshots, edges, scale=1.0):
-    """Per snapshot and address bin: the integral over the bin of the access
-    rate (nr_accesses x ``scale``) and of the coverage (1 where a region is),
-    in rate x bytes and bytes.  Two arrays of shape (snapshots, bins)."""
+def _overlap_pairs(starts, ends, edges):
+    """The (item, bin) pairs where [starts, ends) overlaps a bin of
+    ``edges`` (floats): item and bin indices, in item order, and the
+    overlap in each."""
     nbins = len(edges) - 1
-    rate_int = np.zeros((len(snapshots), nbins))
-    cover_int = np.zeros((len(snapshots), nbins))
-    for i, s in enumerate(snapshots):
-        r = s.regions
-        if not len(r):
-            continue
-        order = np.argsort(r["start"], kind="stable")
-        st = r["start"][order].astype(np.float64)
-        en = r["end"][order].astype(np.float64)
-        rate = r["nr_accesses"][order].astype(np.float64) * scale
-        # clipped overlap of each region with each bin
-        lo = np.maximum(st[:, None], edges[None, :-1])
-        hi = np.minimum(en[:, None], edges[None, 1:])
-        ov = np.clip(hi - lo, 0, None)
-        rate_int[i] = (ov * rate[:, None]).sum(axis=0)
-        cover_int[i] = ov.sum(axis=0)
-    return rate_int, cover_int
+    lo = np.clip(np.searchsorted(edges, starts, side="right") - 1, 0, nbins)
+    hi = np.clip(np.searchsorted(edges, ends, side="left"), 0, nbins)
+    count = np.maximum(hi - lo, 0)
+    item = np.repeat(np.arange(len(starts)), count)
+    first = np.repeat(np.cumsum(count) - count, count)
+    bins = lo[item] + np.arange(len(item)) - first
+    overlap = np.minimum(ends[item], edges[bins + 1]) - np.maximum(starts[item], edges[bins])
+    return item, bins, np.clip(overlap, 0, None)
+
+
+def address_bin_integrals(columns, edges, scale=1.0):
+    """Per snapshot of ``columns`` and address bin: the integral over the
+    bin of the access rate (nr_accesses x ``scale``) and of the coverage (1
+    where a region is), in rate x bytes and bytes.  Two arrays of shape
+    (snapshots, bins); each sums the regions of a snapshot in address order."""
+    nbins = len(edges) - 1
+    shape = (columns.nr_snapshots, nbins)
+    regions = columns.regions
+    snap = columns.snapshot_index()
+    order: slice | np.ndarray = slice(None)
+    starts = regions["start"]
+    if len(starts) > 1 and not ((starts[1:] >= starts[:-1]) | (snap[1:] != snap[:-1])).all():
+        order = np.lexsort((starts, snap))
+    item, bins, overlap = _overlap_pairs(
+        starts[order].astype(np.float64), regions["end"][order].astype(np.float64), edges
+    )
+    rate = regions["nr_accesses"][order].astype(np.float64) * scale
+    cell = snap[order][item] * nbins + bins
+    rate_int = np.bincount(cell, overlap * rate[item], minlength=shape[0] * nbins)
+    cover_int = np.bincount(cell, overlap, minlength=shape[0] * nbins)
+    return rate_int.reshape(shape), cover_int.reshape(shape)
 
 
 def time_weights(start_ns, end_ns, edges):
-    """Weight of each snapshot in each time bin, shape (snapshots, bins): the
-    overlap of [start, end) with the bin in ns.  A zero-length snapshot
-    counts as an instant (weight 1) in the bin holding it, if inside."""
+    """Weight of each snapshot in each time bin: the overlap of [start, end)
+    with the bin in ns; a zero-length snapshot counts as an instant (weight
+    1) in the bin holding it, if inside.  Three arrays (snapshot, bin,
+    weight) of the pairs that weigh, in snapshot order."""
     start_ns = np.asarray(start_ns, dtype=np.float64)
     end_ns = np.asarray(end_ns, dtype=np.float64)
     nbins = len(edges) - 1
-    lo = np.maximum(start_ns[:, None], edges[None, :-1])
-    hi = np.minimum(end_ns[:, None], edges[None, 1:])
-    w = np.clip(hi - lo, 0, None)
-    zero = np.flatnonzero(end_ns <= start_ns)
-    if len(zero):
-        at = start_ns[zero]
-        idx = np.clip(np.searchsorted(edges, at, side="right") - 1, 0, nbins - 1)
-        inside = (at >= edges[0]) & (at <= edges[-1])
-        w[zero] = 0.0
-        w[zero[inside], idx[inside]] = 1.0
-    return w
+    instant = end_ns <= start_ns
+    snap, bins, w = _overlap_pairs(start_ns, np.where(instant, start_ns, end_ns), edges)
+    keep = w > 0
+    at = np.flatnonzero(instant & (start_ns >= edges[0]) & (start_ns <= edges[-1]))
+    at_bin = np.clip(np.searchsorted(edges, start_ns[at], side="right") - 1, 0, nbins - 1)
+    snap = np.concatenate((snap[keep], at))
+    order = np.argsort(snap, kind="stable")
+    bins = np.concatenate((bins[keep], at_bin))[order]
+    return snap[order], bins, np.concatenate((w[keep], np.ones(len(at))))[order]
 
 
 def to_jsonable(obj):

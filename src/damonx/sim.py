@@ -10,10 +10,15 @@ A workload is described in JSON (or the same structure in Python)::
 
 Each phase lasts ``duration_us`` of simulated time and the last one repeats.
 In each sampling interval each page of a listed range is accessed with that
-probability; every other page is not accessed.
+probability; every other page is not accessed.  A range may give
+``"rate_hz"`` instead: each of its pages is then accessed that many times a
+second at random moments (a Poisson process), so that a sampling interval of
+s seconds finds it accessed with probability 1 - exp(-rate_hz * s): longer
+intervals find more, as with real programs.
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +30,17 @@ from damonx.errors import FileNotFound, InvalidAttrs, translated
 class Range:
     start: int
     end: int
+    #: per sampling interval, when rate_hz is 0
     probability: float
+    #: accesses per second of each page; 0 to use the probability
+    rate_hz: float = 0.0
+
+    def access_probability(self, sample_us):
+        """The probability that a sampling interval of sample_us finds a page
+        of the range accessed."""
+        if self.rate_hz > 0:
+            return -math.expm1(-self.rate_hz * sample_us / 1e6)
+        return self.probability
 
 
 @dataclass(frozen=True)
@@ -65,14 +80,18 @@ class Workload:
             ranges = []
             for j, r in enumerate(ph.get("ranges", [])):
                 try:
+                    if ("probability" in r) == ("rate_hz" in r):
+                        raise KeyError("probability or rate_hz, not both")
                     rng = Range(
                         _int(r["start"], f"{where}.ranges[{j}].start"),
                         _int(r["end"], f"{where}.ranges[{j}].end"),
-                        float(r["probability"]),
+                        float(r.get("probability", 0.0)),
+                        float(r.get("rate_hz", 0.0)),
                     )
                 except (KeyError, TypeError, ValueError) as err:
                     raise InvalidAttrs(
-                        f"{where}.ranges[{j}] needs integer start, end and a probability: {err}"
+                        f"{where}.ranges[{j}] needs integer start, end and a probability "
+                        f"or a rate_hz: {err}"
                     ) from None
                 ranges.append(rng)
             ranges.sort(key=lambda r: r.start)
@@ -133,6 +152,8 @@ class Workload:
                     raise InvalidAttrs(f"{where} overlaps the range before it")
                 if not 0.0 <= r.probability <= 1.0:
                     raise InvalidAttrs(f"{where} probability {r.probability} is not in [0, 1]")
+                if not (r.rate_hz >= 0.0 and math.isfinite(r.rate_hz)):
+                    raise InvalidAttrs(f"{where} rate_hz {r.rate_hz} is not a finite rate >= 0")
                 prev_end = r.end
 
     def to_dict(self):
@@ -143,7 +164,12 @@ class Workload:
                 {
                     "duration_us": ph.duration_us,
                     "ranges": [
-                        {"start": r.start, "end": r.end, "probability": r.probability}
+                        {"start": r.start, "end": r.end}
+                        | (
+                            {"rate_hz": r.rate_hz}
+                            if r.rate_hz > 0
+                            else {"probability": r.probability}
+                        )
                         for r in ph.ranges
                     ],
                 }
@@ -160,10 +186,13 @@ class Workload:
                 return ph
         return self.phases[-1]
 
-    def hot_ranges(self, t_us, min_probability=0.0):
-        """Ranges accessed with more than min_probability at time t_us."""
+    def hot_ranges(self, t_us, min_probability=0.0, sample_us=5000):
+        """Ranges accessed with more than min_probability per sampling
+        interval of sample_us at time t_us."""
         return [
-            (r.start, r.end) for r in self.phase_at(t_us).ranges if r.probability > min_probability
+            (r.start, r.end)
+            for r in self.phase_at(t_us).ranges
+            if r.access_probability(sample_us) > min_probability
         ]
 
 

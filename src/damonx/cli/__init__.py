@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     ("record", "record data accesses of processes, memory or a simulated workload"),
     ("start", "monitor and apply operation schemes (damo's --damos_* options) until stopped"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
+    ("convert", "write a record in another format, or a part of it"),
     ("features", "which access-check mechanisms this machine offers"),
     ("version", "print the damonx version"),
 ]

@@ -64,6 +64,16 @@ target_id = int_in(-(2**63), U64_MAX, "a target id (an integer)")
 #: a count of regions, as DAMON's 32-bit fields hold it
 nr_regions = int_in(0, U32_MAX, f"a number of regions from 0 to {U32_MAX}")
 
+_budget = float_in(0.01, 100, "a CPU budget from 0.01 to 100 (percent of one CPU)")
+
+
+def cpu_budget(text):
+    """A type: percent of one CPU, 0.01 to 100, with or without a % sign."""
+    return _budget(text[:-1] if text.endswith("%") else text)
+
+
+cpu_budget.__name__ = "percent"
+
 
 def pid(text):
     """A type: a process id, 1 to 2^31-1, in decimal."""

@@ -49,6 +49,13 @@ def add_target_options(parser, command):
         help="operations set (default: vaddr, or sim with --workload)",
     )
     parser.add_argument(
+        "--backend",
+        choices=["auto", "page_idle", "kernel"],
+        default="auto",
+        help="page_idle: damonx's own access checks; kernel: the kernel's DAMON through "
+        "its sysfs interface; auto (default): the first of them that can run here",
+    )
+    parser.add_argument(
         "--workload", type=_args.path, metavar="FILE.json", help="simulated workload (ops sim)"
     )
     parser.add_argument(
@@ -68,7 +75,8 @@ def add_target_options(parser, command):
 
 
 def add_monitoring_options(parser):
-    """The monitoring attributes, with damo's option names."""
+    """The monitoring attributes, with damo's option names, and the CPU
+    budget."""
     parser.add_argument(
         "--monitoring_intervals",
         nargs=3,
@@ -85,6 +93,72 @@ def add_monitoring_options(parser):
         default=[10, 1000],
         help="minimum and maximum number of regions",
     )
+    tuning = parser.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--monitoring_intervals_goal",
+        nargs=4,
+        metavar=("ACCESS_BP", "AGGRS", "MIN_SAMPLE", "MAX_SAMPLE"),
+        help="auto-tune the sampling and aggregation intervals together, as the "
+        "kernel does (6.15+): aim for ACCESS_BP basis points (or a percentage: 4%%) "
+        "of the access events an aggregation could find, retuning every AGGRS "
+        "aggregations, the sampling interval within MIN_SAMPLE and MAX_SAMPLE "
+        "(microseconds, or 5ms 10s)",
+    )
+    tuning.add_argument(
+        "--monitoring_intervals_autotune",
+        action="store_true",
+        help="--monitoring_intervals_goal 4%% 3 5ms 10s (damo's and DAMON_STAT's goal)",
+    )
+    parser.add_argument(
+        "--cpu_budget",
+        type=_args.cpu_budget,
+        metavar="PERCENT",
+        help="keep the monitor's CPU time (all of the process: the loop, the "
+        "snapshots, the output) near or under PERCENT of one CPU, by stretching "
+        "both intervals together and, past a sampling interval of 1 s (or the "
+        "goal's MAX_SAMPLE), lowering the region limit; with an intervals goal, "
+        "a ceiling the goal steers below",
+    )
+
+
+def parse_access_bp(text, what):
+    """An access ratio in basis points: ``400``, ``400bp`` or ``4%``."""
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1]) * 100
+        else:
+            value = float(t[:-2] if t.endswith("bp") else t)
+    except ValueError:
+        value = float("nan")
+    if not (value == value and 1 <= value <= 10000 and value == round(value)):
+        raise errors.InvalidAttrs(
+            f"{what} {text!r} is not an access ratio: give basis points from 1 to 10000 "
+            "(400) or a percentage (4%)"
+        )
+    return int(value)
+
+
+def intervals_goal_from_args(args):
+    """The ``damonx.IntervalsGoal`` of the options, or None."""
+    from damonx.attrs import IntervalsGoal
+
+    if args.monitoring_intervals_autotune:
+        return IntervalsGoal()
+    if not args.monitoring_intervals_goal:
+        return None
+    access, aggrs, lo, hi = args.monitoring_intervals_goal
+    what = "--monitoring_intervals_goal"
+    if not aggrs.isdigit() or int(aggrs) < 1:
+        raise errors.InvalidAttrs(
+            f"{what} AGGRS {aggrs!r} is not a number of aggregations (1 or more)"
+        )
+    return IntervalsGoal(
+        access_bp=parse_access_bp(access, f"{what} ACCESS_BP"),
+        aggrs=int(aggrs),
+        min_sample_us=units.parse_duration_us(lo, f"{what} MIN_SAMPLE"),
+        max_sample_us=units.parse_duration_us(hi, f"{what} MAX_SAMPLE"),
+    )
 
 
 def attrs_from_args(args):
@@ -97,7 +171,13 @@ def attrs_from_args(args):
     )
     lo, hi = args.monitoring_nr_regions_range
     return damonx.Attrs(
-        sample_us=sample, aggr_us=aggr, ops_update_us=update, min_nr_regions=lo, max_nr_regions=hi
+        sample_us=sample,
+        aggr_us=aggr,
+        ops_update_us=update,
+        min_nr_regions=lo,
+        max_nr_regions=hi,
+        intervals_goal=intervals_goal_from_args(args),
+        cpu_budget=args.cpu_budget,
     )
 
 
@@ -133,11 +213,9 @@ def open_monitor(args, attrs, schemes=()):
         if args.regions:
             raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
-        return (
-            _with_schemes(damonx.Monitor("sim", wl, attrs, seed=args.seed), schemes),
-            {"ops": "sim", "workload": wl.to_dict()},
-            None,
-        )
+        mon = damonx.Monitor("sim", wl, attrs, seed=args.seed, backend=args.backend)
+        meta = {"ops": "sim", "backend": mon.backend, "workload": wl.to_dict()}
+        return _with_schemes(mon, schemes), meta, None
     ops = args.ops or "vaddr"
     if ops == "sim":
         raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
@@ -148,9 +226,15 @@ def open_monitor(args, attrs, schemes=()):
                 "paddr takes no process; give ranges with -r or none for all RAM"
             )
         mon = damonx.Monitor(
-            "paddr", regions or None, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
+            "paddr",
+            regions or None,
+            attrs,
+            seed=args.seed,
+            procfs=args.procfs,
+            sysfs=args.sysfs,
+            backend=args.backend,
         )
-        return _with_schemes(mon, schemes), {"ops": "paddr"}, None
+        return _with_schemes(mon, schemes), {"ops": "paddr", "backend": mon.backend}, None
     if not args.target and not command_line:
         raise errors.InvalidAttrs("give process ids, or a command after --")
     if args.target:
@@ -158,17 +242,15 @@ def open_monitor(args, attrs, schemes=()):
     else:
         # checked before the command starts, so a missing capability
         # does not leave a started command behind
-        from damonx import features
+        from damonx import backend
 
-        features.require(ops, args.procfs, args.sysfs)
+        backend.require(args.backend, ops, args.procfs, args.sysfs)
         try:
             cmd = subprocess.Popen(command_line)
         except OSError as err:
             raise errors.DamonxError(f"cannot start {command_line[0]}: {err.strerror}") from None
         pids = [cmd.pid]
     meta = {"ops": ops, "pids": pids}
-    if cmd is not None:
-        meta["command"] = command_line
     try:
         if ops == "fvaddr":
             if not regions:
@@ -180,12 +262,19 @@ def open_monitor(args, attrs, schemes=()):
                 seed=args.seed,
                 procfs=args.procfs,
                 sysfs=args.sysfs,
+                backend=args.backend,
             )
         else:
             if regions:
                 raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
             mon = damonx.Monitor(
-                "vaddr", pids, attrs, seed=args.seed, procfs=args.procfs, sysfs=args.sysfs
+                "vaddr",
+                pids,
+                attrs,
+                seed=args.seed,
+                procfs=args.procfs,
+                sysfs=args.sysfs,
+                backend=args.backend,
             )
         _with_schemes(mon, schemes)
     except BaseException:
@@ -193,6 +282,9 @@ def open_monitor(args, attrs, schemes=()):
             cmd.kill()
             cmd.wait()
         raise
+    meta["backend"] = mon.backend
+    if cmd is not None:
+        meta["command"] = command_line
     return mon, meta, cmd
 
 

@@ -19,10 +19,17 @@ before then leaves an existing output as it was.  Ctrl-C or SIGTERM ends the
 recording with a complete file; a killed recorder leaves what it wrote at the
 output (read it with `damonx report ... --allow_partial`), or, killed before
 the first snapshot, the old output and the temporary file.
+
+Progress: on a terminal, a status line on stderr refreshed once a second, with
+the intervals in effect (an intervals goal or a CPU budget tunes them) and the
+monitor's CPU time.  With --json, the same as JSON lines on stdout instead,
+one a second ({"event": "progress", ...}), and a last one when the recording
+ends ({"event": "done", ...}: snapshots, reason, CPU time and share, the
+intervals at the end and their range).
 """
 
+import json
 import os
-import resource
 import sys
 import time
 
@@ -61,35 +68,100 @@ def set_argparser(parser):
         help="stop after this long (simulated time for sim; default 10 s there)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="progress as JSON lines on stdout, once a second, and a last line "
+        "with the result (instead of the status line)",
+    )
+
+
+def _ms(us):
+    return f"{us / 1000:g} ms" if us < 1_000_000 else f"{us / 1e6:g} s"
+
+
+def _share(cpu_ns, span_ns):
+    """CPU time as % of one CPU over a span, rounded; 0 for an empty span."""
+    return round(100.0 * cpu_ns / span_ns, 3) if span_ns > 0 else 0.0
 
 
 class Progress:
-    """One status line on a terminal, refreshed once a second."""
+    """What the recording does, once a second: a status line on a terminal
+    (line), or JSON lines on stdout (json_lines).  Times are the monitor's
+    (simulated for sim); the CPU share is the monitor's CPU time over them."""
 
-    def __init__(self, enabled, writer):
-        self.enabled = enabled
-        self.writer = writer
+    def __init__(self, line, json_lines, writer, simulated):
+        self.line, self.json_lines = line, json_lines
+        self.writer, self.simulated = writer, simulated
         self.t0 = time.monotonic()
         self.last = 0.0
+        self.nr_snapshots = 0
+        self.snap = None
+        self.start_ns = 0  # of the first snapshot
+        self.sample_range = (0, 0)
+        self.mark = None  # (end_ns, cpu_ns) at the last report
 
-    def update(self, nr_snapshots, nr_regions, sim_s=None, force=False):
+    def update(self, snap, nr_snapshots):
+        if self.snap is None:
+            self.start_ns = snap.start_ns
+            self.sample_range = (snap.sample_us, snap.sample_us)
+        self.nr_snapshots, self.snap = nr_snapshots, snap
+        lo, hi = self.sample_range
+        self.sample_range = (min(lo, snap.sample_us), max(hi, snap.sample_us))
         now = time.monotonic()
-        if not self.enabled or (now - self.last < 1.0 and not force):
+        if not (self.line or self.json_lines) or now - self.last < 1.0:
             return
         self.last = now
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        size = self.writer.size
-        sim = f" simulated {sim_s:.1f} s," if sim_s is not None else ""
+        mark = self.mark or (self.start_ns, 0)
+        self.mark = (snap.end_ns, snap.cpu_ns)
+        info = {
+            "event": "progress",
+            "elapsed_s": round(now - self.t0, 3),
+            "monitored_s": round((snap.end_ns - self.start_ns) / 1e9, 3),
+            "snapshots": nr_snapshots,
+            "nr_regions": snap.nr_regions,
+            "sample_us": snap.sample_us,
+            "aggr_us": snap.aggr_us,
+            "cpu_pct": _share(snap.cpu_ns - mark[1], snap.end_ns - mark[0]),
+            "cpu_s": round(snap.cpu_ns / 1e9, 6),
+            "bytes_written": self.writer.size,
+        }
+        if self.json_lines:
+            print(json.dumps(info), flush=True)
+            return
+        sim = f" simulated {info['monitored_s']:.1f} s," if self.simulated else ""
         sys.stderr.write(
-            f"\rrecording {now - self.t0:6.1f} s,{sim} {nr_snapshots} snapshots, "
-            f"{nr_regions} regions, {size / 1024:.0f} KiB written, "
-            f"monitor CPU {ru.ru_utime + ru.ru_stime:.2f} s   "
+            f"\rrecording {info['elapsed_s']:6.1f} s,{sim} {nr_snapshots} snapshots, "
+            f"{info['nr_regions']} regions, sample {_ms(snap.sample_us)} aggr "
+            f"{_ms(snap.aggr_us)}, {info['bytes_written'] / 1024:.0f} KiB written, "
+            f"monitor CPU {info['cpu_pct']:.1f}%   "
         )
         sys.stderr.flush()
 
-    def done(self):
-        if self.enabled:
+    def done(self, out, reason):
+        """The end: a new line after the status line, or the last JSON line."""
+        if self.line and self.mark is not None:
             sys.stderr.write("\n")
+        if not self.json_lines or self.snap is None:
+            return
+        snap = self.snap
+        monitored_ns = snap.end_ns - self.start_ns
+        result = {
+            "event": "done",
+            "out": out,
+            "reason": reason,
+            "elapsed_s": round(time.monotonic() - self.t0, 3),
+            "monitored_s": round(monitored_ns / 1e9, 3),
+            "snapshots": self.nr_snapshots,
+            "cpu_s": round(snap.cpu_ns / 1e9, 6),
+            "cpu_pct": _share(snap.cpu_ns, monitored_ns),
+            "sample_us": snap.sample_us,
+            "aggr_us": snap.aggr_us,
+            "sample_us_min": self.sample_range[0],
+            "sample_us_max": self.sample_range[1],
+            "bytes_written": os.path.getsize(out) if os.path.isfile(out) else 0,
+        }
+        print(json.dumps(result), flush=True)
 
 
 def main(args):
@@ -114,7 +186,12 @@ def main(args):
         writer.abort()
         raise
     writer.meta.update(meta)
-    progress = Progress(sys.stderr.isatty() and not args.quiet, writer)
+    progress = Progress(
+        sys.stderr.isatty() and not args.quiet and not args.json,
+        args.json,
+        writer,
+        meta["ops"] == "sim",
+    )
     n = 0
     reason = "no target left"
     ok = False
@@ -134,9 +211,7 @@ def main(args):
                         damos_stats=snap.scheme_stats,
                     )
                 n += 1
-                progress.update(
-                    n, snap.nr_regions, (snap.end_ns - t0) / 1e9 if meta["ops"] == "sim" else None
-                )
+                progress.update(snap, n)
                 if timeout is not None and snap.end_ns - t0 >= timeout * 1e9:
                     reason = "timeout"
                     break
@@ -149,8 +224,7 @@ def main(args):
                 writer.abort()
     if stopped:
         reason = f"stopped by {stopped[0]}"
-    progress.update(n, 0, force=True)
-    progress.done()
+    progress.done(args.out, reason)
     if not n:
         left = "left as it was" if os.path.lexists(args.out) else "not written"
         raise errors.DamonxError(f"no snapshot recorded ({reason}); {args.out} {left}")

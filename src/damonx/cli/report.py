@@ -8,6 +8,7 @@ monitored regions).  Every type takes --json.
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -34,7 +35,8 @@ def _percentiles(args):
     return sorted(set(base) | set(extra))
 
 
-def _add_common(p):
+def add_input(p):
+    """-i/--input: the record file."""
     p.add_argument(
         "-i",
         "--input",
@@ -43,13 +45,22 @@ def _add_common(p):
         metavar="FILE",
         help="record file (default: damon.data)",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def add_allow_partial(p, what="report on"):
+    """--allow_partial: ``what`` to do with the readable prefix of a damaged file."""
     p.add_argument(
         "--allow_partial",
         action="store_true",
-        help="report on the readable prefix of a truncated or damaged file "
+        help=f"{what} the readable prefix of a truncated or damaged file "
         "(e.g. left by a killed recorder) instead of failing",
     )
+
+
+def _add_common(p):
+    add_input(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_allow_partial(p)
     p.add_argument(
         "--target_id", type=_args.target_id, metavar="ID", help="only this target (default: all)"
     )
@@ -202,12 +213,14 @@ def set_argparser(parser):
         p.set_defaults(_subparser=p)  # the parser that reports a stray argument
 
 
-def _load(args):
+def _load(args, **selection):
+    """The record of --input; ``selection`` (see records.load) keeps only a
+    part of it, while reading."""
     from damonx import records
 
     if not os.path.exists(args.input):
         raise errors.FileNotFound(f"record file {args.input} does not exist (give one with -i)")
-    rec = records.load(args.input, partial_ok=args.allow_partial)
+    rec = records.load(args.input, partial_ok=args.allow_partial, **selection)
     if rec.warning:
         print(
             f"damonx report: warning: {rec.warning}; reporting what was readable", file=sys.stderr
@@ -224,13 +237,15 @@ def _print_json(obj):
 def main(args):
     from damonx import reports
 
-    rec = _load(args)
     kind = args.report_type
+    if kind == "heatmap":
+        return _heatmap(args)
+    # --exclude_samples counts times from the first snapshot left of any target
+    every_target = args.target_id is None or bool(getattr(args, "exclude_samples", 0))
+    rec = _load(args, target_ids=None if every_target else [args.target_id])
     if kind == "raw":
         if args.target_id is not None:
-            from damonx.records import Record
-
-            rec = Record(rec.intervals, [rec.target(args.target_id)], rec.meta, rec.warning)
+            rec.target(args.target_id)  # says which targets there are, if not this one
         if args.json:
             from damonx.records import dumps
 
@@ -246,8 +261,6 @@ def main(args):
         else:
             _print_access(res, rec, args.raw_number)
         return 0
-    if kind == "heatmap":
-        return _heatmap(rec, args)
     rec = _exclude_first(rec, args.exclude_samples)
     fn = {
         "wss": lambda: reports.wss(
@@ -288,23 +301,19 @@ def main(args):
 
 
 def _exclude_first(rec, n):
-    from damonx.records import Record, TargetRecord
+    from damonx.records import Record
 
     if n < 0:
         raise DamonxError("--exclude_samples must not be negative")
     if not n:
         return rec
-    short = [t.target_id for t in rec.targets if len(t.snapshots) <= n]
+    short = [t.target_id for t in rec.targets if t.nr_snapshots <= n]
     if short:
         raise DamonxError(
             f"target {short[0]} has no more than {n} snapshots; lower --exclude_samples"
         )
-    return Record(
-        rec.intervals,
-        [TargetRecord(t.target_id, t.snapshots[n:]) for t in rec.targets],
-        rec.meta,
-        rec.warning,
-    )
+    rest = [t.take(slice(n, None)) for t in rec.targets]
+    return Record(rec.intervals, rest, rec.meta, rec.warning)
 
 
 def _nth_path(path, n):
@@ -370,7 +379,7 @@ def _print_dist(res, kind, args):
             print(line)
 
 
-def _parse_addr_range(vals):
+def parse_address_range(vals):
     if vals is None:
         return None
     if len(vals) == 1 and vals[0] == "all":
@@ -386,17 +395,31 @@ def _parse_addr_range(vals):
     return start, end
 
 
-def _heatmap(rec, args):
+#: how much more than --time_range a heatmap reads, in ns: the snapshots
+#: the map gives weight to, whatever the rounding of float times
+_TIME_MARGIN_NS = 1_000_000
+
+
+def _heatmap(args):
     from damonx import reports
 
     image = args.output is not None
     tbins, abins = args.resol if args.resol else ((200, 300) if image else (20, 80))
-    trange = None
+    trange = read_trange = None
     if args.time_range:
         trange = (args.time_range[0] * 1e9, args.time_range[1] * 1e9)
-    res = reports.heatmap(
-        rec, args.target_id, tbins, abins, _parse_addr_range(args.address_range), trange
+        read_trange = (
+            max(0, math.floor(trange[0]) - _TIME_MARGIN_NS),
+            min(2**64, math.ceil(trange[1]) + _TIME_MARGIN_NS),
+        )
+    arange = parse_address_range(args.address_range)
+    rec = _load(
+        args,
+        target_ids=None if args.target_id is None else [args.target_id],
+        time_range=read_trange,
+        address_range=arange if isinstance(arange, tuple) else None,
     )
+    res = reports.heatmap(rec, args.target_id, tbins, abins, arange, trange)
     if args.json:
         _print_json(res)
         return 0

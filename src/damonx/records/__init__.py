@@ -21,19 +21,30 @@ first bytes, never by the file name:
 
 All sizes are bytes, times nanoseconds unless a name says otherwise.
 
-Modules: ``model`` (Record, TargetRecord, TargetSnapshot), ``detect``
-(``load``, ``detect_format``), ``binary`` (the binary codec),
-``jsonstream`` (the streaming JSON reader) and ``writer`` (RecordWriter,
+A target's snapshots are held as columns (:class:`Columns`: times, region
+offsets and one array of all regions), which the reports work on; a list of
+:class:`TargetSnapshot` is made when asked for.  ``load`` and ``select``
+can keep a part of a record only: some targets, a time range, an address
+range.
+
+Modules: ``model`` (Record, TargetRecord, TargetSnapshot, Columns,
+Selection), ``build`` (RecordBuilder, ``select``), ``detect`` (``load``,
+``detect_format``), ``binary`` (the binary codec), ``jsonstream`` (the
+streaming JSON reader, with the compiled parser of ``damonx._recread``),
+``jsonvalues`` (damo's forms of values) and ``writer`` (RecordWriter,
 ``dumps``, ``save``; one sink per format).
 """
 
 from .binary import MAGIC as BINARY_MAGIC
+from .build import select
 from .detect import detect_format, load
 from .model import (
     FLAT_REGION_DTYPE,
     FORMATS,
     SNAPSHOT_TIME_DTYPE,
+    Columns,
     Record,
+    Selection,
     TargetRecord,
     TargetSnapshot,
     make_regions,
@@ -42,11 +53,13 @@ from .writer import RecordWriter, dumps, save
 
 __all__ = [
     "BINARY_MAGIC",
+    "Columns",
     "FLAT_REGION_DTYPE",
     "FORMATS",
     "SNAPSHOT_TIME_DTYPE",
     "Record",
     "RecordWriter",
+    "Selection",
     "TargetRecord",
     "TargetSnapshot",
     "detect_format",
@@ -54,4 +67,5 @@ __all__ = [
     "load",
     "make_regions",
     "save",
+    "select",
 ]

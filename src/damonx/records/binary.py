@@ -15,7 +15,8 @@ import numpy as np
 from damonx.dtypes import REGION_DTYPE
 from damonx.errors import InvalidRecord
 
-from .model import U64_MAX, Broken, Corrupted, Record, RecordBuilder, TargetSnapshot, Truncated
+from .build import RecordBuilder
+from .model import U64_MAX, Broken, Corrupted, Record, TargetSnapshot, Truncated
 
 MAGIC = b"damon_recfmt_ver"
 VERSIONS = (1, 2)
@@ -85,8 +86,8 @@ def parse(data):
                 partial=_finish(builder),
             ) from None
         for tid, regions in pending:
-            start = last_end.get(tid)
-            builder.add(tid, TargetSnapshot(start if start is not None else -1, end_ns, regions))
+            # a first snapshot starts when it ends, until _finish() knows better
+            builder.add(tid, TargetSnapshot(last_end.get(tid, end_ns), end_ns, regions))
             last_end[tid] = end_ns
         agg_idx += 1
     return _finish(builder)
@@ -130,12 +131,9 @@ def _finish(builder):
     """
     rec = builder.record()
     for t in rec.targets:
-        snaps = t.snapshots
-        if not snaps or snaps[0].start_ns != -1:
-            continue
-        if len(snaps) > 1:
-            mean = (snaps[-1].end_ns - snaps[0].end_ns) // (len(snaps) - 1)
-            snaps[0].start_ns = max(0, snaps[0].end_ns - mean)
-        else:
-            snaps[0].start_ns = snaps[0].end_ns
+        cols = t.columns()
+        n = cols.nr_snapshots
+        if n > 1:
+            first, last = int(cols.end_ns[0]), int(cols.end_ns[-1])
+            cols.start_ns[0] = max(0, first - (last - first) // (n - 1))
     return rec

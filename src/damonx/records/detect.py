@@ -1,12 +1,14 @@
 """Reading a record: its format told by its first bytes, never by its name."""
 
 import codecs
+import contextlib
 import os
 
 from damonx import errors
 from damonx.errors import InvalidRecord
 
 from . import binary, jsonstream
+from .build import RecordBuilder, check_selection, select
 from .model import Record
 
 
@@ -27,11 +29,43 @@ def _is_json(head):
     return stripped[:1] in (b"[", b"{")
 
 
-# format -> (does the head carry its magic, parse(data)); sniffed in this order
+def _json_reader(compressed):
+    def parse(data, selection):
+        target_ids, time_range, address_range = selection
+        builder = RecordBuilder(target_ids, time_range, address_range)
+        try:
+            rec = jsonstream.parse(data, compressed, builder)
+        except InvalidRecord:
+            if not builder.redo:
+                raise
+        else:
+            if not builder.redo:
+                return rec
+        # the time range was applied from a start that a later target moved
+        # earlier: again, from the start now known
+        again = RecordBuilder(target_ids, time_range, address_range, builder.filter.base_ns)
+        return jsonstream.parse(data, compressed, again)
+
+    return parse
+
+
+def _binary_reader(data, selection):
+    # the format has no start for first snapshots: the record is read whole
+    # (it holds no more than its regions), then selected
+    try:
+        rec = binary.parse(data[: len(data)])
+    except InvalidRecord as err:
+        if selection != (None, None, None) and err.partial is not None:
+            err.partial = select(err.partial, *selection)
+        raise
+    return select(rec, *selection) if selection != (None, None, None) else rec
+
+
+# format -> (does the head carry its magic, parse(data, selection)); sniffed in this order
 _READERS = {
-    "binary": (lambda head: head.startswith(binary.MAGIC), binary.parse),
-    "json_compressed": (_is_zlib, lambda data: jsonstream.parse(data, compressed=True)),
-    "json": (_is_json, lambda data: jsonstream.parse(data, compressed=False)),
+    "binary": (lambda head: head.startswith(binary.MAGIC), _binary_reader),
+    "json_compressed": (_is_zlib, _json_reader(compressed=True)),
+    "json": (_is_json, _json_reader(compressed=False)),
 }
 
 
@@ -44,22 +78,46 @@ def detect_format(head):
     return None
 
 
-def _read_source(source):
+class _FileData:
+    """The bytes of an open file, read when sliced (``data[a:b]``, ``len``),
+    so that a reader that streams them never holds the whole file."""
+
+    def __init__(self, f):
+        self.fd = f.fileno()
+        self.size = os.fstat(self.fd).st_size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, part):
+        start, stop, _ = part.indices(self.size)
+        return os.pread(self.fd, max(0, stop - start), start)
+
+
+@contextlib.contextmanager
+def _source(source):
+    """(data, name) of a path (read when sliced) or of bytes; a file that
+    cannot be read raises FileNotFound, AccessDenied or another DamonxError."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), "<bytes>"
+        yield bytes(source), "<bytes>"
+        return
     path = os.fspath(source)
     try:
         with open(path, "rb") as f:
-            return f.read(), path
+            data = _FileData(f)
+            data[:1]  # a directory opens, but does not read
+            yield data, path
     except IsADirectoryError as err:
         raise errors.DamonxError(f"{path} is a directory, not a record file") from err
+    except errors.DamonxError:
+        raise
     except OSError as err:
         raise errors.from_oserror(
             err, "cannot read the record", missing=errors.FileNotFound, privilege_hint=None
         ) from err
 
 
-def load(source, partial_ok=False):
+def load(source, partial_ok=False, *, target_ids=None, time_range=None, address_range=None):
     """Read a record from a path or from bytes, whatever its format.
 
     A truncated or corrupted file raises InvalidRecord saying where it broke;
@@ -68,11 +126,20 @@ def load(source, partial_ok=False):
     ``Record.warning`` (e.g. for a file left by a killed recorder).  A file
     that cannot be read raises FileNotFound, AccessDenied or another
     DamonxError.
+
+    ``target_ids``, ``time_range`` (ns since the start of the record) and
+    ``address_range`` (bytes) keep only a part, as :func:`select` does, but
+    while reading: what is left out takes no memory.
     """
-    data, name = _read_source(source)
-    if not data:
+    selection = check_selection(target_ids, time_range, address_range)
+    with _source(source) as (data, name):
+        return _load(data, name, partial_ok, selection)
+
+
+def _load(data, name, partial_ok, selection):
+    if not len(data):
         raise InvalidRecord(f"{name}: empty file, not a record", offset=0, partial=Record())
-    fmt = detect_format(data)
+    fmt = detect_format(data[:64])
     if fmt is None:
         raise InvalidRecord(
             f"{name}: unknown record format (first bytes {data[:16]!r}); expected "
@@ -81,7 +148,7 @@ def load(source, partial_ok=False):
             partial=Record(),
         )
     try:
-        return _READERS[fmt][1](data)
+        return _READERS[fmt][1](data, selection)
     except InvalidRecord as err:
         msg = f"{name}: {err}"
         if partial_ok:

@@ -4,36 +4,42 @@ The document is a list with one object per target (``target_id``,
 ``intervals``, ``snapshots``); each snapshot has ``start_time`` and
 ``end_time`` in ns and ``regions`` with ``start``, ``end``,
 ``nr_accesses.samples`` and ``age.aggr_intervals``.  damonx's metadata rides
-under the key ``"damonx"`` of the first target object.  damo writes numbers
-either raw or human-readable (``'4,096'``, ``'4.000 KiB'``, ``'100 ms'``);
-both are read.
+under the key ``"damonx"`` of the first target object.  The values may be
+written in any of damo's forms (see :mod:`.jsonvalues`).
 
-The text is decoded chunk by chunk and walked one snapshot at a time, so
-that only one snapshot is ever held as Python objects, and a damaged file
-yields everything before the damage.
+The input is decompressed and decoded a chunk at a time and walked in
+order, so a damaged file yields everything before the damage.  The walker
+handles the few values around the snapshots itself; the snapshots go to
+the compiled parser (``damonx._recread``), which reads the usual form
+straight into columns and hands anything else back: that snapshot is read
+here, with :func:`json.JSONDecoder.raw_decode` and :mod:`.jsonvalues`.
+With ``fast=False`` every snapshot is read here, which gives the same
+record and the same errors, only slower (the tests compare the two).
 """
 
 import codecs
 import json
+import queue
 import re
+import threading
 import zlib
 
-import numpy as np
+from damonx import _recread
+from damonx.errors import InvalidRecord
 
-from damonx import units
-from damonx.attrs import Intervals
-from damonx.dtypes import REGION_DTYPE
-from damonx.errors import InvalidAttrs, InvalidRecord
-
-from .model import U32_MAX, U64_MAX, Broken, Corrupted, RecordBuilder, TargetSnapshot, Truncated
+from . import jsonvalues as jv
+from .build import RecordBuilder
+from .model import Broken, Corrupted, Truncated
 
 
-def parse(data, compressed):
-    """The Record in ``data``; InvalidRecord (with the readable prefix as
-    ``partial``) if it is truncated or corrupted."""
-    builder = RecordBuilder()
-    src = _TextSource(data, compressed)
-    walker = _JsonWalker(src, builder)
+def parse(data, compressed, builder=None, fast=True, prefetch=None):
+    """The Record in ``data``, selected by ``builder`` (a RecordBuilder;
+    default: everything); InvalidRecord (with the readable prefix as
+    ``partial``) if it is truncated or corrupted.  ``prefetch``: decompress
+    in a thread (default: for large inputs)."""
+    builder = builder if builder is not None else RecordBuilder()
+    src = _TextSource(data, compressed, prefetch)
+    walker = _JsonWalker(src, builder, fast)
     try:
         walker.walk()
         # anything but whitespace after the list is damage
@@ -54,73 +60,150 @@ def parse(data, compressed):
             offset=(src.in_pos if compressed else src.offset),
             partial=builder.record(),
         ) from None
+    finally:
+        src.close()
     return builder.record()
+
+
+def _decoded(data, compressed, chunk):
+    """The text of ``data`` (bytes, or anything with a length that slices to
+    bytes) a chunk of ``chunk`` input bytes at a time:
+    (text, input bytes consumed, whether the zlib stream is complete), and
+    Corrupted where the input is (its ``offset``: the input consumed)."""
+    zobj = zlib.decompressobj() if compressed else None
+    udec = codecs.getincrementaldecoder("utf-8")("strict")
+    in_pos = 0
+    complete = not compressed
+    while True:
+        piece = data[in_pos : in_pos + chunk]
+        start = in_pos
+        in_pos += len(piece)
+        final = in_pos >= len(data) or not piece  # (a file cut while read)
+        try:
+            raw = piece
+            if zobj is not None:
+                raw = zobj.decompress(piece)
+                if zobj.eof:
+                    complete = final = True
+                    if zobj.unused_data.strip(b"\0"):
+                        where = len(data) - len(zobj.unused_data)
+                        raise Corrupted(
+                            f"unexpected data after the zlib stream (compressed byte {where})",
+                            in_pos,
+                        )
+            text = udec.decode(raw, final=final)
+        except zlib.error as err:
+            raise Corrupted(
+                f"zlib stream corrupted near compressed byte {start} ({err})", in_pos
+            ) from None
+        except UnicodeDecodeError as err:
+            raise Corrupted(f"invalid UTF-8 ({err.reason})", in_pos) from None
+        yield text, in_pos, complete
+        if final:
+            return
+
+
+class _Prefetch:
+    """The items of an iterator, made by a thread a few items ahead (zlib
+    releases the GIL, so decompression runs beside the parsing); its
+    exceptions are raised where the item they replace would come."""
+
+    def __init__(self, items, depth=4):
+        self.queue: queue.Queue = queue.Queue(depth)
+        self.stopped = self.finished = False
+        self.thread = threading.Thread(target=self._run, args=(items,), daemon=True)
+        self.thread.start()
+
+    def _run(self, items):
+        try:
+            for item in items:
+                if not self._put((True, item)):
+                    return
+            self._put((False, None))
+        except Exception as err:
+            self._put((False, err))
+
+    def _put(self, entry):
+        while not self.stopped:
+            try:
+                self.queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.finished:
+            raise StopIteration
+        is_item, value = self.queue.get()
+        if is_item:
+            return value
+        self.finished = True
+        if value is not None:
+            raise value
+        raise StopIteration
+
+    def close(self):
+        self.stopped = True
+        self.thread.join()
 
 
 class _TextSource:
     """Text decoded incrementally from (maybe compressed) bytes.
 
-    ``buf[pos:]`` is the not yet consumed text; ``base`` is the decoded offset
-    of ``buf[0]``.  ``more()`` appends the next chunk (dropping the consumed
-    prefix) and returns False at the end of the input.
+    ``buf[pos:]`` is the not yet consumed text; ``base`` is the offset in
+    bytes of ``buf[0]`` in the decoded input.  ``more()`` appends the next
+    chunk (dropping the consumed prefix) and returns False at the end of the
+    input.  Inputs larger than ``PREFETCH`` are decompressed by a thread,
+    ahead of the reader (unless ``prefetch`` says otherwise); ``close()``
+    stops it.
     """
 
     CHUNK = 1 << 18
+    PREFETCH = 4 << 20
 
-    def __init__(self, data, compressed):
-        self.data = data
+    def __init__(self, data, compressed, prefetch=None):
+        chunks = _decoded(data, compressed, self.CHUNK)
+        if prefetch if prefetch is not None else len(data) > self.PREFETCH:
+            chunks = _Prefetch(chunks)
+        self.chunks = chunks
         self.in_pos = 0
-        self.zobj = zlib.decompressobj() if compressed else None
-        self.udec = codecs.getincrementaldecoder("utf-8")("strict")
         self.buf = ""
+        self.ascii = True
         self.pos = 0
         self.base = 0
-        self.done = False
         self.stream_complete = not compressed
+
+    def close(self):
+        if isinstance(self.chunks, _Prefetch):
+            self.chunks.close()
+
+    def offset_at(self, pos):
+        """Offset in bytes in the decoded input of ``buf[pos]``."""
+        return self.base + (pos if self.ascii else len(self.buf[:pos].encode()))
 
     @property
     def offset(self):
-        """Decoded offset of the next unconsumed character."""
-        return self.base + self.pos
+        """Offset in bytes in the decoded input of the next unconsumed character."""
+        return self.offset_at(self.pos)
 
     def more(self):
-        while not self.done:
-            text = self._decode_chunk()
-            if text:
-                self.buf = self.buf[self.pos :] + text
-                self.base += self.pos
-                self.pos = 0
-                return True
-        return False
-
-    def _decode_chunk(self):
-        chunk = self.data[self.in_pos : self.in_pos + self.CHUNK]
-        start = self.in_pos
-        self.in_pos += len(chunk)
-        final = self.in_pos >= len(self.data)
         try:
-            raw = chunk
-            if self.zobj is not None:
-                raw = self.zobj.decompress(chunk)
-                if self.zobj.eof:
-                    self.stream_complete = True
-                    final = True
-                    if self.zobj.unused_data.strip(b"\0"):
-                        self.done = True
-                        where = len(self.data) - len(self.zobj.unused_data)
-                        raise Corrupted(
-                            f"unexpected data after the zlib stream (compressed byte {where})"
-                        )
-            text = self.udec.decode(raw, final=final)
-        except zlib.error as err:
-            self.done = True
-            raise Corrupted(f"zlib stream corrupted near compressed byte {start} ({err})") from None
-        except UnicodeDecodeError as err:
-            self.done = True
-            raise Corrupted(f"invalid UTF-8 ({err.reason})") from None
-        if final:
-            self.done = True
-        return text
+            for text, in_pos, complete in self.chunks:
+                self.in_pos, self.stream_complete = in_pos, complete
+                if text:
+                    self.base = self.offset
+                    self.buf = self.buf[self.pos :] + text
+                    self.ascii = self.buf.isascii()
+                    self.pos = 0
+                    return True
+        except Broken as damage:
+            self.in_pos = damage.offset
+            raise
+        return False
 
 
 _WS_RE = re.compile(r"[ \t\r\n]*")
@@ -136,13 +219,15 @@ _decoder = json.JSONDecoder()
 
 
 class _JsonWalker:
-    """Walks the top-level list of per-target objects one snapshot at a time,
-    so that only one snapshot is ever held as Python objects."""
+    """Walks the top-level list of per-target objects one snapshot at a
+    time, so that at most one snapshot is ever held as Python objects."""
 
-    def __init__(self, src, builder):
+    def __init__(self, src, builder, fast):
         self.src = src
         self.b = builder
+        self.fast = fast
         self.where = "at the start of the document"
+        self.where_for = None  # the snapshot (target, index) ``where`` is in
 
     def _peek(self):
         src = self.src
@@ -219,10 +304,10 @@ class _JsonWalker:
             else:
                 val = self._value()
                 if key == "target_id":
-                    tid = _as_target_id(val, self.where)
+                    tid = jv.as_target_id(val, self.where)
                     self.b.ensure(tid)
                 elif key == "intervals" and val is not None and self.b.intervals is None:
-                    self.b.intervals = _as_intervals(val, self.where)
+                    self.b.intervals = jv.as_intervals(val, self.where)
                 elif key == "damonx" and isinstance(val, dict):
                     meta = val.get("meta")
                     if isinstance(meta, dict):
@@ -237,191 +322,64 @@ class _JsonWalker:
         if self._peek() == "]":
             self.src.pos += 1
             return
-        nprev = len(self.b.targets[tid].snapshots)
-        idx = 0
-        while True:
-            self.where = (
-                f"in snapshot {nprev + idx} of target {tid} (decoded byte {self.src.offset})"
-            )
-            kv = self._value()
-            self.b.add(tid, _as_snapshot(kv, self.where, self.b.intervals))
-            idx += 1
-            self.where = (
-                f"after snapshot {nprev + idx - 1} of target {tid} (decoded byte {self.src.offset})"
-            )
-            if self._expect(",]") == "]":
+        cols = self.b.columns(tid)
+        while not (self.fast and self._fast_snapshots(tid, cols)):
+            if self._snapshot(tid, cols) == "]":
                 return
 
+    def _in(self, tid, cols):
+        """Say that the walk is in the next snapshot, which begins at
+        ``src.pos`` (or after whitespace there): once per snapshot."""
+        if self.where_for != (tid, cols.nr_seen):
+            self.where_for = (tid, cols.nr_seen)
+            self.where = (
+                f"in snapshot {cols.nr_seen} of target {tid} (decoded byte {self.src.offset})"
+            )
 
-# ---------------------------------------------------------------------------
-# values
-
-
-def _num(val, where, what, lo=0, hi=U64_MAX):
-    if isinstance(val, bool):
-        raise Corrupted(f"{what} is a boolean {where}")
-    if isinstance(val, str):
-        val = _text_to_number(val, where, what)
-    if isinstance(val, float):
-        if val != val or val in (float("inf"), float("-inf")):
-            raise Corrupted(f"{what} is not a finite number {where}")
-        val = int(val)
-    if not isinstance(val, int):
-        raise Corrupted(f"{what} is not a number ({type(val).__name__}) {where}")
-    if not lo <= val <= hi:
-        raise Corrupted(f"{what} {val} out of range [{lo}, {hi}] {where}")
-    return val
-
-
-_UNIT_RE = re.compile(r"([A-Za-z]*)\s*$")
-
-
-def _unit_of(txt):
-    """The unit name a human-readable number ends with ('' if none)."""
-    m = _UNIT_RE.search(txt)
-    return m.group(1) if m else ""
-
-
-def _text_to_number(txt, where, what):
-    """Numbers as damo writes them: '4,096', '4.000 KiB', '1 m 3.500 s', '100 ms'.
-
-    Times come out in nanoseconds, sizes in bytes.
-    """
-    t = txt.replace(",", "").strip()
-    for conv in (int, float):
-        try:
-            return conv(t)
-        except ValueError:
-            pass
-    unit = _unit_of(t)
-    if unit in units.NS_PER_UNIT:
-        parse = units.parse_duration_ns
-    elif unit in units.BYTES_PER_UNIT:
-        parse = units.parse_size
-    else:
-        raise Corrupted(f"{what} {txt!r} is not a number {where}")
-    try:
-        return parse(t, what)
-    except InvalidAttrs as err:
-        raise Corrupted(f"{err} {where}") from None
-
-
-def _text_to_us(txt, where, what):
-    """A microsecond field damo may have written as text: '5,000' (us) or '5 ms'."""
-    val = _text_to_number(txt, where, what)
-    return val // 1000 if _unit_of(txt.strip()) in units.NS_PER_UNIT else val
-
-
-def _as_target_id(val, where):
-    if val is None:
-        return 0
-    return _num(val, where, "target_id", lo=-(2**63))
-
-
-def _as_intervals(val, where):
-    if not isinstance(val, dict):
-        raise Corrupted(f"intervals is not an object {where}")
-    vals = []
-    for k in ("sample_us", "aggr_us", "ops_update_us"):
-        v = val.get(k)
-        if isinstance(v, str):
-            v = _text_to_us(v, where, k)
-        vals.append(_num(v, where, f"intervals.{k}") if v is not None else 0)
-    return Intervals(*vals)
-
-
-def _as_snapshot(kv, where, intervals):
-    if not isinstance(kv, dict):
-        raise Corrupted(f"snapshot is not an object {where}")
-    for k in ("start_time", "end_time", "regions"):
-        if k not in kv:
-            raise Corrupted(f"snapshot lacks {k!r} {where}")
-    start = _num(kv["start_time"], where, "start_time")
-    end = _num(kv["end_time"], where, "end_time")
-    regs = kv["regions"]
-    if not isinstance(regs, list):
-        raise Corrupted(f"regions is not a list {where}")
-    out = np.zeros(len(regs), dtype=REGION_DTYPE)
-    max_acc = None
-    if intervals is not None and intervals.sample_us > 0:
-        max_acc = intervals.aggr_us / intervals.sample_us
-    for i, r in enumerate(regs):
-        rw = f"(region {i}) {where}"
-        if not isinstance(r, dict) or "start" not in r or "end" not in r:
-            raise Corrupted(f"region is not an object with start and end {rw}")
-        s = _num(r["start"], rw, "start")
-        e = _num(r["end"], rw, "end")
-        if e < s:
-            raise Corrupted(f"region end {e} is before its start {s} {rw}")
-        out[i] = (
-            s,
-            e,
-            _nr_accesses(r.get("nr_accesses"), rw, max_acc),
-            _age(r.get("age"), rw, intervals),
+    def _after(self, tid, cols, pos):
+        self.where = (
+            f"after snapshot {cols.nr_seen - 1} of target {tid} "
+            f"(decoded byte {self.src.offset_at(pos)})"
         )
-    return TargetSnapshot(start, end, out, *_snapshot_extras(kv, where))
 
+    def _snapshot(self, tid, cols):
+        """Read the next snapshot here, and the separator after it."""
+        self._in(tid, cols)
+        self.b.add(tid, jv.as_snapshot(self._value(), self.where, self.b.intervals))
+        self._after(tid, cols, self.src.pos)
+        return self._expect(",]")
 
-def _snapshot_extras(kv, where):
-    """The optional keys of a snapshot: the sampling interval in effect
-    (damo's ``sample_interval_us``), damonx's count of access checks, and the
-    scheme statistics (damonx's list of all schemes, else damo's one)."""
-    sample_us = kv.get("sample_interval_us")
-    if isinstance(sample_us, str):
-        sample_us = _text_to_us(sample_us, where, "sample_interval_us")
-    if sample_us is not None:
-        sample_us = _num(sample_us, where, "sample_interval_us")
-    nr_checks = kv.get("damonx_nr_checks")
-    if nr_checks is not None:
-        nr_checks = _num(nr_checks, where, "damonx_nr_checks")
-    stats = kv.get("damonx_damos_stats")
-    if stats is None and kv.get("damos_stats") is not None:
-        stats = [kv["damos_stats"]]
-    if stats is not None:
-        if not isinstance(stats, list) or not all(isinstance(x, dict) for x in stats):
-            raise Corrupted(f"damos_stats is not a list of objects {where}")
-        stats = [
-            {k: _num(v, where, f"damos_stats.{k}") for k, v in x.items() if v is not None}
-            for x in stats
-        ]
-    return sample_us, nr_checks, stats or None
+    def _fast_snapshots(self, tid, cols):
+        """Read snapshots with the compiled parser while it can: True when
+        the list has ended, False when the next snapshot is to be read here."""
+        src = self.src
+        while True:
+            status, pos, start, last_end, extras = cols.parse(src.buf, src.pos)
+            if last_end:
+                self._after(tid, cols, last_end)
+            src.pos = pos
+            if status == _recread.END:
+                return True
+            if status != _recread.NEXT:
+                # at a snapshot: where it is, then past the whitespace, as
+                # the reading here would be when it asks for more
+                self._in(tid, cols)
+                src.pos = start
+                if status == _recread.MORE:
+                    if src.more():
+                        continue
+                    return False
+                if status == _recread.SLOW:
+                    return False
+                self._extras(tid, cols, *extras)
+            if self._expect(",]") == "]":
+                return True
 
-
-def _nr_accesses(na, where, max_acc):
-    """nr_accesses from samples, or from a percentage when the intervals are known."""
-    if isinstance(na, dict):
-        if na.get("samples") is not None:
-            return _num(na["samples"], where, "nr_accesses.samples", hi=U32_MAX)
-        if na.get("percent") is not None and max_acc is not None:
-            pct = na["percent"]
-            if isinstance(pct, str):
-                pct = _text_to_number(pct.rstrip("% "), where, "nr_accesses.percent")
-            pct = _num(
-                float(pct) if not isinstance(pct, bool) else pct,
-                where,
-                "nr_accesses.percent",
-                hi=U32_MAX,
-            )
-            return round(pct * max_acc / 100)
-        return 0
-    if na is not None:
-        return _num(na, where, "nr_accesses", hi=U32_MAX)
-    return 0
-
-
-def _age(ag, where, intervals):
-    """age in aggregation intervals, or from microseconds when the intervals are known."""
-    if isinstance(ag, dict):
-        if ag.get("aggr_intervals") is not None:
-            return _num(ag["aggr_intervals"], where, "age.aggr_intervals", hi=U32_MAX)
-        if ag.get("usec") is not None and intervals is not None and intervals.aggr_us:
-            usec = ag["usec"]
-            if isinstance(usec, str):
-                usec = _text_to_us(usec, where, "age.usec")
-            return _num(
-                int(_num(usec, where, "age.usec") // intervals.aggr_us), where, "age", hi=U32_MAX
-            )
-        return 0
-    if ag is not None:
-        return _num(ag, where, "age", hi=U32_MAX)
-    return 0
+    def _extras(self, tid, cols, end, spans):
+        """Finish a snapshot the compiled parser read but for its optional
+        values, ``spans`` (key: (start, end) in the buffer)."""
+        src = self.src
+        kv = {key: json.loads(src.buf[a:b]) for key, (a, b) in spans.items()}
+        src.pos = end
+        cols.commit_pending(*jv.snapshot_extras(kv, self.where))
+        self._after(tid, cols, end)

@@ -60,34 +60,250 @@ class TargetSnapshot:
         return int((r["end"] - r["start"]).sum()) if len(r) else 0
 
 
-@dataclass
-class TargetRecord:
-    """All snapshots of one monitoring target, in recording order."""
+@dataclass(frozen=True)
+class Columns:
+    """The snapshots of a target as columns: ``start_ns``, ``end_ns``
+    (uint64, one row per snapshot), ``offsets`` (int64, one more: snapshot
+    ``i`` holds ``regions[offsets[i]:offsets[i + 1]]``) and ``regions`` (one
+    REGION_DTYPE array for all).  The optional per-snapshot values are lists
+    (None where a snapshot has none; the list is None when none has), and
+    ``damos_stats`` maps a snapshot index to its statistics."""
 
-    target_id: int
-    snapshots: list = field(default_factory=list)
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    offsets: np.ndarray
+    regions: np.ndarray
+    sample_us: Optional[list] = None
+    nr_checks: Optional[list] = None
+    damos_stats: dict = field(default_factory=dict)
+
+    @property
+    def nr_snapshots(self):
+        return len(self.start_ns)
+
+    def nr_regions(self):
+        """Number of regions of each snapshot (int64 array)."""
+        return np.diff(self.offsets)
+
+    def snapshot_index(self):
+        """Index of the snapshot of each region (int64 array)."""
+        return np.repeat(np.arange(self.nr_snapshots, dtype=np.int64), self.nr_regions())
+
+    def snapshot(self, i):
+        """Snapshot ``i`` (from 0) as a TargetSnapshot whose regions are a view."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return TargetSnapshot(
+            int(self.start_ns[i]),
+            int(self.end_ns[i]),
+            self.regions[lo:hi],
+            self.sample_us[i] if self.sample_us is not None else None,
+            self.nr_checks[i] if self.nr_checks is not None else None,
+            self.damos_stats.get(i),
+        )
+
+    def take(self, index):
+        """The columns of some snapshots: ``index`` is a slice (views) or an
+        array of snapshot indices."""
+        if isinstance(index, slice):
+            lo, hi, step = index.indices(self.nr_snapshots)
+            if step == 1:
+                hi = max(lo, hi)
+                off = self.offsets[lo : hi + 1]
+                return Columns(
+                    self.start_ns[lo:hi],
+                    self.end_ns[lo:hi],
+                    off - off[0],
+                    self.regions[off[0] : off[-1]],
+                    *self._extras(range(lo, hi)),
+                )
+            index = np.arange(lo, hi, step)
+        index = np.asarray(index, dtype=np.int64)
+        lens = self.nr_regions()[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        # region i of the result is region offsets[snapshot] + its rank there
+        rows = np.repeat(self.offsets[index] - offsets[:-1], lens) + np.arange(offsets[-1])
+        return Columns(
+            self.start_ns[index],
+            self.end_ns[index],
+            offsets,
+            self.regions[rows],
+            *self._extras(index.tolist()),
+        )
+
+    def _extras(self, indices):
+        sample = [self.sample_us[i] for i in indices] if self.sample_us is not None else None
+        checks = [self.nr_checks[i] for i in indices] if self.nr_checks is not None else None
+        stats = {}
+        if self.damos_stats:
+            stats = {n: self.damos_stats[i] for n, i in enumerate(indices) if i in self.damos_stats}
+        return _none_if_empty(sample), _none_if_empty(checks), stats
+
+    @classmethod
+    def from_snapshots(cls, snapshots):
+        """The columns of a list of TargetSnapshot."""
+        n = len(snapshots)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(s.regions) for s in snapshots], out=offsets[1:])
+        regions = np.zeros(int(offsets[-1]), dtype=REGION_DTYPE)
+        if n:
+            for name in REGION_FIELDS:
+                regions[name] = np.concatenate([s.regions[name] for s in snapshots])
+        return cls(
+            np.array([s.start_ns for s in snapshots], dtype=np.uint64),
+            np.array([s.end_ns for s in snapshots], dtype=np.uint64),
+            offsets,
+            regions,
+            _none_if_empty([s.sample_us for s in snapshots]),
+            _none_if_empty([s.nr_checks for s in snapshots]),
+            {i: s.damos_stats for i, s in enumerate(snapshots) if s.damos_stats},
+        )
+
+
+def _none_if_empty(values):
+    return values if values is not None and any(v is not None for v in values) else None
+
+
+class TargetRecord:
+    """All snapshots of one monitoring target, in recording order.
+
+    A target read from a file holds its snapshots as :class:`Columns`; one
+    made from a list of :class:`TargetSnapshot` holds that list.  The
+    reports work on :meth:`columns`; ``snapshots`` gives the list, made on
+    first use from the columns (its regions are views of them) and held from
+    then on, so that it can be changed like any list.
+    """
+
+    def __init__(self, target_id, snapshots=None):
+        self.target_id = target_id
+        self._data: list | Columns = list(snapshots) if snapshots is not None else []
+        self._unions: Optional[list] = None
+
+    @classmethod
+    def from_columns(cls, target_id, columns, address_unions=None):
+        """A target holding ``columns``; ``address_unions``, if given, are
+        those of its regions (see :meth:`address_unions`)."""
+        t = cls(target_id)
+        t._data, t._unions = columns, address_unions
+        return t
+
+    @property
+    def snapshots(self):
+        """The snapshots, a list of TargetSnapshot."""
+        if isinstance(self._data, Columns):
+            self._data, self._unions = list(self.iter_snapshots()), None
+        return self._data
+
+    @snapshots.setter
+    def snapshots(self, value):
+        self._data, self._unions = list(value), None
+
+    @property
+    def nr_snapshots(self):
+        return self._data.nr_snapshots if isinstance(self._data, Columns) else len(self._data)
+
+    def snapshot(self, index):
+        """One snapshot (negative indices count from the end)."""
+        cols = self._data
+        if not isinstance(cols, Columns):
+            return cols[index]
+        if not -cols.nr_snapshots <= index < cols.nr_snapshots:
+            raise IndexError(f"snapshot index {index} out of range ({cols.nr_snapshots} snapshots)")
+        return cols.snapshot(index % cols.nr_snapshots)
+
+    def iter_snapshots(self):
+        """The snapshots one by one, leaving columns as they are."""
+        cols = self._data
+        if not isinstance(cols, Columns):
+            return iter(cols)
+        return (cols.snapshot(i) for i in range(cols.nr_snapshots))
+
+    def columns(self):
+        """The snapshots as :class:`Columns` (made from the list, if the
+        target holds one)."""
+        if isinstance(self._data, Columns):
+            return self._data
+        return Columns.from_snapshots(self._data)
 
     def times(self):
         """Array of SNAPSHOT_TIME_DTYPE (start_ns, end_ns), one row per snapshot."""
-        out = np.zeros(len(self.snapshots), dtype=SNAPSHOT_TIME_DTYPE)
-        if self.snapshots:
-            out["start_ns"] = [s.start_ns for s in self.snapshots]
-            out["end_ns"] = [s.end_ns for s in self.snapshots]
+        cols = self.columns()
+        out = np.zeros(cols.nr_snapshots, dtype=SNAPSHOT_TIME_DTYPE)
+        out["start_ns"] = cols.start_ns
+        out["end_ns"] = cols.end_ns
         return out
 
     def regions(self):
         """Every region of every snapshot as one FLAT_REGION_DTYPE array."""
-        total = sum(len(s.regions) for s in self.snapshots)
-        out = np.zeros(total, dtype=FLAT_REGION_DTYPE)
-        pos = 0
-        for idx, snap in enumerate(self.snapshots):
-            n = len(snap.regions)
-            dst = out[pos : pos + n]
-            dst["snapshot"] = idx
-            for name in REGION_FIELDS:
-                dst[name] = snap.regions[name]
-            pos += n
+        cols = self.columns()
+        out = np.zeros(len(cols.regions), dtype=FLAT_REGION_DTYPE)
+        out["snapshot"] = cols.snapshot_index()
+        for name in REGION_FIELDS:
+            out[name] = cols.regions[name]
         return out
+
+    def address_unions(self):
+        """Address ranges covered by the regions of all snapshots, as a
+        sorted list of [start, end) without overlaps or adjacency (empty
+        regions left out)."""
+        if isinstance(self._data, Columns) and self._unions is not None:
+            return [list(u) for u in self._unions]
+        return _unions_of(self.columns())
+
+    def take(self, index):
+        """A TargetRecord of some snapshots (see :meth:`Columns.take`)."""
+        return TargetRecord.from_columns(self.target_id, self.columns().take(index))
+
+    def __repr__(self):
+        return f"TargetRecord(target_id={self.target_id!r}, {self.nr_snapshots} snapshots)"
+
+
+def _unions_of(cols):
+    regions = cols.regions
+    keep = regions["end"] > regions["start"]
+    starts, ends = regions["start"][keep], regions["end"][keep]
+    if not len(starts):
+        return []
+    # a snapshot's regions usually come sorted and disjoint: then each run of
+    # touching regions of a snapshot counts as one range before sorting
+    same = cols.snapshot_index()[keep]
+    same = same[1:] == same[:-1]
+    if (starts[1:][same] >= ends[:-1][same]).all():
+        first = np.flatnonzero(np.concatenate(([True], ~same | (starts[1:] > ends[:-1]))))
+        starts, ends = starts[first], ends[np.concatenate((first[1:], [len(ends)])) - 1]
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    # a union starts where a range begins after everything before it ended
+    reach = np.maximum.accumulate(ends)
+    first = np.flatnonzero(np.concatenate(([True], starts[1:] > reach[:-1])))
+    last = np.concatenate((first[1:], [len(starts)])) - 1
+    return [[s, e] for s, e in zip(starts[first].tolist(), reach[last].tolist())]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a selective read kept of a record (see :func:`damonx.records.select`)
+    and what it chose from: the reports keep the times relative to the start
+    of the whole record and show where the kept part lies.
+
+    ``target_ids`` (None: all), ``time_range`` ((start, end) in ns since the
+    record start) and ``address_range`` ((start, end) in bytes) are the
+    filter; ``start_ns`` is the start of the whole record (None: it had no
+    snapshot), ``target_ids_read`` every target of the record, and, per kept
+    target, ``nr_snapshots`` and ``address_unions`` (see
+    :meth:`TargetRecord.address_unions`) before the time and address
+    filters, and ``snapshot_index``: the index of each kept snapshot among
+    them (an int64 array).
+    """
+
+    target_ids: Optional[tuple] = None
+    time_range: Optional[tuple] = None
+    address_range: Optional[tuple] = None
+    start_ns: Optional[int] = None
+    target_ids_read: tuple = ()
+    nr_snapshots: dict = field(default_factory=dict)
+    address_unions: dict = field(default_factory=dict)
+    snapshot_index: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -98,12 +314,16 @@ class Record:
     access rates cannot be computed then.  ``meta`` holds damonx's extra
     information, e.g. ``{"ops": "sim", "workload": {...}}``.  ``warning`` is
     set when the record is only the readable prefix of a damaged file.
+    ``selection`` says what a selective read kept (see
+    :func:`damonx.records.load`).
     """
 
     intervals: Optional[Intervals] = None
     targets: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     warning: Optional[str] = None
+    #: set when the record was read selectively (a :class:`Selection`)
+    selection: Optional[Selection] = None
 
     @property
     def complete(self):
@@ -111,7 +331,17 @@ class Record:
 
     @property
     def nr_snapshots(self):
-        return sum(len(t.snapshots) for t in self.targets)
+        return sum(t.nr_snapshots for t in self.targets)
+
+    @property
+    def start_ns(self):
+        """The start of the recording: the earliest start of a target's first
+        snapshot (of the whole record, for a selective read); None if there
+        is no snapshot."""
+        if self.selection is not None:
+            return self.selection.start_ns
+        starts = [int(t.columns().start_ns[0]) for t in self.targets if t.nr_snapshots]
+        return min(starts) if starts else None
 
     @property
     def target_ids(self):
@@ -122,9 +352,10 @@ class Record:
         for t in self.targets:
             if t.target_id == target_id:
                 return t
+        ids = self.target_ids if self.selection is None else self.selection.target_ids_read
         raise DamonxError(
             f"no target {target_id} in the record (targets: "
-            f"{', '.join(str(i) for i in self.target_ids) or 'none'})"
+            f"{', '.join(str(i) for i in ids) or 'none'})"
         )
 
     def max_nr_accesses(self):
@@ -143,21 +374,21 @@ class Record:
         columns += ["nr_accesses", "age"]
         frames = []
         for t in self.targets:
-            flat = t.regions()
-            times = t.times()
-            idx = flat["snapshot"].astype(np.int64)
+            cols = t.columns()
+            regions = cols.regions
+            idx = cols.snapshot_index()
             frames.append(
                 pd.DataFrame(
                     {
-                        "target_id": np.full(len(flat), t.target_id, dtype=np.uint64),
+                        "target_id": np.full(len(regions), t.target_id, dtype=np.uint64),
                         "snapshot": idx,
-                        "start_ns": times["start_ns"][idx],
-                        "end_ns": times["end_ns"][idx],
-                        "start": flat["start"],
-                        "end": flat["end"],
-                        "size": flat["end"] - flat["start"],
-                        "nr_accesses": flat["nr_accesses"],
-                        "age": flat["age"],
+                        "start_ns": cols.start_ns[idx],
+                        "end_ns": cols.end_ns[idx],
+                        "start": regions["start"],
+                        "end": regions["end"],
+                        "size": regions["end"] - regions["start"],
+                        "nr_accesses": regions["nr_accesses"],
+                        "age": regions["age"],
                     }
                 )
             )
@@ -216,25 +447,3 @@ class Corrupted(Broken):
     """The input holds something a record cannot."""
 
     what = "corrupted"
-
-
-class RecordBuilder:
-    """Collects snapshots per target; chunks of the same target are joined."""
-
-    def __init__(self):
-        self.targets = {}
-        self.intervals = None
-        self.meta = {}
-
-    def add(self, tid, snap):
-        t = self.targets.get(tid)
-        if t is None:
-            t = self.targets[tid] = TargetRecord(tid)
-        t.snapshots.append(snap)
-
-    def ensure(self, tid):
-        if tid not in self.targets:
-            self.targets[tid] = TargetRecord(tid)
-
-    def record(self):
-        return Record(self.intervals, list(self.targets.values()), dict(self.meta))

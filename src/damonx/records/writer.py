@@ -52,7 +52,7 @@ class _Sink:
         """Add every snapshot of ``record``, target after target."""
         for t in record.targets:
             self.begin_target(t.target_id)
-            for s in t.snapshots:
+            for s in t.iter_snapshots():
                 self.add(t.target_id, s)
 
 
@@ -85,13 +85,13 @@ class _BinarySink(_Sink):
     def add_record(self, record):
         """Add every snapshot of ``record`` in the order of their end times."""
         events = sorted(
-            (s.end_ns, ti, si)
+            (end_ns, ti, si)
             for ti, t in enumerate(record.targets)
-            for si, s in enumerate(t.snapshots)
+            for si, end_ns in enumerate(t.columns().end_ns.tolist())
         )
         for _, ti, si in events:
             t = record.targets[ti]
-            self.add(t.target_id, t.snapshots[si])
+            self.add(t.target_id, t.snapshot(si))
 
 
 class _JsonSink(_Sink):
@@ -245,10 +245,24 @@ def dumps(record, format="json_compressed", binary_version=2):
     return buf.getvalue()
 
 
-def save(record, path, format="json_compressed", overwrite=False):
-    """Write ``record`` to ``path`` atomically (temporary file + rename);
-    FileExists if ``path`` exists and not ``overwrite``."""
-    _fileio.atomic_write(path, dumps(record, format), overwrite)
+def save(record, path, format="json_compressed", overwrite=False, binary_version=2):
+    """Write ``record`` to ``path`` atomically: streamed into a temporary
+    file, fsynced and renamed; FileExists if ``path`` exists and not
+    ``overwrite``."""
+    _check_format(format, binary_version)
+    staged = _fileio.StagedFile(path, overwrite)
+    try:
+        with errors.translated(
+            f"cannot write {os.fspath(path)}", missing=errors.FileNotFound, privilege_hint=None
+        ):
+            sink = _SINKS[format](staged.f, record.intervals, record.meta, binary_version)
+            sink.add_record(record)
+            sink.finish()
+            staged.f.flush()
+            os.fsync(staged.f.fileno())
+        staged.commit()
+    finally:
+        staged.discard()
 
 
 class RecordWriter:

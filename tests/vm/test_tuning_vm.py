@@ -1,0 +1,68 @@
+"""The monitoring intervals auto-tuning on a real process: damonx's and the
+kernel's own (Linux 6.15 and later: the 7.x test kernel) with the same goal
+on the same workload move the intervals the same way and to similar
+values."""
+
+import math
+import time
+
+import pytest
+
+import damonx
+from damonx import IntervalsGoal
+from damonx.errors import NotSupported
+from damonx.kernel_damon import KernelDamon
+from tests.vm.helpers import needs_page_idle, workload
+
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.smoke,
+    needs_page_idle,
+    pytest.mark.skipif(
+        not KernelDamon().available,
+        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
+    ),
+]
+
+SECONDS = 20
+GOAL = IntervalsGoal(min_sample_us=1000, max_sample_us=1_000_000)
+
+
+def kernel_intervals(pid, start_us):
+    """The sampling intervals the kernel's tuning set, once a second."""
+    seen = []
+    with KernelDamon() as kd:
+        try:
+            kd.start([pid], sample_us=start_us, aggr_us=20 * start_us, intervals_goal=GOAL)
+        except NotSupported as err:
+            pytest.skip(str(err))
+        for _ in range(SECONDS):
+            time.sleep(1)
+            sample_us, aggr_us = kd.tuned_intervals()
+            assert aggr_us == 20 * sample_us
+            seen.append(sample_us)
+    return seen
+
+
+def damonx_intervals(pid, start_us):
+    attrs = damonx.Attrs(sample_us=start_us, aggr_us=20 * start_us, intervals_goal=GOAL)
+    seen = []
+    with damonx.Monitor("vaddr", [pid], attrs) as mon:
+        t0 = time.monotonic()
+        for snap in mon:
+            seen.append(snap.sample_us)
+            if time.monotonic() - t0 >= SECONDS:
+                break
+    return seen
+
+
+@pytest.mark.parametrize("start_us", [2000, 200_000])
+def test_damonx_and_the_kernel_tune_alike(start_us):
+    with workload(512, 64) as w:
+        kernel = kernel_intervals(w.pid, start_us)
+        ours = damonx_intervals(w.pid, start_us)
+    print(f"from {start_us} us: kernel {kernel[-5:]}, damonx {ours[-5:]}")
+    k_end, x_end = sorted(kernel[-5:])[2], sorted(ours[-5:])[2]
+    # both leave the start the same way, and end within a factor of 4
+    assert (k_end > start_us) == (x_end > start_us), (kernel, ours)
+    assert abs(math.log(k_end / x_end)) < math.log(4), (kernel, ours)
