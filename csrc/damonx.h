@@ -608,6 +608,11 @@ void dx_damos_apply(struct dx_ctx *ctx);
  * else the ns to wait until the next check.
  */
 uint64_t dx_damos_wait_activation(struct dx_ctx *ctx);
+/*
+ * The intervals changed: each scheme's next application counts from now,
+ * as the kernel's damon_set_attrs() sets next_apply_sis.
+ */
+void dx_damos_attrs_changed(struct dx_ctx *ctx);
 void dx_damos_free_all(struct dx_ctx *ctx);
 
 /* Random numbers from the context's seeded generator. */

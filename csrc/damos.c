@@ -199,6 +199,14 @@ static void set_next_apply(struct dx_ctx *ctx, struct dx_damos *d)
 		ctx->passed_samples + interval / ctx->attrs.sample_us;
 }
 
+void dx_damos_attrs_changed(struct dx_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->nr_schemes; i++)
+		set_next_apply(ctx, &ctx->schemes[i]);
+}
+
 int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme)
 {
 	struct dx_damos *n, *d;

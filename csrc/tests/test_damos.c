@@ -706,6 +706,7 @@ static void test_watermarks(void)
 static void test_apply_interval(void)
 {
 	struct dx_scheme s = any_scheme(DX_ACTION_STAT);
+	struct dx_attrs a;
 	struct dx_ctx *ctx = acting_ctx();
 
 	s.apply_interval_us = 300000; /* every third aggregation */
@@ -717,6 +718,15 @@ static void test_apply_interval(void)
 	/* a pass counts once per target */
 	EXPECT_EQ(stats_of(ctx, 0).nr_snapshots, 2 * 3);
 	EXPECT_EQ(stats_of(ctx, 1).nr_snapshots, 12 * 3);
+	/* new intervals: as damon_set_attrs(), the next passes count from now */
+	dx_ctx_attrs(ctx, &a);
+	a.sample_us *= 2;
+	a.aggr_us *= 2;
+	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+	EXPECT_EQ(ctx->schemes[0].next_apply_sample,
+		  ctx->passed_samples + 300000 / a.sample_us);
+	EXPECT_EQ(ctx->schemes[1].next_apply_sample,
+		  ctx->passed_samples + 50000 / a.sample_us);
 	dx_ctx_free(ctx);
 }
 
