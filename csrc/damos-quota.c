@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "damonx.h"
 #include "damos.h"
+#include "tuning.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -221,34 +222,6 @@ static void set_goal_value(struct dx_ctx *ctx, struct dx_damos *d, size_t gi)
 }
 
 /* ----------------------------------------------------------------- quota */
-
-/*
- * The kernel's damon_feed_loop_next_input(): the input expected to reach a
- * score of 10000, from the last input and the score it made.
- */
-static uint64_t dx_feed_loop_next_input(uint64_t last_input, uint64_t score)
-{
-	const uint64_t goal = 10000, min_input = 10000;
-	uint64_t diff, compensation;
-	bool over = score > goal;
-
-	if (score == goal)
-		return last_input;
-	if (score >= goal * 2)
-		return min_input;
-	diff = over ? score - goal : goal - score;
-	if (last_input < UINT64_MAX / diff)
-		compensation = last_input * diff / goal;
-	else
-		compensation = last_input / goal * diff;
-	if (over)
-		return last_input - compensation > min_input ?
-			       last_input - compensation :
-			       min_input;
-	if (last_input < UINT64_MAX - compensation)
-		return last_input + compensation;
-	return UINT64_MAX;
-}
 
 /* The highest score of the goals: the least aggressive. */
 static uint64_t quota_score(struct dx_ctx *ctx, struct dx_damos *d)

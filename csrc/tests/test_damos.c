@@ -404,22 +404,6 @@ static void test_acting_resets_the_age(void)
 	dx_ctx_free(ctx);
 }
 
-/* The kernel's feedback loop, damon_feed_loop_next_input(). */
-static void test_feed_loop(void)
-{
-	EXPECT_EQ(dx_feed_loop_next_input(50000, 10000), 50000);
-	/* twice the goal or more: back to the minimum input */
-	EXPECT_EQ(dx_feed_loop_next_input(50000, 20000), 10000);
-	/* half the goal: half as much again */
-	EXPECT_EQ(dx_feed_loop_next_input(50000, 5000), 75000);
-	/* 1.5 times the goal: half as much less, never below the minimum */
-	EXPECT_EQ(dx_feed_loop_next_input(50000, 15000), 25000);
-	EXPECT_EQ(dx_feed_loop_next_input(12000, 19000), 10000);
-	/* no score at all: double */
-	EXPECT_EQ(dx_feed_loop_next_input(50000, 0), 100000);
-	EXPECT_EQ(dx_feed_loop_next_input(UINT64_MAX - 5, 0), UINT64_MAX);
-}
-
 /* The kernel's damon_hot_score() and the cold score of pageout. */
 static void test_scores(void)
 {
@@ -862,7 +846,6 @@ int main(void)
 	RUN(test_invalid_parts_are_refused);
 	RUN(test_failures_are_counted);
 	RUN(test_acting_resets_the_age);
-	RUN(test_feed_loop);
 	RUN(test_scores);
 	RUN(test_size_quota);
 	RUN(test_quota_priorities);
