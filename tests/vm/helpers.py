@@ -154,3 +154,18 @@ def nr_nodes():
         return len([d for d in os.listdir("/sys/devices/system/node") if d[4:].isdigit()])
     except OSError:
         return 1
+
+
+@contextlib.contextmanager
+def thp_mode(mode):
+    """THP's mode (always, madvise, never) set for the block."""
+    path = "/sys/kernel/mm/transparent_hugepage/enabled"
+    with open(path) as f:
+        old = f.read().split("[")[1].split("]")[0]
+    with open(path, "w") as f:
+        f.write(mode)
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(old)

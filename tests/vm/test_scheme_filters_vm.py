@@ -13,7 +13,7 @@ import pytest
 
 import damonx
 from damonx.schemes import AccessPattern, Filter, Scheme
-from tests.vm.helpers import needs_page_idle, swap_on, until, workload
+from tests.vm.helpers import needs_page_idle, swap_on, thp_mode, until, workload
 
 pytestmark = [pytest.mark.vm, needs_page_idle]
 
@@ -104,20 +104,6 @@ def test_the_young_filter_lets_through_what_was_accessed():
     assert first >= 0.95 * 128 * MIB  # never looked at: young
     cold = 128 * MIB - hot
     assert all(0.5 * hot <= s <= hot + 0.05 * cold for s in seen[1:]), seen
-
-
-@contextlib.contextmanager
-def thp_mode(mode):
-    path = "/sys/kernel/mm/transparent_hugepage/enabled"
-    with open(path) as f:
-        old = f.read().split("[")[1].split("]")[0]
-    with open(path, "w") as f:
-        f.write(mode)
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(old)
 
 
 def test_the_hugepage_size_filter_tells_huge_pages_from_small_ones():

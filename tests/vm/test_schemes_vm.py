@@ -22,6 +22,7 @@ from tests.vm.helpers import (
     needs_page_idle,
     resident_bytes,
     swap_on,
+    thp_mode,
     until,
     workload,
 )
@@ -94,20 +95,6 @@ def test_willneed_reads_swapped_out_pages_back():
     print(f"willneed: SwapCached {cached0 // 1024} -> {cached1 // 1024} MiB, {stats}")
     assert stats["sz_applied"] >= size_mib * MIB and stats["nr_failed"] == 0, stats
     assert cached1 - cached0 >= 0.8 * size_mib * 1024, (cached0, cached1)
-
-
-@contextlib.contextmanager
-def thp_mode(mode):
-    path = "/sys/kernel/mm/transparent_hugepage/enabled"
-    with open(path) as f:
-        old = f.read().split("[")[1].split("]")[0]
-    with open(path, "w") as f:
-        f.write(mode)
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(old)
 
 
 def test_collapse_makes_huge_pages():
