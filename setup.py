@@ -38,14 +38,16 @@ core = Extension(
     libraries=["m"],
 )
 
-# the compiled reader of record files (csrc/recread.c)
+# the compiled reader of record files (csrc/recread.c) and the heatmap
+# binning of their columns (csrc/recbins.c); no contraction of a * b + c into
+# one rounding, so that the cells are those numpy computes
 recread = Extension(
     "damonx._recread",
-    sources=["src/damonx/_recread.pyx", "csrc/recread.c", "csrc/recparse.c"],
+    sources=["src/damonx/_recread.pyx", "csrc/recread.c", "csrc/recparse.c", "csrc/recbins.c"],
     depends=["csrc/recread.h"],
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=CFLAGS,
+    extra_compile_args=[*CFLAGS, "-ffp-contract=off"],
 )
 
 setup(ext_modules=cythonize([core, recread], compiler_directives={"language_level": 3}))

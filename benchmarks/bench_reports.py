@@ -20,7 +20,8 @@ resident set size (``os.wait4``).  Each figure is the median of
 others (damo takes minutes per report on the longer records).  Every run
 follows a run of the decompression, and a command's ratio to that floor is
 the median of the ratios of these pairs, so that a change of the machine's
-load between runs moves both sides.  The commands:
+load between runs moves both sides (the table gives their range too, of
+several runs, as a measure of the noise).  The commands:
 
 - ``decompress``: Python reading the file and decompressing it with zlib
   in 64 KiB pieces, as every reader of the file must: the floor;
@@ -35,7 +36,8 @@ load between runs moves both sides.  The commands:
   (damo holds every region as Python objects: about 3 GB at 6,000
   snapshots, so 36,000 would need about 20 GB).
 
-It writes ``results.json``, ``table.md`` and ``reports.png`` to ``--out``
+It writes ``results.json``, ``table.md`` and ``reports.png`` (each
+command's median ratio to the floor) to ``--out``
 (default ``benchmarks/results/reports``) and, with the default output, the
 table into ``benchmarks/README.md`` between the ``bench-reports`` markers.
 ``--report-only`` redoes the table, the plot and the README from
@@ -146,9 +148,9 @@ def run(argv):
 
 def measure(argv, repeats, floor=None):
     """Median wall seconds, peak RSS (MiB) and, with ``floor`` (the argv of
-    the decompression), the median ratio to it of ``repeats`` runs, each
-    run right after one of the floor's, so that a change in the machine's
-    load between runs moves both."""
+    the decompression), the ratios to it of ``repeats`` runs, each run
+    right after one of the floor's, so that a change in the machine's load
+    between runs moves both."""
     walls, peaks, ratios = [], [], []
     for _ in range(repeats):
         base = run(floor)[0] if floor else None
@@ -157,8 +159,7 @@ def measure(argv, repeats, floor=None):
         peaks.append(peak)
         if base:
             ratios.append(wall / base)
-    ratio = statistics.median(ratios) if ratios else None
-    return statistics.median(walls), max(peaks), ratio
+    return statistics.median(walls), max(peaks), ratios
 
 
 def commands(path, nr_snapshots, objects_max):
@@ -198,8 +199,14 @@ def bench(sizes, objects_max, repeats):
         for name, argv in cmds:
             damonx = name.startswith("damonx")
             repeat = repeats if damonx or name == "decompress" else 1
-            wall, peak, ratio = measure(argv, repeat, floor if name != "decompress" else None)
-            entry["runs"][name] = {"wall_s": wall, "peak_mib": peak, "over_floor": ratio}
+            wall, peak, ratios = measure(argv, repeat, floor if name != "decompress" else None)
+            ratio = statistics.median(ratios) if ratios else None
+            entry["runs"][name] = {
+                "wall_s": wall,
+                "peak_mib": peak,
+                "over_floor": ratio,
+                "ratios": ratios,
+            }
             print(
                 f"{n:>6} snapshots  {name:<28} {wall:8.2f} s  {peak:7.0f} MiB  {ratio or 1:5.1f}x",
                 file=sys.stderr,
@@ -232,7 +239,8 @@ def table(res):
     lines.append("")
     lines.append(
         "Each report's time over the decompression floor (each run paired with a run of "
-        "`decompress` just before it; the median of the ratios):"
+        "`decompress` just before it; the median of the ratios and, of several runs, "
+        "their range):"
     )
     lines.append("")
     lines.append("| report | " + " | ".join(f"{int(s):,}" for s in sizes) + " |")
@@ -243,9 +251,18 @@ def table(res):
         cells = []
         for s in sizes:
             r = res["sizes"][s]["runs"].get(name)
-            cells.append(f"{r['over_floor']:.1f}x" if r else "-")
+            cells.append(_ratio_cell(r) if r else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio_cell(run):
+    """The median ratio to the floor and, of several runs, their range."""
+    cell = f"{run['over_floor']:.1f}x"
+    ratios = run.get("ratios") or []
+    if len(ratios) > 1:
+        cell += f" ({min(ratios):.1f}-{max(ratios):.1f})"
+    return cell
 
 
 def plot(res, path):
@@ -258,12 +275,15 @@ def plot(res, path):
     fig, ax = plt.subplots(figsize=(8, 5))
 
     def series(name):
+        """(sizes, ratios to the floor) of the runs of ``name``: the paired
+        ratios, which a change of the machine's load moves less than the
+        wall times of separate runs."""
         pts = [(n, res["sizes"][str(n)]["runs"].get(name)) for n in sizes]
-        return [n for n, r in pts if r], [r["wall_s"] for n, r in pts if r]
+        pts = [(n, r["over_floor"]) for n, r in pts if r and r.get("over_floor")]
+        return [n for n, _ in pts], [v for _, v in pts]
 
-    x, floor = series("decompress")
-    ax.plot(x, floor, "k-", lw=2, label="decompress (floor)")
-    ax.plot(x, [3 * f for f in floor], "k:", label="3 x floor")
+    ax.axhline(1, color="k", lw=2, label="decompress (floor)")
+    ax.axhline(3, color="k", ls=":", label="3 x floor")
     for i, report in enumerate(["wss", "nr_regions", "access", "heatmap"]):
         color = f"C{i}"
         ax.plot(*series(f"damonx {report}"), "-o", color=color, ms=4, label=f"damonx {report}")
@@ -274,7 +294,7 @@ def plot(res, path):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("snapshots in the record (json_compressed)")
-    ax.set_ylabel("wall time of the command (s)")
+    ax.set_ylabel("time over the decompression (median of paired runs)")
     ax.set_title("Reports on long records")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)

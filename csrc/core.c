@@ -478,6 +478,7 @@ static int start(struct dx_ctx *ctx)
 	ctx->now_ns = ctx->clock == DX_CLOCK_VIRTUAL ?
 			      0 :
 			      dx_clock_ns(CLOCK_MONOTONIC);
+	ctx->start_ns = ctx->now_ns;
 	ctx->aggr_start_ns = ctx->now_ns;
 	ctx->next_aggr_sample = dx_samples_of(ctx->attrs.aggr_us, &ctx->attrs);
 	ctx->next_update_sample =

@@ -741,6 +741,7 @@ struct dx_ctx {
 	bool checks_pending; /* prepared, sleeping until the check */
 	uint64_t deadline_ns; /* when the pending checks are due */
 	uint64_t now_ns; /* context time (virtual or CLOCK_MONOTONIC) */
+	uint64_t start_ns; /* context time when monitoring started */
 	uint64_t aggr_start_ns;
 	uint64_t passed_samples;
 	uint64_t next_aggr_sample;

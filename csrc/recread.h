@@ -160,4 +160,25 @@ struct dx_rr_result {
 int dx_rr_parse(struct dx_rr_target *t, const char *text, size_t len,
 		size_t pos, struct dx_rr_result *r);
 
+/*
+ * Add to a heatmap's cells the snapshots of a target's columns (recbins.c).
+ *
+ * regions[offsets[s]..offsets[s + 1]) are the nr_regions regions of
+ * snapshot s (nr_snaps + 1 offsets); edges are the nr_abins + 1 increasing
+ * address bin edges, in bytes.  For each of the nr_pairs (pair_snap[p],
+ * pair_bin[p], pair_weight[p]) (a snapshot, its time bin and its weight
+ * there, best in snapshot order: each run of one snapshot is binned once),
+ * row pair_bin[p] of num and den (nr_tbins x nr_abins, row-major) gets
+ * weight times the integral over each address bin of the snapshot's access
+ * rate (nr_accesses x scale, so rate x bytes) and of its coverage (bytes
+ * covered by regions).  Returns 0, -EINVAL for an index out of range or
+ * -ENOMEM (num and den then hold a part of the sums).
+ */
+int dx_rr_heatmap_add(const struct dx_rr_region *regions, size_t nr_regions,
+		      const int64_t *offsets, size_t nr_snaps,
+		      const double *edges, size_t nr_abins, double scale,
+		      const int64_t *pair_snap, const int64_t *pair_bin,
+		      const double *pair_weight, size_t nr_pairs,
+		      size_t nr_tbins, double *num, double *den);
+
 #endif /* DAMONX_RECREAD_H */

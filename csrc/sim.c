@@ -65,8 +65,13 @@ static struct sim_phase *phase_at(struct sim_target *st, uint64_t t_us,
 
 static int sim_check_accesses(struct dx_ctx *ctx)
 {
-	/* the accesses happened during the sampling interval that just ended */
-	uint64_t t_us = ctx->now_ns / 1000 - ctx->attrs.sample_us;
+	/*
+	 * the accesses happened during the sampling interval that just ended;
+	 * phases count from the start of monitoring, so that a workload runs
+	 * the same on the real clock as on the virtual one
+	 */
+	uint64_t t_us =
+		(ctx->now_ns - ctx->start_ns) / 1000 - ctx->attrs.sample_us;
 	uint32_t max_nr = 0;
 	struct dx_target *t;
 	struct dx_region *r;

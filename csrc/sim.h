@@ -3,7 +3,8 @@
  * The simulated backend, the "sim" table: a synthetic address space
  * [0, size) whose pages are accessed with known probabilities, so that the
  * ground truth is exact.  With the context's virtual clock, monitoring runs
- * as fast as the CPU allows.
+ * as fast as the CPU allows; with the real one, in real time (phases count
+ * from the start of monitoring either way).
  */
 #ifndef DAMONX_SIM_H
 #define DAMONX_SIM_H

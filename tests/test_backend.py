@@ -21,7 +21,7 @@ class FakeBackend:
     """A backend in pure Python: each target is one region whose
     nr_accesses counts the aggregations; errno values can be injected."""
 
-    def __init__(self, ops, attrs, seed, procfs, sysfs):
+    def __init__(self, ops, attrs, seed, procfs, sysfs, real_time=False):
         self.opened = (ops, attrs, seed, procfs, sysfs)
         self.attrs = attrs
         self.aggr_ns = attrs.aggr_us * 1000

@@ -281,8 +281,30 @@ def test_convert_with_bad_values(capsys, files, record, argv):
     assert not (files / "c.data").exists()
 
 
+EXPORT_BAD = [
+    [],
+    ["-o", "{d}/e.parquet", "--hive", "{d}/h"],
+    ["-o", "{d}/dir"],
+    ["-o", "{d}/missing/e.parquet"],
+    ["-o", "{d}/e.parquet", "--host", " "],
+    ["-o", "{d}/e.parquet", "-i", "{d}/garbage.data"],
+    ["-o", "{d}/e.parquet", "-i", "{d}/missing.data"],
+    ["--hive", "{d}/garbage.data", "--host", "h"],
+]
+
+
+@pytest.mark.parametrize("argv", EXPORT_BAD, ids=" ".join)
+def test_export_with_bad_values(capsys, files, record, argv):
+    pytest.importorskip("pyarrow")
+    argv = [a.format(d=files) for a in argv]
+    status, _, err = run(capsys, "export", "-i", record, *argv)
+    assert status in (1, 2)
+    one_error_line(err, "export")
+    assert not (files / "e.parquet").exists()
+
+
 def test_every_command_is_covered():
-    covered = {"record", "start", "report", "convert", "features", "version"}
+    covered = {"record", "start", "report", "convert", "export", "serve", "features", "version"}
     assert {name for name, _ in cli.SUBCOMMANDS} == covered
 
 

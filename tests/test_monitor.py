@@ -94,6 +94,32 @@ def mon_stats_after(attrs, n=10):
         return mon.stats()
 
 
+def test_real_time_sim_is_paced_by_the_clock_and_starts_at_its_first_phase():
+    """With real_time, sim sleeps through its intervals; its phases count
+    from the start of monitoring, not from the boot of the machine."""
+    import time
+
+    spec = {
+        "size": 1 << 26,
+        "phases": [
+            {"duration_us": 10**12, "ranges": [{"start": 0, "end": 1 << 22, "probability": 1.0}]},
+            {"duration_us": 1, "ranges": [{"start": 1 << 25, "end": 1 << 26, "probability": 1.0}]},
+        ],
+    }
+    attrs = damonx.Attrs(sample_us=2000, aggr_us=40_000)
+    t0 = time.monotonic()
+    with damonx.Monitor("sim", Workload.from_dict(spec), attrs, real_time=True) as mon:
+        snaps = mon.take(5)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 5 * 0.040
+    for snap in snaps:
+        assert snap.end_ns - snap.start_ns >= 40_000_000
+    last = snaps[-1].regions
+    accessed = last[last["nr_accesses"] > 0]
+    # the first phase is hot in [0, 4 MiB), the second in [32 MiB, 64 MiB)
+    assert len(accessed) and int(accessed["start"].max()) < 1 << 25
+
+
 def test_same_seed_same_result_other_seed_other_result():
     def run(seed):
         with damonx.Monitor("sim", hot_cold(0.5), seed=seed) as mon:

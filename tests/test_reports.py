@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from damonx import records, render, reports
+from damonx import _recread, records, render, reports
 from damonx.attrs import Intervals
 from damonx.cli import main as cli_main
 from damonx.errors import DamonxError
@@ -123,7 +123,7 @@ def test_short_and_empty_records(capsys):
 
 
 def test_heatmap_values_and_gap_skipping():
-    # two far apart ranges; the bigger one is drawn by default
+    # two far apart ranges, accessed alike; the first is drawn by default
     snaps = [
         snap(i, [(0, MiB, 20 if i < 2 else 0), (MiB, 2 * MiB, 0), (1 << 40, (1 << 40) + MiB, 10)])
         for i in range(4)
@@ -146,9 +146,23 @@ def test_heatmap_values_and_gap_skipping():
     assert tr["values"][0, 0] == 0
 
 
+def test_the_default_heatmap_shows_the_range_with_the_accesses():
+    # a process's large cold heap and its small hot mapping far above it
+    snaps = [snap(i, [(0, 512 * MiB, 0), (1 << 40, (1 << 40) + 32 * MiB, 18)]) for i in range(3)]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=4)
+    assert hm["address_range"] == [1 << 40, (1 << 40) + 32 * MiB]
+    np.testing.assert_allclose(hm["values"], [[90, 90, 90, 90]])
+    cold = [snap(i, [(0, 512 * MiB, 0), (1 << 40, (1 << 40) + 32 * MiB, 0)]) for i in range(3)]
+    (hm,) = reports.heatmap(rec_of(cold), time_bins=1, addr_bins=4)
+    assert hm["address_range"] == [0, 512 * MiB]  # nothing accessed: the largest
+
+
 def test_heatmap_address_range_choice():
     unions = [[0, MiB], [4 * MiB, 7 * MiB], [10 * MiB, 11 * MiB]]
     assert reports.heatmap_address_range(unions) == (4 * MiB, 7 * MiB)  # the largest
+    # the one with the most accesses, where something was accessed
+    assert reports.heatmap_address_range(unions, weights=[0, 0, 5]) == (10 * MiB, 11 * MiB)
+    assert reports.heatmap_address_range(unions, weights=[0, 0, 0]) == (4 * MiB, 7 * MiB)
     assert reports.heatmap_address_range(unions, "all") == (0, 11 * MiB)
     assert reports.heatmap_address_range(unions, ("4096", 8192)) == (4096, 8192)
     with pytest.raises(DamonxError, match="empty address range"):
@@ -173,6 +187,78 @@ def test_address_bin_integrals():
     # a region's rate times its overlap with each bin, and the overlap alone
     np.testing.assert_allclose(rate, [[50 * 40, 50 * 40], [10 * 10, 10 * 20], [0, 0]])
     np.testing.assert_allclose(cover, [[50, 50], [10, 10], [0, 0]])
+
+
+def _integrals_by_hand(snaps, edges, scale):
+    """address_bin_integrals region by region, in Python floats: in
+    address order (stable), the overlap of each region with each bin."""
+    rate = np.zeros((len(snaps), len(edges) - 1))
+    cover = np.zeros_like(rate)
+    for s, sn in enumerate(snaps):
+        for r in sorted(sn.regions.tolist(), key=lambda r: r[0]):
+            start, end, acc = float(r[0]), float(r[1]), float(r[2]) * scale
+            for b in range(len(edges) - 1):
+                lo, hi = max(start, edges[b]), min(end, edges[b + 1])
+                if start < edges[b + 1] and end > edges[b]:
+                    rate[s, b] += max(hi - lo, 0.0) * acc
+                    cover[s, b] += max(hi - lo, 0.0)
+    return rate, cover
+
+
+def test_address_bin_integrals_are_those_by_hand_to_the_bit():
+    # regions in any order, overlapping, outside the bins, on their edges
+    rng = np.random.default_rng(5)
+    snaps = []
+    for i in range(30):
+        rows = []
+        for _ in range(int(rng.integers(0, 12))):
+            start = int(rng.integers(0, 1 << 22)) * 4096 // 3
+            rows.append((start, start + int(rng.integers(1, 1 << 30)), int(rng.integers(0, 21))))
+        snaps.append(snap(i, rows if i % 3 else sorted(rows)))
+    snaps.append(snap(30, [(1 << 30, 2 << 30, 3), (0, 1 << 30, 5)]))  # ends on edges
+    edges = np.linspace(1 << 28, 3 << 30, 12)
+    rate, cover = reports.address_bin_integrals(Columns.from_snapshots(snaps), edges, 2.5)
+    want_rate, want_cover = _integrals_by_hand(snaps, edges, 2.5)
+    assert np.array_equal(rate, want_rate) and np.array_equal(cover, want_cover)
+
+
+def test_heatmap_binning_checks_its_arguments():
+    cols = Columns.from_snapshots([snap(0, [(0, 10, 1)]), snap(1, [(0, 10, 1)])])
+    edges = np.array([0.0, 5.0, 10.0])
+    num, den = np.zeros((3, 2)), np.zeros((3, 2))
+
+    def add(snaps, bins, cols=cols, edges=edges, num=num):
+        ids = np.array(snaps, dtype=np.int64)
+        weights = np.ones(len(ids))
+        bins = np.array(bins, dtype=np.int64)
+        _recread.heatmap_add(cols.regions, cols.offsets, edges, 1.0, ids, bins, weights, num, den)
+
+    add([0, 1, 1], [0, 0, 2])
+    np.testing.assert_array_equal(num, [[10, 10], [0, 0], [5, 5]])
+    for snaps, bins in (([2], [0]), ([-1], [0]), ([0], [3]), ([0], [-1])):
+        with pytest.raises(ValueError, match="out of range"):
+            add(snaps, bins)
+    with pytest.raises(ValueError, match="time bins, 2"):
+        add([0], [0], num=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="two entries"):
+        add([0], [0], edges=np.array([0.0]))
+    with pytest.raises(ValueError, match="REGION_DTYPE"):
+        _recread.heatmap_add(
+            np.zeros(2), cols.offsets, edges, 1.0, *np.zeros((2, 0), dtype=np.int64),
+            np.ones(0), num, den,
+        )  # fmt: skip
+
+
+def test_the_default_heatmap_range_is_the_one_with_the_accesses_in_its_time_range():
+    # the low range is hot in the first second, the high one afterwards
+    snaps = [
+        snap(i, [(0, MiB, 20 if i < 10 else 0), (1 << 40, (1 << 40) + MiB, 0 if i < 10 else 10)])
+        for i in range(40)
+    ]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=1)
+    assert hm["address_range"] == [1 << 40, (1 << 40) + MiB]
+    (hm,) = reports.heatmap(rec_of(snaps), time_bins=1, addr_bins=1, time_range=(0, 1e9))
+    assert hm["address_range"] == [0, MiB]
 
 
 def test_time_weights():

@@ -4,6 +4,7 @@
  * usual forms, everything it must leave to the caller, text cut anywhere,
  * the optional keys, the selection and the address coverage.
  */
+#include "../recbins.c"
 #include "../recparse.c"
 #include "../recread.c"
 
@@ -366,6 +367,42 @@ static void test_coverage(void)
 	dx_rr_target_free(&t);
 }
 
+/* A heatmap's cells: regions in any order, the bins they meet, the pairs'
+ * weights; and the pairs out of range refused. */
+static void test_heatmap_add(void)
+{
+	/* snapshot 0 in address order, snapshot 1 not (it is sorted first) */
+	const struct dx_rr_region r[] = {
+		{ 0, 50, 2, 0 },    { 50, 150, 4, 0 }, { 150, 400, 1, 0 },
+		{ 100, 200, 3, 0 }, { 0, 100, 1, 0 },
+	};
+	const int64_t offsets[] = { 0, 3, 5 };
+	const double edges[] = { 0, 100, 200 };
+	const int64_t snap[] = { 0, 1, 1 }, bin[] = { 0, 0, 1 };
+	const double weight[] = { 1, 2, 0.5 };
+	double num[4] = { 0 }, den[4] = { 0 };
+	const int64_t bad_snap[] = { 2 }, bad_bin[] = { 2 };
+
+	EXPECT_EQ(dx_rr_heatmap_add(r, 5, offsets, 2, edges, 2, 10, snap, bin,
+				    weight, 3, 2, num, den),
+		  0);
+	/* row 0: snapshot 0; then twice snapshot 1 */
+	EXPECT(num[0] == 50 * 20 + 50 * 40 + 2 * 100 * 10);
+	EXPECT(num[1] == 50 * 40 + 50 * 10 + 2 * 100 * 30);
+	EXPECT(den[0] == 100 + 2 * 100 && den[1] == 100 + 2 * 100);
+	EXPECT(num[2] == 0.5 * 100 * 10 && num[3] == 0.5 * 100 * 30);
+	EXPECT(den[2] == 50 && den[3] == 50);
+	EXPECT_EQ(dx_rr_heatmap_add(r, 5, offsets, 2, edges, 2, 1, bad_snap,
+				    bin, weight, 1, 2, num, den),
+		  -EINVAL);
+	EXPECT_EQ(dx_rr_heatmap_add(r, 5, offsets, 2, edges, 2, 1, snap,
+				    bad_bin, weight, 1, 2, num, den),
+		  -EINVAL);
+	EXPECT_EQ(dx_rr_heatmap_add(r, 4, offsets, 2, edges, 2, 1, snap + 1,
+				    bin, weight, 1, 2, num, den),
+		  -EINVAL);
+}
+
 int main(void)
 {
 	RUN(test_usual_forms);
@@ -375,5 +412,6 @@ int main(void)
 	RUN(test_extras);
 	RUN(test_selection);
 	RUN(test_coverage);
+	RUN(test_heatmap_add);
 	return test_report();
 }

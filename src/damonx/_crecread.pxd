@@ -81,3 +81,10 @@ cdef extern from "recread.h" nogil:
 
     int dx_rr_parse(dx_rr_target *t, const char *text, size_t len, size_t pos,
                     dx_rr_result *r)
+
+    int dx_rr_heatmap_add(const dx_rr_region *regions, size_t nr_regions,
+                          const int64_t *offsets, size_t nr_snaps,
+                          const double *edges, size_t nr_abins, double scale,
+                          const int64_t *pair_snap, const int64_t *pair_bin,
+                          const double *pair_weight, size_t nr_pairs,
+                          size_t nr_tbins, double *num, double *den)

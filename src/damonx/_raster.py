@@ -15,6 +15,9 @@ import numpy as np
 
 BLACK = (0, 0, 0)
 WHITE = (255, 255, 255)
+#: zlib's level for PNG: a report's image at 6 is a few percent larger
+#: than at 9, and made three times as fast
+_PNG_LEVEL = 6
 
 
 def encode_png(rgb):
@@ -38,7 +41,7 @@ def encode_png(rgb):
         [
             b"\x89PNG\r\n\x1a\n",
             chunk(b"IHDR", ihdr),
-            chunk(b"IDAT", zlib.compress(rows.tobytes(), 9)),
+            chunk(b"IDAT", zlib.compress(rows.tobytes(), _PNG_LEVEL)),
             chunk(b"IEND", b""),
         ]
     )

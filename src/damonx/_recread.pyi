@@ -50,3 +50,15 @@ class TargetColumns:
         damos_stats: list[dict[str, int]] | None = ...,
     ) -> bool: ...
     def finish(self) -> dict[str, Any]: ...
+
+def heatmap_add(
+    regions: Any,
+    offsets: Any,
+    edges: Any,
+    scale: float,
+    pair_snap: Any,
+    pair_bin: Any,
+    pair_weight: Any,
+    num: Any,
+    den: Any,
+) -> None: ...

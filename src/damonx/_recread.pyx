@@ -15,11 +15,13 @@ in two ways, under the same ``Filter``:
 - ``add(start_ns, end_ns, regions, ...)`` adds one snapshot read otherwise.
 
 ``finish()`` hands the arrays over to numpy without copying them.
+``heatmap_add`` bins such columns into a heatmap's cells (csrc/recbins.c).
 """
 
 from cpython.unicode cimport (
     PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
-from libc.stdint cimport uint64_t
+from libc.errno cimport ENOMEM
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
@@ -30,7 +32,7 @@ cimport numpy as cnp
 from damonx._crecread cimport (
     DX_RR_END, DX_RR_EXTRAS, DX_RR_HAS_CHECKS, DX_RR_HAS_SAMPLE, DX_RR_MORE, DX_RR_NEXT,
     DX_RR_NR_EXTRAS, DX_RR_SLOW, dx_rr_commit, dx_rr_filter, dx_rr_parse, dx_rr_pending,
-    dx_rr_region, dx_rr_result, dx_rr_snap, dx_rr_target, dx_rr_target_free,
+    dx_rr_heatmap_add, dx_rr_region, dx_rr_result, dx_rr_snap, dx_rr_target, dx_rr_target_free,
     dx_rr_target_init)
 
 cnp.import_array()
@@ -302,3 +304,49 @@ cdef class TargetColumns:
             "nr_seen": t.nr_seen,
         }
         return out
+
+
+def heatmap_add(regions, offsets, double[::1] edges, double scale, const int64_t[::1] pair_snap,
+                const int64_t[::1] pair_bin, const double[::1] pair_weight,
+                double[:, ::1] num, double[:, ::1] den):
+    """Add to the cells ``num`` and ``den`` (time bins x address bins) the
+    snapshots of the columns ``regions`` (REGION_DTYPE) and ``offsets``
+    (int64, one more than snapshots) that weigh in a time bin: for each
+    pair (``pair_snap``, ``pair_bin``, ``pair_weight``), the weight times
+    the integral over each address bin of ``edges`` of the access rate
+    (nr_accesses x ``scale``) into ``num`` and of the coverage into ``den``
+    (see csrc/recread.h).  The regions of a snapshot are summed in address
+    order."""
+    arr = np.ascontiguousarray(regions)  # held until the C is done with it
+    if arr.dtype != REGION_DTYPE:
+        raise ValueError(f"regions must be of REGION_DTYPE, not {arr.dtype}")
+    cdef const dx_rr_region *regs = <const dx_rr_region *>cnp.PyArray_DATA(arr)
+    cdef size_t nr_regions = len(arr)
+    cdef const int64_t[::1] offs = offsets
+    cdef size_t nr_abins
+    cdef size_t nr_pairs = pair_snap.shape[0]
+    cdef int err
+    if edges.shape[0] < 2:
+        raise ValueError("edges needs at least two entries")
+    nr_abins = edges.shape[0] - 1
+    if offs.shape[0] < 1:
+        raise ValueError("offsets needs one entry more than snapshots")
+    if pair_bin.shape[0] != nr_pairs or pair_weight.shape[0] != nr_pairs:
+        raise ValueError("pair_snap, pair_bin and pair_weight differ in length")
+    if (num.shape[0] != den.shape[0] or num.shape[1] != den.shape[1]
+            or <size_t>num.shape[1] != nr_abins):
+        raise ValueError(f"num and den must both be (time bins, {nr_abins})")
+    with nogil:
+        err = dx_rr_heatmap_add(
+            regs, nr_regions, &offs[0], offs.shape[0] - 1,
+            &edges[0], nr_abins, scale,
+            &pair_snap[0] if nr_pairs else NULL, &pair_bin[0] if nr_pairs else NULL,
+            &pair_weight[0] if nr_pairs else NULL, nr_pairs,
+            num.shape[0], &num[0, 0] if num.shape[0] else NULL,
+            &den[0, 0] if den.shape[0] else NULL)
+    if err == -ENOMEM:
+        raise MemoryError()
+    if err:
+        raise ValueError("a pair names a snapshot or time bin out of range, "
+                         "or the offsets are out of the regions")
+

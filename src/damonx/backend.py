@@ -187,8 +187,10 @@ class BackendSpec:
 
     #: the operations sets it runs
     ops: tuple[str, ...]
-    #: ``open(ops, attrs, seed, procfs, sysfs)``: a new backend, no targets yet
-    open: Callable[[str, Attrs, int, str, str], Backend]
+    #: ``open(ops, attrs, seed, procfs, sysfs, real_time)``: a new backend,
+    #: no targets yet; ``real_time`` asks sim to run in real time (the other
+    #: ops always do) instead of on a virtual clock
+    open: Callable[[str, Attrs, int, str, str, bool], Backend]
     #: ``unavailable(ops, procfs, sysfs)``: why it cannot run ops here (an
     #: error to raise: NotSupported or AccessDenied), or None; reads only
     unavailable: Callable[[str, str, str], errors.DamonxError | None] = _always
@@ -210,27 +212,30 @@ def _kernel_unavailable(ops, procfs, sysfs):
     return kernel_backend.unavailable(ops, procfs, sysfs)
 
 
-def _open_kernel(ops, attrs, seed, procfs, sysfs):
-    from damonx import kernel_backend
+def _open_kernel(ops, attrs, seed, procfs, sysfs, real_time=False):
+    from damonx import kernel_backend  # no sim: always in real time
 
     return kernel_backend.open_kernel(ops, attrs, seed, procfs, sysfs)
 
 
-def _open_core_context(ops, attrs, seed, procfs, sysfs):
+def _open_core_context(ops, attrs, seed, procfs, sysfs, real_time=False):
     """A compiled context for ops: the one call of its constructor."""
     from damonx import _core
 
-    return _core.Context(attrs, ops, seed, virtual_clock=ops == "sim", procfs=procfs, sysfs=sysfs)
+    virtual = ops == "sim" and not real_time
+    return _core.Context(attrs, ops, seed, virtual_clock=virtual, procfs=procfs, sysfs=sysfs)
 
 
-def _open_compiled(ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str) -> Backend:
+def _open_compiled(
+    ops: str, attrs: Attrs, seed: int, procfs: str, sysfs: str, real_time: bool = False
+) -> Backend:
     from damonx import features
 
     features.require(ops, procfs, sysfs)
     if ops != "sim":
         # from the caller of Monitor(): here, open_backend, Monitor.__init__
         features.warn_accessed_bit_users(procfs, sysfs, stacklevel=4)
-    return _open_core_context(ops, attrs, seed, procfs, sysfs)
+    return _open_core_context(ops, attrs, seed, procfs, sysfs, real_time)
 
 
 #: The backends by name, in the order ``"auto"`` tries them (see the
@@ -306,7 +311,9 @@ def require(name, ops, procfs="/proc", sysfs="/sys"):
             raise why
 
 
-def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys"):
+def open_backend(
+    name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/sys", real_time=False
+):
     """Choose, open and fill the backend of a Monitor.
 
     Returns the backend, its name in :data:`BACKENDS` and its targets (a
@@ -328,7 +335,7 @@ def open_backend(name, ops, targets, attrs, *, seed=0, procfs="/proc", sysfs="/s
     for found in names:
         try:
             with errors.translated("cannot set up the monitor", procfs=procfs):
-                backend = BACKENDS[found].open(ops, attrs, seed, procfs, sysfs)
+                backend = BACKENDS[found].open(ops, attrs, seed, procfs, sysfs, real_time)
         except (errors.NotSupported, errors.AccessDenied) as err:
             if name != "auto":
                 raise

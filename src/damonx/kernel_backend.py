@@ -160,6 +160,7 @@ class KernelBackend:
         self._stopping = False
         self._last: tuple = (0, 0, [])
         self._intervals = (attrs.sample_us, attrs.aggr_us)
+        self._cpu0_ns = time.process_time_ns()
         self._nr_snapshots = 0
         self._scheme_stats: list = []
         self._lock = kernel_owner.Lock(self.directory)
@@ -402,9 +403,10 @@ class KernelBackend:
 
     @property
     def cpu_ns(self):
-        """This process's CPU time and the kdamond thread's."""
-        st = self.stats()
-        return (st["damonx_cpu_us"] + st.get("kdamond_cpu_us", 0)) * 1000
+        """This process's CPU time since the backend opened, and the kdamond
+        thread's."""
+        kdamond_us = self.stats().get("kdamond_cpu_us", 0)
+        return time.process_time_ns() - self._cpu0_ns + kdamond_us * 1000
 
     def request_stop(self):
         self._stopping = True

@@ -72,7 +72,8 @@ class Monitor:
 
     ops and targets:
       - ``"sim"``: a ``Workload`` (or a list of them; target ids 0, 1, ...).
-        Runs on a virtual clock, as fast as the CPU allows.
+        Runs on a virtual clock, as fast as the CPU allows; with
+        ``real_time=True``, in real time (as a live exporter shows it).
       - ``"vaddr"``: process ids; the regions follow their mappings.
       - ``"fvaddr"``: ``{pid: [(start, end), ...]}``: fixed virtual ranges.
       - ``"paddr"``: ``[(start, end), ...]`` physical ranges, or None for all
@@ -85,7 +86,16 @@ class Monitor:
     """
 
     def __init__(
-        self, ops, targets, attrs=None, *, seed=0, procfs="/proc", sysfs="/sys", backend="auto"
+        self,
+        ops,
+        targets,
+        attrs=None,
+        *,
+        seed=0,
+        procfs="/proc",
+        sysfs="/sys",
+        backend="auto",
+        real_time=False,
     ):
         self.attrs = attrs if attrs is not None else Attrs()
         if not isinstance(self.attrs, Attrs):
@@ -94,7 +104,14 @@ class Monitor:
         self.procfs = procfs
         self._callbacks = []
         self._backend, name, parsed = _backend.open_backend(
-            backend, ops, targets, self.attrs, seed=seed, procfs=procfs, sysfs=sysfs
+            backend,
+            ops,
+            targets,
+            self.attrs,
+            seed=seed,
+            procfs=procfs,
+            sysfs=sysfs,
+            real_time=real_time,
         )
         #: the backend it runs on: "page_idle" or "kernel"
         self.backend = name

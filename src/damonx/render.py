@@ -8,10 +8,8 @@ labels; :class:`damonx._raster.Canvas` into pixels written as PNG, labelled
 with a built-in bitmap font.
 """
 
-import base64
 import math
 import os
-from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
@@ -132,9 +130,14 @@ class _SvgCanvas:
             attrs += f' fill="{_hex(color)}"'
         if vertical:
             attrs += f' transform="rotate(-90 {x:.1f} {y:.1f})"'
+        from xml.sax.saxutils import escape  # imports urllib: only for SVG
+
         self.out.append(f"<text {attrs}>{escape(text)}</text>")
 
     def image(self, x, y, w, h, rgb):
+        import base64
+        from xml.sax.saxutils import quoteattr
+
         data = "data:image/png;base64," + base64.b64encode(encode_png(rgb)).decode()
         self.out.append(
             f'<image x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" '

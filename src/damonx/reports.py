@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from damonx import _recread
 from damonx.errors import DamonxError
 from damonx.units import format_duration_ns, format_size
 
@@ -279,9 +280,12 @@ def heatmap(
 ):
     """Access rate over time x address, one map per target.
 
-    ``address_range``: None picks the largest address range the regions
-    cover (so the unmapped gaps of a process do not flatten the map; the
-    others are listed under ``address_unions``), ``"all"`` spans from the
+    ``address_range``: None picks, of the address ranges the regions cover
+    (so that the unmapped gaps of a process do not flatten the map; the
+    others are listed under ``address_unions``), the one with the most
+    accesses (bytes times nr_accesses, over the snapshots in the time
+    range), or the largest
+    where nothing was accessed; ``"all"`` spans from the
     lowest to the highest address, or ``(start, end)`` in bytes.
     ``time_range``: ``(start_ns, end_ns)`` relative to the record's first
     snapshot start; default the whole record.  A record read with a time or
@@ -313,29 +317,25 @@ def heatmap(
             unions = sel.address_unions[t.target_id]
         else:
             unions = t.address_unions()
-        a0, a1 = heatmap_address_range(unions, address_range, t.target_id)
         cols = t.columns()
         start_ns = cols.start_ns.astype(np.float64) - base
         end_ns = cols.end_ns.astype(np.float64) - base
         t0, t1 = heatmap_time_range(start_ns, end_ns, time_range)
-        aedges = np.linspace(a0, a1, addr_bins + 1)
         tedges = np.linspace(t0, t1, time_bins + 1)
-        # one row per snapshot of the record, those a selective read left
-        # out (which weigh nothing) as zeros, so that the sums run as if
-        # every snapshot were there
-        rows = np.arange(cols.nr_snapshots)
-        if sel is not None and t.target_id in sel.snapshot_index:
-            rows = sel.snapshot_index[t.target_id]
-        rate_int = np.zeros((_nr_read(record, t), addr_bins))
-        cover_int = np.zeros_like(rate_int)
-        for chunk in _chunks(cols, addr_bins):
-            rate, cover = address_bin_integrals(cols.take(chunk), aedges, scale)
-            rate_int[rows[chunk]], cover_int[rows[chunk]] = rate, cover
-        w = np.zeros((len(rate_int), time_bins))
         snap, tbin, weight = time_weights(start_ns, end_ns, tedges)
-        w[rows[snap], tbin] = weight
-        num = w.T @ rate_int
-        den = w.T @ cover_int
+        weights = None
+        if address_range is None and len(unions) > 1:
+            # the accesses of the snapshots the map shows: a part read for
+            # its time range picks the same range as the whole record
+            weights = accessed_bytes(_snapshots_of(cols, snap), unions)
+        a0, a1 = heatmap_address_range(unions, address_range, t.target_id, weights)
+        aedges = np.linspace(a0, a1, addr_bins + 1)
+        num = np.zeros((time_bins, addr_bins))
+        den = np.zeros_like(num)
+        # in C: each snapshot that weighs binned once, no array per region
+        _recread.heatmap_add(
+            cols.regions, cols.offsets, aedges, scale, snap, tbin, weight, num, den
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
         out.append(
@@ -353,16 +353,14 @@ def heatmap(
     return out
 
 
-#: the regions (or region and address bin pairs) a report handles at a time:
-#: its work arrays then take some tens of MB, whatever the record's length
+#: the regions a report handles at a time: its work arrays then take some
+#: tens of MB, whatever the record's length
 _CHUNK = 1 << 20
 
 
-def _chunks(cols, per_snapshot=0):
-    """Slices of consecutive snapshots of about _CHUNK regions, counting
-    ``per_snapshot`` more for each snapshot (a heatmap's disjoint regions
-    of a snapshot make at most regions + address bins pairs)."""
-    work = np.cumsum(cols.nr_regions() + per_snapshot)
+def _chunks(cols):
+    """Slices of consecutive snapshots of about _CHUNK regions."""
+    work = np.cumsum(cols.nr_regions())
     start = 0
     while start < cols.nr_snapshots:
         done = work[start - 1] if start else 0
@@ -371,14 +369,44 @@ def _chunks(cols, per_snapshot=0):
         start = end
 
 
-def heatmap_address_range(unions, address_range=None, target_id=None):
-    """[start, end) of a heatmap's address axis (see :func:`heatmap`):
-    the largest of ``unions`` (from :func:`address_unions`) for None, their
-    whole span for ``"all"``, else ``address_range`` itself."""
+def _snapshots_of(cols, index):
+    """The columns of the snapshots in ``index`` (sorted, repeats allowed):
+    views when they are consecutive, as those of a time range are."""
+    if not len(index):
+        return cols.take(slice(0, 0))
+    lo, hi = int(index[0]), int(index[-1]) + 1
+    if len(np.unique(index)) == hi - lo:
+        return cols.take(slice(lo, hi))
+    return cols.take(np.unique(index))
+
+
+def accessed_bytes(cols, unions):
+    """For each of ``unions``, the sum over the snapshots of ``cols`` of
+    the bytes of its regions inside it times their nr_accesses."""
+    out = np.zeros(len(unions))
+    for chunk in _chunks(cols):
+        regions = cols.take(chunk).regions
+        start = regions["start"].astype(np.float64)
+        end = regions["end"].astype(np.float64)
+        acc = regions["nr_accesses"].astype(np.float64)
+        for i, (u0, u1) in enumerate(unions):
+            inside = np.clip(np.minimum(end, u1) - np.maximum(start, u0), 0, None)
+            out[i] += float(inside @ acc)
+    return out
+
+
+def heatmap_address_range(unions, address_range=None, target_id=None, weights=None):
+    """[start, end) of a heatmap's address axis (see :func:`heatmap`): for
+    None, the one of ``unions`` (from :func:`address_unions`) with the
+    largest of ``weights`` (:func:`accessed_bytes`) or, without weights or
+    where all are 0, the largest; their whole span for ``"all"``, else
+    ``address_range`` itself."""
     if address_range is None or address_range == "all":
         if not unions:
             raise DamonxError(f"target {target_id} has no non-empty region")
-        if address_range is None:
+        if address_range is None and weights is not None and max(weights) > 0:
+            a0, a1 = unions[int(np.argmax(weights))]
+        elif address_range is None:
             a0, a1 = max(unions, key=lambda u: u[1] - u[0])
         else:
             a0, a1 = unions[0][0], unions[-1][1]
@@ -427,22 +455,15 @@ def address_bin_integrals(columns, edges, scale=1.0):
     bin of the access rate (nr_accesses x ``scale``) and of the coverage (1
     where a region is), in rate x bytes and bytes.  Two arrays of shape
     (snapshots, bins); each sums the regions of a snapshot in address order."""
-    nbins = len(edges) - 1
-    shape = (columns.nr_snapshots, nbins)
-    regions = columns.regions
-    snap = columns.snapshot_index()
-    order: slice | np.ndarray = slice(None)
-    starts = regions["start"]
-    if len(starts) > 1 and not ((starts[1:] >= starts[:-1]) | (snap[1:] != snap[:-1])).all():
-        order = np.lexsort((starts, snap))
-    item, bins, overlap = _overlap_pairs(
-        starts[order].astype(np.float64), regions["end"][order].astype(np.float64), edges
+    edges = np.asarray(edges, dtype=np.float64)
+    each = np.arange(columns.nr_snapshots, dtype=np.int64)
+    rate = np.zeros((columns.nr_snapshots, len(edges) - 1))
+    cover = np.zeros_like(rate)
+    ones = np.ones(len(each))
+    _recread.heatmap_add(
+        columns.regions, columns.offsets, edges, scale, each, each, ones, rate, cover
     )
-    rate = regions["nr_accesses"][order].astype(np.float64) * scale
-    cell = snap[order][item] * nbins + bins
-    rate_int = np.bincount(cell, overlap * rate[item], minlength=shape[0] * nbins)
-    cover_int = np.bincount(cell, overlap, minlength=shape[0] * nbins)
-    return rate_int.reshape(shape), cover_int.reshape(shape)
+    return rate, cover
 
 
 def time_weights(start_ns, end_ns, edges):

@@ -19,13 +19,15 @@ SUBCOMMANDS = [
     ("start", "monitor and apply operation schemes (damo's --damos_* options) until stopped"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
     ("convert", "write a record in another format, or a part of it"),
+    ("export", "write a record as Parquet, for DuckDB, Spark, Polars or pandas"),
+    ("serve", "export live access metrics to Prometheus"),
     ("features", "which access-check mechanisms this machine offers"),
     ("version", "print the damonx version"),
 ]
 
 #: the subcommands that take a command to start after a literal ``--``
 #: (in ``args.command_line``); nothing after it is parsed as options
-TAKES_COMMAND = ("record", "start")
+TAKES_COMMAND = ("record", "start", "serve")
 
 
 class ArgumentParser(argparse.ArgumentParser):

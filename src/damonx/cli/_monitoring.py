@@ -192,9 +192,10 @@ def _with_schemes(mon, schemes):
     return mon
 
 
-def open_monitor(args, attrs, schemes=()):
-    """The monitor the target options ask for, with schemes added; its
-    metadata for a record; and the command it started, if any."""
+def open_monitor(args, attrs, schemes=(), real_time=False):
+    """The monitor, the record's metadata and the started command (or None)
+    the target options ask for, with schemes added; ``real_time`` runs sim
+    in real time."""
     import damonx
 
     cmd = None
@@ -213,7 +214,9 @@ def open_monitor(args, attrs, schemes=()):
         if args.regions:
             raise errors.InvalidAttrs("-r goes with --ops fvaddr or paddr")
         wl = damonx.Workload.load(args.workload)
-        mon = damonx.Monitor("sim", wl, attrs, seed=args.seed, backend=args.backend)
+        mon = damonx.Monitor(
+            "sim", wl, attrs, seed=args.seed, backend=args.backend, real_time=real_time
+        )
         meta = {"ops": "sim", "backend": mon.backend, "workload": wl.to_dict()}
         return _with_schemes(mon, schemes), meta, None
     ops = args.ops or "vaddr"
@@ -315,3 +318,35 @@ def stopping_on_signals(mon, cmd=None):
             except subprocess.TimeoutExpired:
                 cmd.kill()
                 cmd.wait()
+
+
+def read_process(pid, procfs="/proc"):
+    """comm and cmdline (a list) of a process, each left out when unreadable."""
+    import os
+
+    out: dict[str, object] = {}
+    try:
+        with open(os.path.join(procfs, str(pid), "comm"), "rb") as f:
+            out["comm"] = f.read().decode(errors="replace").rstrip("\n")
+        with open(os.path.join(procfs, str(pid), "cmdline"), "rb") as f:
+            out["cmdline"] = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        pass
+    return out
+
+
+def provenance(meta, procfs="/proc"):
+    """What a record or an exporter says of where its data comes from: the
+    host, the damonx version, the backend and, per process, comm and cmdline."""
+    import socket
+
+    import damonx
+
+    out: dict[str, object] = {
+        "host": socket.gethostname(),
+        "damonx_version": damonx.__version__,
+        "backend": meta["backend"],
+    }
+    if meta.get("pids"):
+        out["processes"] = {str(p): read_process(p, procfs) for p in meta["pids"]}
+    return out

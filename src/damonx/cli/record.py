@@ -186,6 +186,7 @@ def main(args):
         writer.abort()
         raise
     writer.meta.update(meta)
+    writer.meta.update(_monitoring.provenance(meta, args.procfs))
     progress = Progress(
         sys.stderr.isatty() and not args.quiet and not args.json,
         args.json,

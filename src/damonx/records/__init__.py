@@ -31,8 +31,9 @@ Modules: ``model`` (Record, TargetRecord, TargetSnapshot, Columns,
 Selection), ``build`` (RecordBuilder, ``select``), ``detect`` (``load``,
 ``detect_format``), ``binary`` (the binary codec), ``jsonstream`` (the
 streaming JSON reader, with the compiled parser of ``damonx._recread``),
-``jsonvalues`` (damo's forms of values) and ``writer`` (RecordWriter,
-``dumps``, ``save``; one sink per format).
+``jsonvalues`` (damo's forms of values), ``writer`` (RecordWriter,
+``dumps``, ``save``; one sink per format) and ``arrow`` (Arrow tables and
+Parquet files, with pyarrow).
 """
 
 from .binary import MAGIC as BINARY_MAGIC
@@ -49,7 +50,19 @@ from .model import (
     TargetSnapshot,
     make_regions,
 )
-from .writer import RecordWriter, dumps, save
+
+#: the names of ``writer``, imported when first used: a command that only
+#: reads a record starts without it
+_WRITER_NAMES = ("RecordWriter", "dumps", "save")
+
+
+def __getattr__(name):
+    if name in _WRITER_NAMES:
+        from . import writer
+
+        return getattr(writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BINARY_MAGIC",

@@ -89,6 +89,22 @@ class Columns:
         """Index of the snapshot of each region (int64 array)."""
         return np.repeat(np.arange(self.nr_snapshots, dtype=np.int64), self.nr_regions())
 
+    def rows(self):
+        """One row per region of every snapshot, as a dict of arrays:
+        ``snapshot`` (its index), ``start_ns``, ``end_ns`` (of the snapshot),
+        ``start``, ``end``, ``size``, ``nr_accesses`` and ``age``."""
+        regions, idx = self.regions, self.snapshot_index()
+        return {
+            "snapshot": idx,
+            "start_ns": self.start_ns[idx],
+            "end_ns": self.end_ns[idx],
+            "start": regions["start"],
+            "end": regions["end"],
+            "size": regions["end"] - regions["start"],
+            "nr_accesses": regions["nr_accesses"],
+            "age": regions["age"],
+        }
+
     def snapshot(self, i):
         """Snapshot ``i`` (from 0) as a TargetSnapshot whose regions are a view."""
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
@@ -364,6 +380,15 @@ class Record:
             return None
         return self.intervals.aggr_us / self.intervals.sample_us
 
+    def to_arrow(self, host=None):
+        """One row per region of every snapshot as a ``pyarrow.Table``, with
+        where it comes from in the schema's metadata (needs pyarrow: ``pip
+        install 'damonx[arrow]'``; see :mod:`damonx.records.arrow`).  ``host``
+        names the machine when the record does not."""
+        from damonx.records.arrow import to_arrow
+
+        return to_arrow(self, host)
+
     def to_dataframe(self):
         """One row per region of every snapshot (needs pandas)."""
         try:
@@ -374,24 +399,9 @@ class Record:
         columns += ["nr_accesses", "age"]
         frames = []
         for t in self.targets:
-            cols = t.columns()
-            regions = cols.regions
-            idx = cols.snapshot_index()
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "target_id": np.full(len(regions), t.target_id, dtype=np.uint64),
-                        "snapshot": idx,
-                        "start_ns": cols.start_ns[idx],
-                        "end_ns": cols.end_ns[idx],
-                        "start": regions["start"],
-                        "end": regions["end"],
-                        "size": regions["end"] - regions["start"],
-                        "nr_accesses": regions["nr_accesses"],
-                        "age": regions["age"],
-                    }
-                )
-            )
+            rows = t.columns().rows()
+            ids = np.full(len(rows["start"]), t.target_id, dtype=np.uint64)
+            frames.append(pd.DataFrame({"target_id": ids, **rows}))
         if not frames:
             return pd.DataFrame(columns=columns)
         return pd.concat(frames, ignore_index=True)
