@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := build/demo
 
-.PHONY: setup demo demo-vm test lint test-c bench-ext test-host test-vm test-vm-current kernel clean
+.PHONY: setup demo demo-vm test lint test-c bench-ext test-host test-vm test-vm-current test-vm-numa kernel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,7 @@ demo-vm: setup
 	done
 	@echo "images: $(DEMO)/vm-page_idle-heatmap.png $(DEMO)/vm-kernel-heatmap.png"
 
-test: setup lint test-c bench-ext test-host test-vm test-vm-current
+test: setup lint test-c bench-ext test-host test-vm test-vm-current test-vm-numa
 
 # ruff (lint and format) for the Python, mypy for the package, clang-format
 # (the kernel's style, .clang-format) for the C
@@ -94,6 +94,14 @@ test-vm-current: bench-ext
 		'test -e /sys/kernel/mm/page_idle/bitmap && test -d /sys/kernel/mm/damon/admin || \
 		{ echo "the guest kernel lacks idle page tracking or DAMON sysfs"; exit 1; }; exec "$$@"' sh \
 		$(abspath $(PY)) -m pytest -q -m "vm and smoke" tests/vm
+
+# the tests that need two NUMA nodes (migrate_hot, migrate_cold), in a boot
+# of their own; they skip on one node, so fail if the guest has one
+test-vm-numa: bench-ext
+	DAMONX_VM_KERNEL=$(VM_KERNEL) DAMONX_VM_NUMA=2 tools/vmtest/run -- sh -c \
+		'test -d /sys/devices/system/node/node1 || \
+		{ echo "the guest has one NUMA node"; exit 1; }; exec "$$@"' sh \
+		$(abspath $(PY)) -m pytest -q -m "vm and numa" tests/vm
 
 kernel:
 	DAMONX_VM_KERNEL=$(VM_KERNEL) tools/vmtest/run --build

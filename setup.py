@@ -8,6 +8,8 @@ CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 SOURCES = [
     "csrc/core.c",
+    "csrc/damos.c",
+    "csrc/damos-quota.c",
     "csrc/regions.c",
     "csrc/sampling.c",
     "csrc/tuning.c",
@@ -19,6 +21,7 @@ SOURCES = [
 HEADERS = [
     "csrc/clock.h",
     "csrc/damonx.h",
+    "csrc/damos.h",
     "csrc/ops-common.h",
     "csrc/paddr.h",
     "csrc/sim.h",

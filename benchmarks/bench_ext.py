@@ -28,13 +28,16 @@ BENCH_SOURCES = [
     "benchmarks/csrc/bench_floor.c",
     "benchmarks/csrc/bench_fullscan.c",
 ]
-# the core (merge and split for bench_adjust) and the access checks' shared
-# I/O (maps parser, pagemap masks for bench_fullscan and bench_floor)
+# the core (merge and split for bench_adjust, with the sampling rules, the
+# schemes and the tuning it calls) and the access checks' shared I/O (maps
+# parser, pagemap masks for bench_fullscan and bench_floor)
 CORE_SOURCES = [
     "csrc/core.c",
     "csrc/regions.c",
     "csrc/sampling.c",
     "csrc/tuning.c",
+    "csrc/damos.c",
+    "csrc/damos-quota.c",
     "csrc/ops-common.c",
 ]
 

@@ -7,7 +7,7 @@
  * and the kernel's DAMON can be compared like for like: per sample, every
  * region's sampled page is prepared, checked a sampling interval later and
  * accounted; per aggregation, regions are merged, reported, acted on by the
- * schemes, reset and split; every ops_update_us the backend re-reads the
+ * schemes (damos.c), reset and split; every ops_update_us the backend re-reads the
  * targets' mappings.
  */
 #define _GNU_SOURCE
@@ -112,44 +112,6 @@ uint32_t dx_max_nr_accesses(const struct dx_attrs *attrs)
 	return nr > UINT32_MAX ? UINT32_MAX : (uint32_t)nr;
 }
 
-/* --------------------------------------------------------------- actions */
-
-/*
- * The actions, by damo's names, with what there is to know where no table
- * can apply one: process_madvise(2) takes only MADV_COLD, MADV_PAGEOUT,
- * MADV_WILLNEED and MADV_COLLAPSE (mm/madvise.c), and the kernel's DAMON
- * applies MADV_HUGEPAGE from inside the target's mm, which user space cannot.
- */
-#define DX_NOTE_HUGEPAGE                                                       \
-	"the kernel refuses MADV_HUGEPAGE and MADV_NOHUGEPAGE through "        \
-	"process_madvise(2) (EINVAL), so damonx cannot apply them to another " \
-	"process; 'collapse' (MADV_COLLAPSE) makes huge pages of a range now"
-
-static const struct {
-	const char *name;
-	const char *note;
-} actions[DX_ACTION_NR] = {
-	[DX_ACTION_STAT] = { "stat", NULL },
-	[DX_ACTION_WILLNEED] = { "willneed", NULL },
-	[DX_ACTION_COLD] = { "cold", NULL },
-	[DX_ACTION_PAGEOUT] = { "pageout", NULL },
-	[DX_ACTION_HUGEPAGE] = { "hugepage", DX_NOTE_HUGEPAGE },
-	[DX_ACTION_NOHUGEPAGE] = { "nohugepage", DX_NOTE_HUGEPAGE },
-	[DX_ACTION_COLLAPSE] = { "collapse", NULL },
-};
-
-const char *dx_action_name(int action)
-{
-	return action >= 0 && action < DX_ACTION_NR ? actions[action].name :
-						      NULL;
-}
-
-const char *dx_action_note(int action)
-{
-	return action >= 0 && action < DX_ACTION_NR ? actions[action].note :
-						      NULL;
-}
-
 /* ------------------------------------------------------------- registry */
 
 /* Plenty for the backends of one library; the kernel has four. */
@@ -208,6 +170,7 @@ int dx_ctx_new(struct dx_ctx **out, const struct dx_attrs *attrs, uint64_t seed)
 	if (!ctx)
 		return -ENOMEM;
 	ctx->attrs = *attrs;
+	dx_ctx_set_metric_roots(ctx, "/proc", "/sys");
 	dx_tuning_init(ctx);
 	for (i = 0; i < 4; i++)
 		ctx->rng[i] = splitmix64(&seed);
@@ -247,13 +210,6 @@ int dx_ctx_select_ops(struct dx_ctx *ctx, const char *name,
 void dx_ctx_set_clock(struct dx_ctx *ctx, enum dx_clock clock)
 {
 	ctx->clock = clock;
-}
-
-uint32_t dx_ctx_actions(const struct dx_ctx *ctx)
-{
-	uint32_t applied = ctx->ops.apply_scheme ? ctx->ops.actions : 0;
-
-	return DX_ACTION_BIT(DX_ACTION_STAT) | applied;
 }
 
 static int reserve_targets(struct dx_ctx *ctx, size_t nr)
@@ -298,32 +254,6 @@ int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv,
 	return 0;
 }
 
-int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme)
-{
-	struct dx_scheme *n, *s;
-
-	if (scheme->action < 0 || scheme->action >= DX_ACTION_NR ||
-	    scheme->min_sz > scheme->max_sz ||
-	    scheme->min_nr_accesses > scheme->max_nr_accesses ||
-	    scheme->min_age > scheme->max_age)
-		return -EINVAL;
-	if (!(dx_ctx_actions(ctx) & DX_ACTION_BIT(scheme->action)))
-		return -EOPNOTSUPP;
-	n = realloc(ctx->schemes, (ctx->nr_schemes + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	ctx->schemes = n;
-	s = &ctx->schemes[ctx->nr_schemes++];
-	*s = *scheme;
-	s->nr_tried = 0;
-	s->sz_tried = 0;
-	s->nr_applied = 0;
-	s->sz_applied = 0;
-	s->nr_failed = 0;
-	s->last_errno = 0;
-	return 0;
-}
-
 void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t)
 {
 	if (t->dead)
@@ -350,7 +280,7 @@ void dx_ctx_free(struct dx_ctx *ctx)
 	if (ctx->ops.cleanup)
 		ctx->ops.cleanup(ctx);
 	free(ctx->targets);
-	free(ctx->schemes);
+	dx_damos_free_all(ctx);
 	free(ctx->snap);
 	free(ctx->snap_nr);
 	free(ctx->snap_nr_checks);
@@ -407,16 +337,6 @@ int64_t dx_ctx_target_id(const struct dx_ctx *ctx, size_t index)
 bool dx_ctx_target_live(const struct dx_ctx *ctx, size_t index)
 {
 	return index < ctx->nr_targets && !ctx->targets[index].dead;
-}
-
-size_t dx_ctx_nr_schemes(const struct dx_ctx *ctx)
-{
-	return ctx->nr_schemes;
-}
-
-const struct dx_scheme *dx_ctx_scheme(const struct dx_ctx *ctx, size_t index)
-{
-	return index < ctx->nr_schemes ? &ctx->schemes[index] : NULL;
 }
 
 size_t dx_ctx_ops_counters(const struct dx_ctx *ctx, struct dx_counter *out,
@@ -550,6 +470,22 @@ static int sleep_until(struct dx_ctx *ctx, uint64_t deadline_ns)
 	return 0;
 }
 
+/*
+ * While the watermarks of every scheme say so, monitoring pauses: sleep
+ * until the next watermark check and return DX_PAUSED, as the kernel's
+ * kdamond_wait_activation() waits; 0 when some scheme is active.
+ */
+static int pause_for_watermarks(struct dx_ctx *ctx)
+{
+	uint64_t wait_ns = ctx->nr_schemes ? dx_damos_wait_activation(ctx) : 0;
+	int err;
+
+	if (!wait_ns)
+		return 0;
+	err = sleep_until(ctx, ctx->now_ns + wait_ns);
+	return err ? err : DX_PAUSED;
+}
+
 static int start(struct dx_ctx *ctx)
 {
 	int err;
@@ -602,58 +538,6 @@ static void pick_sampling_addrs(struct dx_ctx *ctx)
 	dx_sampling_pick(ctx);
 }
 
-static bool scheme_matches(const struct dx_scheme *s, const struct dx_region *r)
-{
-	uint64_t sz = r->end - r->start;
-
-	return s->min_sz <= sz && sz <= s->max_sz &&
-	       s->min_nr_accesses <= r->nr_accesses &&
-	       r->nr_accesses <= s->max_nr_accesses && s->min_age <= r->age &&
-	       r->age <= s->max_age;
-}
-
-/* Apply a scheme to a region that matches it, and count what it did. */
-static void apply_scheme(struct dx_ctx *ctx, struct dx_scheme *s,
-			 struct dx_target *t, struct dx_region *r)
-{
-	uint64_t sz_applied = 0;
-	int err = 0;
-
-	if (s->action != DX_ACTION_STAT) {
-		sz_applied = ctx->ops.apply_scheme(ctx, t, r, s->action, &err);
-		/*
-		 * As the kernel's damos_apply_scheme(): a region acted on
-		 * starts ageing anew, so that an action on regions older than
-		 * some age does not hit the same ones at every aggregation.
-		 */
-		r->age = 0;
-	}
-	s->nr_tried++;
-	s->sz_tried += r->end - r->start;
-	if (sz_applied) {
-		s->nr_applied++;
-		s->sz_applied += sz_applied;
-	}
-	if (err) {
-		s->nr_failed++;
-		s->last_errno = -err;
-	}
-}
-
-/* Region by region, every scheme in turn, as the kernel's loop goes. */
-static void apply_schemes(struct dx_ctx *ctx)
-{
-	struct dx_scheme *s;
-	struct dx_target *t;
-	struct dx_region *r;
-
-	dx_for_each_live_target(t, ctx)
-		dx_for_each_region(r, t)
-			dx_for_each_scheme(s, ctx)
-				if (scheme_matches(s, r))
-					apply_scheme(ctx, s, t, r);
-}
-
 static void reset_aggregated(struct dx_ctx *ctx)
 {
 	struct dx_target *t;
@@ -680,7 +564,7 @@ static int aggregate(struct dx_ctx *ctx)
 	err = take_snapshot(ctx);
 	if (err)
 		return err;
-	apply_schemes(ctx);
+	dx_damos_apply(ctx);
 	ctx->next_aggr_sample += dx_samples_of(ctx->attrs.aggr_us, &ctx->attrs);
 	dx_tuning_aggregated(ctx);
 	reset_aggregated(ctx);
@@ -709,6 +593,9 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 		if (!ctx->checks_pending) {
 			if (ctx->stop || !reap_targets(ctx))
 				return 0;
+			err = pause_for_watermarks(ctx);
+			if (err)
+				return err;
 			pick_sampling_addrs(ctx);
 			if (ctx->ops.prepare_access_checks) {
 				err = ctx->ops.prepare_access_checks(ctx);
@@ -745,6 +632,9 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			if (err)
 				return err;
 			aggregated = true;
+		} else if (ctx->nr_schemes) {
+			/* schemes with an apply interval of their own */
+			dx_damos_apply(ctx);
 		}
 		if (ctx->passed_samples >= ctx->next_update_sample) {
 			ctx->next_update_sample += dx_samples_of(

@@ -119,9 +119,8 @@ struct dx_region_out {
 
 /*
  * What a scheme does to the regions that match its access pattern: damo's
- * action names (dx_action_name()), each the madvise(2) advice of the same
- * meaning.  Which actions a context can apply depends on its operations
- * (dx_ctx_actions()).
+ * action names (dx_action_name()), in the kernel's order.  Which actions a
+ * context can apply depends on its operations (dx_ctx_actions()).
  */
 enum dx_action {
 	DX_ACTION_STAT = 0, /* count only */
@@ -131,26 +130,171 @@ enum dx_action {
 	DX_ACTION_HUGEPAGE, /* MADV_HUGEPAGE: allow huge pages */
 	DX_ACTION_NOHUGEPAGE, /* MADV_NOHUGEPAGE: forbid huge pages */
 	DX_ACTION_COLLAPSE, /* MADV_COLLAPSE: make huge pages now */
+	DX_ACTION_LRU_PRIO, /* move to the head of the active LRU list */
+	DX_ACTION_LRU_DEPRIO, /* move to the tail of the inactive list */
+	DX_ACTION_MIGRATE_HOT, /* move to target_nid, hottest first */
+	DX_ACTION_MIGRATE_COLD, /* move to target_nid, coldest first */
 	DX_ACTION_NR,
 };
 
 /* The bit of an action in a set of actions. */
 #define DX_ACTION_BIT(action) (1U << (action))
 
-/* An operation scheme: an access pattern, an action and its statistics. */
+/*
+ * The metrics of quota goals, as the kernel's enum damos_quota_goal_metric
+ * (damo's names: dx_goal_metric_name()).  Values: user_input as given;
+ * some_mem_psi_us the microseconds of "some" memory pressure (PSI) since
+ * the last reset interval; the others basis points (1/10000).
+ */
+enum dx_goal_metric {
+	DX_GOAL_USER_INPUT = 0,
+	DX_GOAL_SOME_MEM_PSI_US,
+	DX_GOAL_NODE_MEM_USED_BP,
+	DX_GOAL_NODE_MEM_FREE_BP,
+	DX_GOAL_NODE_MEMCG_USED_BP,
+	DX_GOAL_NODE_MEMCG_FREE_BP,
+	DX_GOAL_ACTIVE_MEM_BP,
+	DX_GOAL_INACTIVE_MEM_BP,
+	DX_GOAL_NR,
+};
+
+/* A quota goal: the feedback loop tunes the quota towards target_value. */
+struct dx_quota_goal {
+	int metric; /* enum dx_goal_metric */
+	uint64_t target_value;
+	uint64_t current_value; /* user_input: set by dx_ctx_set_goal_value() */
+	int nid; /* node_mem*_bp: the NUMA node */
+	/* node_memcg_*_bp: the cgroup (v2), relative to the cgroup root */
+	char memcg_path[256];
+};
+
+/* How goals tune the quota (the kernel's enum damos_quota_goal_tuner). */
+enum dx_goal_tuner {
+	DX_GOAL_TUNER_CONSIST = 0, /* a consistent quota in the long term */
+	DX_GOAL_TUNER_TEMPORAL, /* the full size quota until a goal is met */
+};
+
+/*
+ * Quotas of a scheme, per reset interval: at most ms milliseconds of work
+ * and sz bytes acted on (0: no such limit); the regions most worth acting
+ * on first, by weights (per mille) of access rate and age (weight_sz is
+ * kept, and ignored, as the kernel's operations ignore it).
+ */
+struct dx_quota {
+	uint64_t ms;
+	uint64_t sz; /* bytes */
+	uint64_t reset_interval_ms;
+	uint32_t weight_sz, weight_nr_accesses, weight_age;
+	int goal_tuner; /* enum dx_goal_tuner */
+	/* bytes of a failed action charged: the failed part * num / denom */
+	uint32_t fail_charge_num, fail_charge_denom;
+};
+
+/* Watermark metrics (the kernel's enum damos_wmark_metric). */
+enum dx_wmark_metric {
+	DX_WMARK_NONE = 0, /* always active */
+	DX_WMARK_FREE_MEM_RATE, /* MemFree / MemTotal, per mille */
+};
+
+/*
+ * Watermarks: above high or below low the scheme is inactive; it becomes
+ * active again between mid and low.  Checked every interval_us at least.
+ */
+struct dx_wmarks {
+	int metric; /* enum dx_wmark_metric */
+	uint64_t interval_us;
+	uint64_t high, mid, low; /* per mille */
+};
+
+/*
+ * Filter types, as the kernel's enum damos_filter_type.  addr and target
+ * are the core's (regions); the others the operations' (pages).
+ */
+enum dx_filter_type {
+	DX_FILTER_ANON = 0, /* anonymous pages */
+	DX_FILTER_ACTIVE, /* pages on an active LRU list */
+	DX_FILTER_MEMCG, /* pages of a memory cgroup */
+	DX_FILTER_YOUNG, /* pages accessed since the last look */
+	DX_FILTER_HUGEPAGE_SIZE, /* pages of a folio of a size in a range */
+	DX_FILTER_UNMAPPED, /* pages mapped by no process */
+	DX_FILTER_ADDR, /* an address range */
+	DX_FILTER_TARGET, /* a target, by its index */
+	DX_FILTER_NR,
+};
+
+/* The bit of a filter type in a set of them. */
+#define DX_FILTER_BIT(type) (1U << (type))
+/* The filter types the core handles itself. */
+#define DX_CORE_FILTERS \
+	(DX_FILTER_BIT(DX_FILTER_ADDR) | DX_FILTER_BIT(DX_FILTER_TARGET))
+
+/*
+ * A filter: memory of its type (or not of it, when !matching) is allowed
+ * or rejected; the first filter that matches decides.
+ */
+struct dx_filter {
+	int type; /* enum dx_filter_type */
+	bool matching;
+	bool allow;
+	uint64_t memcg_ino; /* memcg: the inode of its cgroup directory */
+	struct dx_range addr; /* addr */
+	uint64_t target_idx; /* target */
+	uint64_t sz_min, sz_max; /* hugepage_size: folio sizes, bytes */
+};
+
+/*
+ * An operation scheme: an access pattern, an action and what bounds it.
+ * Units are those of the core: nr_accesses in samples per aggregation, ages
+ * in aggregations (the Python layer converts damo's percent and
+ * microseconds).  The filters and goals are copied when added.
+ */
 struct dx_scheme {
 	uint64_t min_sz, max_sz; /* bytes */
 	uint32_t min_nr_accesses, max_nr_accesses; /* samples per aggregation */
 	uint32_t min_age, max_age; /* aggregations */
 	int action; /* enum dx_action */
-	/* regions (and their bytes) that matched, and that were acted on */
+	int target_nid; /* migrate_hot, migrate_cold: the node to move to */
+	uint64_t apply_interval_us; /* 0: the aggregation interval */
+	struct dx_quota quota;
+	struct dx_wmarks wmarks;
+	const struct dx_filter *filters;
+	size_t nr_filters;
+	const struct dx_quota_goal *goals;
+	size_t nr_goals;
+};
+
+/*
+ * What a scheme did, as the kernel's struct damos_stat counts it, and
+ * damonx's own counts of failures.
+ */
+struct dx_scheme_stats {
+	/* regions (and their bytes) the action was tried on, applied to */
 	uint64_t nr_tried, sz_tried, nr_applied, sz_applied;
+	uint64_t sz_ops_filter_passed; /* bytes that passed the ops' filters */
+	uint64_t qt_exceeds; /* reset intervals whose quota was used up */
+	uint64_t nr_snapshots; /* passes over all regions */
 	/*
 	 * regions on which the action failed, in part or in whole, and the
 	 * errno value (positive) of the last failure, 0 before any
 	 */
 	uint64_t nr_failed;
 	int last_errno;
+	/* state: the effective size quota (bytes; 0 before the first
+	 * reset), and whether the watermarks let the scheme act */
+	uint64_t esz;
+	bool activated;
+};
+
+/*
+ * A region a scheme was tried on in its last pass; mirrors
+ * damonx.TRIED_REGION_DTYPE (32 bytes).
+ */
+struct dx_tried_region {
+	uint64_t start;
+	uint64_t end;
+	uint32_t nr_accesses; /* the moving sum, samples */
+	uint32_t age;
+	uint64_t sz_filter_passed;
 };
 
 /* Clock of a context: real (sleeps) or virtual (advances without sleeping). */
@@ -200,6 +344,7 @@ struct dx_ops_env {
 };
 
 struct dx_ctx;
+struct dx_damos;
 
 /*
  * Attributes: fill defaults (no intervals goal, no CPU budget), validate.
@@ -240,11 +385,28 @@ int dx_ctx_select_ops(struct dx_ctx *ctx, const char *name,
 void dx_ctx_set_clock(struct dx_ctx *ctx, enum dx_clock clock);
 /* The actions the context's operations apply, as DX_ACTION_BIT()s. */
 uint32_t dx_ctx_actions(const struct dx_ctx *ctx);
+/* The filter types the context's operations handle, as DX_FILTER_BIT()s. */
+uint32_t dx_ctx_filters(const struct dx_ctx *ctx);
 /*
- * Add a scheme; its statistics start at zero.  -EINVAL for invalid bounds
- * or an unknown action, -EOPNOTSUPP for an action the operations lack.
+ * Add a scheme (its filters and goals are copied); its statistics start at
+ * zero.  -EINVAL for invalid bounds, an unknown action, filter, metric or
+ * tuner, or watermarks out of order; -EOPNOTSUPP for an action or a filter
+ * the operations lack.
  */
 int dx_ctx_add_scheme(struct dx_ctx *ctx, const struct dx_scheme *scheme);
+/*
+ * Where the schemes' metrics come from: procfs (pressure/memory, meminfo)
+ * and sysfs (devices/system/node, fs/cgroup) roots; "/proc" and "/sys"
+ * until set.  -EINVAL for a root too long.
+ */
+int dx_ctx_set_metric_roots(struct dx_ctx *ctx, const char *procfs,
+			    const char *sysfs);
+/* Set the current value of a user_input goal.  -EINVAL for no such goal. */
+int dx_ctx_set_goal_value(struct dx_ctx *ctx, size_t scheme, size_t goal,
+			  uint64_t value);
+/* The name of a goal metric, a filter type (damo's), or NULL. */
+const char *dx_goal_metric_name(int metric);
+const char *dx_filter_type_name(int type);
 
 /*
  * Change the attributes, before or while monitoring, as the kernel's
@@ -272,10 +434,13 @@ uint64_t dx_ctx_cpu_ns(const struct dx_ctx *ctx);
 
 /*
  * Run until the next aggregation ends.  Returns 1 when a snapshot was taken,
- * 0 when the context stopped (stop requested, or no target left), -errno on
+ * 0 when the context stopped (stop requested, or no target left),
+ * DX_PAUSED when the watermarks of every scheme kept monitoring paused for
+ * a watermark interval (no snapshot: call again to go on), -errno on
  * failure (-EINTR when a signal interrupted a sleep: call again to go on).
  * Starts the context (ops.init) on first call.
  */
+#define DX_PAUSED 2
 int dx_ctx_run_aggregation(struct dx_ctx *ctx);
 /* Make the loop return at the next sample; safe from any thread or signal. */
 void dx_ctx_request_stop(struct dx_ctx *ctx);
@@ -291,7 +456,20 @@ int64_t dx_ctx_target_id(const struct dx_ctx *ctx, size_t index);
 bool dx_ctx_target_live(const struct dx_ctx *ctx, size_t index);
 /* Schemes by index, in the order added, with their statistics. */
 size_t dx_ctx_nr_schemes(const struct dx_ctx *ctx);
+/* A scheme as added (NULL past the last), and its statistics. */
 const struct dx_scheme *dx_ctx_scheme(const struct dx_ctx *ctx, size_t index);
+int dx_ctx_scheme_stats(const struct dx_ctx *ctx, size_t index,
+			struct dx_scheme_stats *out);
+/* The current value of a scheme's goal (as of its last reset interval). */
+int dx_ctx_goal_value(const struct dx_ctx *ctx, size_t scheme, size_t goal,
+		      uint64_t *out);
+/*
+ * The regions a scheme was tried on in its last pass over the regions: how
+ * many, and a copy of them into out (at most cap; returns how many).
+ */
+size_t dx_ctx_nr_tried_regions(const struct dx_ctx *ctx, size_t index);
+size_t dx_ctx_tried_regions_fill(const struct dx_ctx *ctx, size_t index,
+				 struct dx_tried_region *out, size_t cap);
 
 /*
  * The last aggregation's snapshot.  dx_ctx_snapshot_span() gives its time
@@ -396,15 +574,22 @@ struct dx_operations {
 	bool (*target_valid)(struct dx_ctx *ctx, struct dx_target *t);
 	/*
 	 * The actions apply_scheme applies, as DX_ACTION_BIT()s (stat needs
-	 * no apply_scheme: every table has it).
+	 * no apply_scheme: every table has it), and the filter types it
+	 * handles (DX_FILTER_BIT()s of page filters; the core handles
+	 * DX_CORE_FILTERS for every table).
 	 */
 	uint32_t actions;
+	uint32_t filters;
 	/*
-	 * Apply an action to [r->start, r->end): return the bytes it was
-	 * applied to, and set *err to -errno when it failed on any part.
+	 * Apply the action of s to [r->start, r->end), the pages that pass
+	 * the operations' filters of s only (dx_damos_ops_filter_out()):
+	 * return the bytes it was applied to, add the bytes that passed the
+	 * filters to *sz_filter_passed, and set *err to -errno when it failed
+	 * on any part.  Called for stat too when s has page filters.
 	 */
 	uint64_t (*apply_scheme)(struct dx_ctx *ctx, struct dx_target *t,
-				 struct dx_region *r, int action, int *err);
+				 struct dx_region *r, struct dx_damos *s,
+				 uint64_t *sz_filter_passed, int *err);
 	/* Fill counters of the backend's work; see dx_ctx_ops_counters(). */
 	size_t (*get_counters)(const struct dx_ctx *ctx, struct dx_counter *out,
 			       size_t cap);
@@ -450,6 +635,53 @@ int dx_ctx_add_target(struct dx_ctx *ctx, int64_t id, void *priv,
 #define dx_for_each_scheme(s, ctx) \
 	for ((s) = (ctx)->schemes; \
 	     (s) && (s) < (ctx)->schemes + (ctx)->nr_schemes; (s)++)
+
+/*
+ * What a page is, for the operations' filters: the flags of its folio head
+ * in /proc/kpageflags, its folio's size, its memory cgroup's inode
+ * (/proc/kpagecgroup) and whether it was accessed since last looked at.
+ */
+struct dx_page_info {
+	uint64_t kpageflags;
+	uint64_t folio_sz; /* bytes */
+	uint64_t memcg_ino;
+	bool young;
+	/*
+	 * the folio's PFNs [head_pfn, head_pfn + nr_pages): what is said here
+	 * holds for each of them (the page's own PFN and 1 when unknown)
+	 */
+	uint64_t head_pfn, nr_pages;
+};
+
+/*
+ * Whether the operations' filters of s reject a page (the kernel's
+ * damos_folio_filter_match(), first match decides).  The caller fills
+ * memcg_ino and young only for the types dx_damos_ops_filter_types() has.
+ */
+bool dx_damos_ops_filter_out(const struct dx_damos *s,
+			     const struct dx_page_info *page);
+/* Whether s has filters of the operations (page filters). */
+bool dx_damos_has_ops_filters(const struct dx_damos *s);
+/* The page filter types of s, as DX_FILTER_BIT()s. */
+uint32_t dx_damos_ops_filter_types(const struct dx_damos *s);
+
+/* The scheme hooks of the loop (damos.c). */
+/*
+ * Apply the schemes whose apply interval passed to every region; called
+ * once per sample, after the merge of an aggregation's end.
+ */
+void dx_damos_apply(struct dx_ctx *ctx);
+/*
+ * Check the watermarks: 0 when some scheme is active (monitoring goes on),
+ * else the ns to wait until the next check.
+ */
+uint64_t dx_damos_wait_activation(struct dx_ctx *ctx);
+/*
+ * The intervals changed: each scheme's next application counts from now,
+ * as the kernel's damon_set_attrs() sets next_apply_sis.
+ */
+void dx_damos_attrs_changed(struct dx_ctx *ctx);
+void dx_damos_free_all(struct dx_ctx *ctx);
 
 /* Random numbers from the context's seeded generator. */
 uint64_t dx_rand_u64(struct dx_ctx *ctx);
@@ -540,6 +772,45 @@ size_t dx_first_range_after(const struct dx_range *ranges, size_t nr_ranges,
 /* Remove a target's regions and mark it dead. */
 void dx_target_kill(struct dx_ctx *ctx, struct dx_target *t);
 
+/* ============================================================ schemes */
+
+/* Scores of the quota's priorities, as the kernel's DAMOS_MAX_SCORE. */
+#define DX_DAMOS_MAX_SCORE 99
+
+/*
+ * A scheme inside a context: what it was added with (owning copies of its
+ * filters and goals) and its state; private to damos.c and the backends.
+ */
+struct dx_damos {
+	struct dx_scheme s;
+	struct dx_filter *filters; /* s.filters, owned */
+	struct dx_quota_goal *goals; /* s.goals, owned */
+	uint64_t *last_psi_total; /* per goal; UINT64_MAX before the first */
+	struct dx_scheme_stats stat;
+
+	/* the quota: effective size, charges, and the feedback loop */
+	uint64_t esz, esz_bp;
+	uint64_t charged_sz, total_charged_sz, total_charged_ns;
+	uint64_t charged_from_ns;
+	bool charging; /* a charge window has started */
+	size_t charge_target_from; /* SIZE_MAX: none */
+	uint64_t charge_addr_from;
+	uint32_t min_score;
+
+	/* the watermarks */
+	uint64_t wmark_next_check_ns;
+
+	uint64_t next_apply_sample;
+	/* the first-match rule: what no filter matched, per kind */
+	bool core_default_reject, ops_default_reject;
+	bool core_filters_allowed; /* of the region being applied */
+
+	/* the regions tried in the last pass, and those of this pass */
+	struct dx_tried_region *tried;
+	size_t nr_tried, cap_tried;
+	bool tried_restart; /* a new pass starts: forget the last */
+};
+
 /* ============================================================ the context */
 
 /* One monitoring context. */
@@ -559,8 +830,13 @@ struct dx_ctx {
 	size_t nr_targets;
 	size_t cap_targets;
 
-	struct dx_scheme *schemes;
+	struct dx_damos *schemes;
 	size_t nr_schemes;
+	/* the roots of the schemes' metrics */
+	char metric_procfs[256];
+	char metric_sysfs[256];
+	/* the quota's score histogram: bytes per score */
+	uint64_t score_hist[DX_DAMOS_MAX_SCORE + 1];
 
 	uint64_t rng[4]; /* xoshiro256** state, seeded per context */
 

@@ -191,6 +191,88 @@ uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn)
 	return 0;
 }
 
+/* ---------------------------------------------------------- page filters */
+
+static int flush_idle_word(struct dx_access_check *ac, uint64_t word,
+			   uint64_t bits);
+
+/* The head of the folio holding pfn, whatever lists it is on; 0 if none. */
+static uint64_t any_folio_head(struct dx_access_check *ac, uint64_t pfn,
+			       uint64_t flags)
+{
+	uint64_t cand, cflags;
+	bool ok;
+	int order;
+
+	if (!(flags & KPF_COMPOUND_TAIL))
+		return pfn;
+	for (order = 1; order <= ac->pmd_order; order++) {
+		cand = pfn & ~((1ULL << order) - 1);
+		if (cand == pfn)
+			continue;
+		cflags = kpageflags(ac, cand, &ok);
+		if (!ok)
+			return 0;
+		if (!(cflags & KPF_COMPOUND_TAIL))
+			return cflags & KPF_COMPOUND_HEAD ? cand : 0;
+	}
+	return 0;
+}
+
+/* The pages of the folio headed by head: its tails in one read. */
+static uint64_t folio_nr_pages(struct dx_access_check *ac, uint64_t head)
+{
+	size_t max_tails = ((size_t)1 << ac->pmd_order) - 1, nr_read, i;
+	uint64_t *flags = malloc(max_tails * sizeof(*flags));
+	ssize_t n;
+
+	if (!flags)
+		return 1;
+	ac->stats.nr_kpageflags_reads++;
+	n = pread(ac->kpageflags_fd, flags, max_tails * sizeof(*flags),
+		  (off_t)((head + 1) * sizeof(*flags)));
+	nr_read = n > 0 ? (size_t)n / sizeof(*flags) : 0;
+	for (i = 0; i < nr_read && flags[i] & KPF_COMPOUND_TAIL; i++)
+		;
+	free(flags);
+	return 1 + i;
+}
+
+void dx_ac_page_info(struct dx_access_check *ac, uint64_t pfn, uint32_t types,
+		     struct dx_page_info *out)
+{
+	uint64_t head, bits;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	out->kpageflags = kpageflags(ac, pfn, &ok);
+	out->folio_sz = ac->page_size;
+	out->head_pfn = pfn;
+	out->nr_pages = 1;
+	if (!(types & (DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE) |
+		       DX_FILTER_BIT(DX_FILTER_YOUNG))))
+		goto memcg;
+	head = any_folio_head(ac, pfn, out->kpageflags);
+	if (head && out->kpageflags & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)) {
+		out->nr_pages = folio_nr_pages(ac, head);
+		out->head_pfn = head;
+		if (types & DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE))
+			out->folio_sz = out->nr_pages * ac->page_size;
+	}
+	if (types & DX_FILTER_BIT(DX_FILTER_YOUNG) && head) {
+		/* a clear idle bit: accessed since it was set (or never set) */
+		ac->stats.nr_bitmap_reads++;
+		if (read_u64(ac->bitmap_fd, head / 64, &bits))
+			bits = ~0ULL;
+		out->young = !(bits & (1ULL << (head % 64)));
+		if (out->young)
+			flush_idle_word(ac, head / 64, 1ULL << (head % 64));
+	}
+memcg:
+	if (types & DX_FILTER_BIT(DX_FILTER_MEMCG) && ac->kpagecgroup_fd >= 0)
+		read_u64(ac->kpagecgroup_fd, pfn, &out->memcg_ino);
+}
+
 /* -------------------------------------------------------- access checks */
 
 static int flush_idle_word(struct dx_access_check *ac, uint64_t word,
@@ -397,6 +479,7 @@ int dx_ac_attach(struct dx_ctx *ctx, const struct dx_ops_env *env)
 	ac->page_size = page_size;
 	ac->pmd_order = __builtin_ctzll(page_size) - 3;
 	ac->kpageflags_fd = -1;
+	ac->kpagecgroup_fd = -1;
 	snprintf(ac->procfs, sizeof(ac->procfs), "%s", env->procfs);
 	snprintf(path, sizeof(path), "%s/kernel/mm/page_idle/bitmap",
 		 env->sysfs);
@@ -407,6 +490,11 @@ int dx_ac_attach(struct dx_ctx *ctx, const struct dx_ops_env *env)
 	ac->kpageflags_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (ac->kpageflags_fd < 0)
 		goto fail;
+	/* only the memcg filter needs it: without it, there is no such filter */
+	snprintf(path, sizeof(path), "%s/kpagecgroup", env->procfs);
+	ac->kpagecgroup_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ac->kpagecgroup_fd < 0)
+		ctx->ops.filters &= ~DX_FILTER_BIT(DX_FILTER_MEMCG);
 	ctx->ops_priv = ac;
 	return 0;
 fail:
@@ -448,6 +536,8 @@ void dx_ac_cleanup(struct dx_ctx *ctx)
 		return;
 	close(ac->bitmap_fd);
 	close(ac->kpageflags_fd);
+	if (ac->kpagecgroup_fd >= 0)
+		close(ac->kpagecgroup_fd);
 	free(ac);
 	ctx->ops_priv = NULL;
 }

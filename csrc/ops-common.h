@@ -35,6 +35,9 @@
  * the bits: KPF_LRU there is 5, here 1 << 5).
  */
 #define KPF_LRU (1ULL << 5)
+#define KPF_ACTIVE (1ULL << 6)
+#define KPF_MMAP (1ULL << 11)
+#define KPF_ANON (1ULL << 12)
 #define KPF_COMPOUND_HEAD (1ULL << 15)
 #define KPF_COMPOUND_TAIL (1ULL << 16)
 #define KPF_HUGE (1ULL << 17) /* hugetlbfs */
@@ -80,6 +83,7 @@ struct dx_access_check {
 	int pmd_order;
 	int bitmap_fd;
 	int kpageflags_fd;
+	int kpagecgroup_fd; /* -1 without CONFIG_MEMCG: no memcg filter */
 	char procfs[256];
 	struct dx_access_check_stats stats;
 	uint64_t batch[DX_PAGEMAP_BATCH]; /* pagemap entries being re-read */
@@ -137,5 +141,16 @@ uint64_t dx_pagemap_pfn(struct dx_access_check *ac, int pagemap_fd,
  * 0 when the page cannot be tracked.
  */
 uint64_t dx_folio_head(struct dx_access_check *ac, uint64_t pfn);
+
+/*
+ * What the page filters of a scheme need to know of the page at pfn: its
+ * flags, and, for the filter types given (DX_FILTER_BIT()s), its folio's
+ * size, its memory cgroup, and whether it was accessed since last looked
+ * at (then it is marked idle again, as the kernel marks it old).  The
+ * young state is the folio's: look once per folio (out->head_pfn,
+ * out->nr_pages), or the second look finds it old.
+ */
+void dx_ac_page_info(struct dx_access_check *ac, uint64_t pfn, uint32_t types,
+		     struct dx_page_info *out);
 
 #endif /* DAMONX_OPS_COMMON_H */

@@ -135,6 +135,7 @@ static void apply_attrs(struct dx_ctx *ctx, const struct dx_attrs *attrs,
 			ctx->aggr_start_ns = ctx->now_ns;
 	}
 	ctx->attrs = *attrs;
+	dx_damos_attrs_changed(ctx);
 	if (ctx->started) {
 		ctx->sz_limit = dx_region_sz_limit(ctx);
 		/* which regions damonx's own rules check, under attrs */

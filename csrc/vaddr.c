@@ -28,6 +28,9 @@
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE (1 << 1)
+#endif
 
 /* A process: target->priv of vaddr and fvaddr. */
 struct va_target {
@@ -211,29 +214,220 @@ static const int va_advice[DX_ACTION_NR] = {
 	[DX_ACTION_COLLAPSE] = MADV_COLLAPSE,
 };
 
+static bool is_migrate(int action)
+{
+	return action == DX_ACTION_MIGRATE_HOT ||
+	       action == DX_ACTION_MIGRATE_COLD;
+}
+
+/* Pages of a region acted on in one go: one pagemap read, one syscall. */
+#define VA_BATCH 512
+
+/* The pages of a region a scheme acts on, gathered for one system call. */
+struct va_batch {
+	struct dx_ctx *ctx;
+	struct va_target *vt;
+	const struct dx_damos *d;
+	int *err;
+	uint64_t applied; /* bytes */
+	size_t nr_iov; /* madvise: runs of contiguous pages */
+	struct iovec iov[VA_BATCH];
+	size_t nr_pages; /* migrate: one address per page */
+	void *pages[VA_BATCH];
+	int nodes[VA_BATCH];
+	int status[VA_BATCH];
+	int before[VA_BATCH];
+};
+
+static void flush_advice(struct va_batch *b)
+{
+	ssize_t n;
+
+	if (!b->nr_iov)
+		return;
+	n = syscall(SYS_process_madvise, b->vt->pidfd, b->iov, b->nr_iov,
+		    va_advice[b->d->s.action], 0);
+	if (n < 0)
+		*b->err = -errno;
+	else
+		b->applied += (uint64_t)n;
+	b->nr_iov = 0;
+}
+
 /*
- * Advise the mapped parts of a region: a vaddr region spans the holes
- * between mappings, and advice on a hole fails with ENOMEM (fvaddr's fixed
- * ranges are advised as they are).
+ * move_pages(2) takes a pid, not a pidfd: the process is checked through
+ * its pidfd right before, so a pid reused since the target exited is never
+ * acted on, unless it is reused within the microseconds between the check
+ * and the call (a wrap of the whole pid space).  Pages are counted as moved
+ * when they were elsewhere before and are on the node after.
+ */
+static void flush_migrate(struct va_batch *b)
+{
+	struct dx_access_check *ac = b->ctx->ops_priv;
+	int nid = b->d->s.target_nid;
+	size_t i, m = 0;
+	long rc;
+
+	if (!b->nr_pages)
+		return;
+	if (!pidfd_alive(b->vt->pidfd)) {
+		*b->err = -ESRCH;
+		goto out;
+	}
+	if (syscall(SYS_move_pages, b->vt->pid, b->nr_pages, b->pages, NULL,
+		    b->before, 0) < 0) {
+		*b->err = -errno;
+		goto out;
+	}
+	for (i = 0; i < b->nr_pages; i++) {
+		if (b->before[i] < 0 || b->before[i] == nid)
+			continue;
+		b->pages[m] = b->pages[i];
+		b->nodes[m] = nid;
+		m++;
+	}
+	if (!m || !pidfd_alive(b->vt->pidfd))
+		goto out;
+	rc = syscall(SYS_move_pages, b->vt->pid, m, b->pages, b->nodes,
+		     b->status, MPOL_MF_MOVE);
+	if (rc < 0) {
+		*b->err = -errno;
+		goto out;
+	}
+	/* the pages of one folio move with its first: ask where they are */
+	if (syscall(SYS_move_pages, b->vt->pid, m, b->pages, NULL, b->status,
+		    0) < 0) {
+		*b->err = -errno;
+		goto out;
+	}
+	for (i = 0; i < m; i++) {
+		if (b->status[i] == nid)
+			b->applied += ac->page_size;
+		else if (b->status[i] < 0)
+			*b->err = b->status[i];
+	}
+out:
+	b->nr_pages = 0;
+}
+
+static void add_page(struct va_batch *b, uint64_t addr, uint64_t page_size)
+{
+	if (is_migrate(b->d->s.action)) {
+		b->pages[b->nr_pages++] = (void *)(uintptr_t)addr;
+		if (b->nr_pages == VA_BATCH)
+			flush_migrate(b);
+		return;
+	}
+	if (b->d->s.action == DX_ACTION_STAT)
+		return;
+	if (b->nr_iov && (uintptr_t)b->iov[b->nr_iov - 1].iov_base +
+					 b->iov[b->nr_iov - 1].iov_len ==
+				 addr) {
+		b->iov[b->nr_iov - 1].iov_len += page_size;
+		return;
+	}
+	if (b->nr_iov == VA_BATCH)
+		flush_advice(b);
+	b->iov[b->nr_iov].iov_base = (void *)(uintptr_t)addr;
+	b->iov[b->nr_iov].iov_len = page_size;
+	b->nr_iov++;
+}
+
+/*
+ * Act on the present pages of [lo, hi) that pass the scheme's page
+ * filters, as the kernel's page table walks of vaddr visit present pages.
+ */
+static void va_act_on_pages(struct va_batch *b, uint64_t lo, uint64_t hi,
+			    uint64_t *sz_filter_passed)
+{
+	struct dx_access_check *ac = b->ctx->ops_priv;
+	uint32_t types = dx_damos_ops_filter_types(b->d);
+	uint64_t entries[VA_BATCH], addr, first;
+	struct dx_page_info page = { .nr_pages = 0 };
+
+	for (addr = lo; addr < hi;) {
+		size_t nr = (size_t)((hi - addr) / ac->page_size), i;
+		ssize_t n;
+
+		if (nr > VA_BATCH)
+			nr = VA_BATCH;
+		if (!nr)
+			break;
+		first = addr / ac->page_size;
+		ac->stats.nr_pagemap_reads++;
+		n = pread(b->vt->pagemap_fd, entries, nr * sizeof(entries[0]),
+			  (off_t)(first * sizeof(entries[0])));
+		if (n <= 0) {
+			*b->err = n < 0 ? -errno : -ESRCH;
+			return;
+		}
+		nr = (size_t)n / sizeof(entries[0]);
+		for (i = 0; i < nr; i++, addr += ac->page_size) {
+			uint64_t pfn = entries[i] & PM_PFN_MASK;
+
+			if (!(entries[i] & PM_PRESENT))
+				continue;
+			if (types) {
+				if (!pfn)
+					continue; /* no PFN: cannot tell */
+				/* once per folio: what holds for one, holds for all */
+				if (pfn < page.head_pfn ||
+				    pfn >= page.head_pfn + page.nr_pages)
+					dx_ac_page_info(ac, pfn, types, &page);
+				if (dx_damos_ops_filter_out(b->d, &page))
+					continue;
+			}
+			*sz_filter_passed += ac->page_size;
+			add_page(b, addr, ac->page_size);
+		}
+	}
+}
+
+/*
+ * Apply a scheme to the mapped parts of a region (a vaddr region spans the
+ * holes between mappings, and advice on a hole fails with ENOMEM; fvaddr's
+ * fixed ranges are taken as they are).  Without page filters, advice goes
+ * to each mapped range as a whole; with them, or to migrate, page by page.
  */
 static uint64_t va_apply_scheme(struct dx_ctx *ctx, struct dx_target *t,
-				struct dx_region *r, int action, int *err)
+				struct dx_region *r, struct dx_damos *d,
+				uint64_t *sz_filter_passed, int *err)
 {
 	struct va_target *vt = t->priv;
-	int advice = va_advice[action];
+	bool by_page = is_migrate(d->s.action) || dx_damos_has_ops_filters(d);
+	struct dx_range whole = { r->start, r->end };
+	const struct dx_range *maps = vt->maps ? vt->maps : &whole;
+	size_t nr_maps = vt->maps ? vt->nr_maps : 1, i;
+	struct va_batch *b = NULL;
 	uint64_t applied = 0;
-	size_t i;
 
-	if (!vt->maps)
-		return advise_range(vt->pidfd, r->start, r->end, advice, err);
-	for (i = dx_first_range_after(vt->maps, vt->nr_maps, r->start);
-	     i < vt->nr_maps && vt->maps[i].start < r->end; i++) {
-		uint64_t lo = vt->maps[i].start > r->start ? vt->maps[i].start :
-							     r->start;
-		uint64_t hi = vt->maps[i].end < r->end ? vt->maps[i].end :
-							 r->end;
+	if (by_page) {
+		b = calloc(1, sizeof(*b));
+		if (!b) {
+			*err = -ENOMEM;
+			return 0;
+		}
+		*b = (struct va_batch){
+			.ctx = ctx, .vt = vt, .d = d, .err = err
+		};
+	}
+	for (i = dx_first_range_after(maps, nr_maps, r->start);
+	     i < nr_maps && maps[i].start < r->end && !ctx->stop; i++) {
+		uint64_t lo = maps[i].start > r->start ? maps[i].start :
+							 r->start;
+		uint64_t hi = maps[i].end < r->end ? maps[i].end : r->end;
 
-		applied += advise_range(vt->pidfd, lo, hi, advice, err);
+		if (b)
+			va_act_on_pages(b, lo, hi, sz_filter_passed);
+		else
+			applied += advise_range(vt->pidfd, lo, hi,
+						va_advice[d->s.action], err);
+	}
+	if (b) {
+		flush_advice(b);
+		flush_migrate(b);
+		applied = b->applied;
+		free(b);
 	}
 	return applied;
 }
@@ -266,7 +460,13 @@ static struct dx_operations va_ops = {
 	.prepare_access_checks = va_prepare_access_checks,
 	.check_accesses = va_check_accesses,
 	.target_valid = va_target_valid,
-	/* .actions: those of va_advice, set when registered */
+	/* .actions: those of va_advice and migrate, set when registered */
+	.filters = DX_FILTER_BIT(DX_FILTER_ANON) |
+		   DX_FILTER_BIT(DX_FILTER_ACTIVE) |
+		   DX_FILTER_BIT(DX_FILTER_MEMCG) |
+		   DX_FILTER_BIT(DX_FILTER_YOUNG) |
+		   DX_FILTER_BIT(DX_FILTER_HUGEPAGE_SIZE) |
+		   DX_FILTER_BIT(DX_FILTER_UNMAPPED),
 	.apply_scheme = va_apply_scheme,
 	.get_counters = dx_ac_get_counters,
 	.target_cleanup = va_target_cleanup,
@@ -281,7 +481,7 @@ int dx_vaddr_register(void)
 	int err, action;
 
 	for (action = 0; action < DX_ACTION_NR; action++)
-		if (va_advice[action])
+		if (va_advice[action] || is_migrate(action))
 			va_ops.actions |= DX_ACTION_BIT(action);
 	fva_ops = va_ops;
 	fva_ops.name = "fvaddr";

@@ -46,10 +46,10 @@ class FakeBackend:
     def add_range_target(self, target_id, ranges):
         self.regions[target_id] = (ranges[0][0], ranges[-1][1])
 
-    def add_scheme(self, action, *bounds):
-        if action != "stat":
-            raise ValueError(f"unknown action {action!r}; one of ['stat']")
-        self.schemes.append((action, bounds))
+    def add_scheme(self, scheme):
+        if scheme.action != "stat":
+            raise ValueError(f"unknown action {scheme.action!r}; one of ['stat']")
+        self.schemes.append(scheme)
 
     def scheme_stats(self):
         return [
@@ -176,12 +176,19 @@ def test_a_registered_backend_drives_the_monitor(fake):
         del be.fail["set_attrs"]
         mon.set_attrs(attrs)
         mon.add_scheme("stat", nr_accesses=(1, 5))
-        assert be.schemes == [("stat", (0, 2**64 - 1, 1, 5, 0, 2**32 - 1))]
+        assert [(s.action, s.pattern.nr_accesses, s.pattern.age) for s in be.schemes] == [
+            ("stat", (1, 5), (0, 2**32 - 1))
+        ]
         mon.add_callback(lambda snap: seen.append(snap.end_ns) or len(seen) == 2)
         assert mon.run() == 2 and be.nr_aggregations == 6
-        assert mon.scheme_stats() == [dict(nr_tried=12, sz_tried=0, nr_applied=0, sz_applied=0)]
+        assert mon.scheme_stats() == [
+            dict(action="stat", nr_tried=12, sz_tried=0, nr_applied=0, sz_applied=0)
+        ]
         assert mon.stats()["nr_aggregations"] == 6 and mon.stats()["nr_region_checks"] == 12
-        assert seen and mon.step().scheme_stats == mon.scheme_stats()
+        # snapshots carry the counters (no action name)
+        assert seen and mon.step().scheme_stats == [
+            {k: v for k, v in st.items() if k != "action"} for st in mon.scheme_stats()
+        ]
         assert mon.access_check_stats() == dict(nr_fake_checks=7)
         assert mon.nr_regions == 2 and mon.live_targets == [7, 9]
         mon.stop()

@@ -60,6 +60,64 @@ BAD_RECORD = [
 ]
 
 
+BAD_SCHEMES = [
+    ["--damos_action", "explode"],
+    ["--damos_action", "pageout", "12"],
+    ["--damos_action", "migrate_hot"],
+    ["--damos_action", "migrate_hot", "x"],
+    ["--damos_action", "lru_prio"],
+    ["--damos_action", "hugepage"],
+    ["--damos_action", "stat", "--damos_access_rate", "50", "10"],
+    ["--damos_action", "stat", "--damos_access_rate", "nan", "10"],
+    ["--damos_action", "stat", "--damos_age", "5s", "soon"],
+    ["--damos_action", "stat", "--damos_sz_region", "4K", HUGE],
+    ["--damos_action", "stat", "--damos_sz_region", "-1", "5"],
+    ["--damos_action", "stat", "--damos_quotas", "1", "2", "3", "4", "5", "6", "7"],
+    ["--damos_action", "stat", "--damos_quotas", "x"],
+    ["--damos_action", "stat", "--damos_quota_interval", "1s", "--damos_quota_weights", "1", "2",
+     "x"],
+    ["--damos_action", "stat", "--damos_quota_goal", "user_input", "10"],
+    ["--damos_action", "stat", "--damos_quota_goal", "nosuch", "10"],
+    ["--damos_action", "stat", "--damos_quota_goal", "node_mem_used_bp", "50%"],
+    ["--damos_action", "stat", "--damos_quotas", "0", "0", "1s",
+     "--damos_quota_goal", "some_mem_psi_us", "1ms", "complement"],
+    ["--damos_action", "stat", "--damos_quota_goal", "some_mem_psi_us", "0"],
+    ["--damos_action", "stat", "--damos_quota_goal_tuner", "eager"],
+    ["--damos_action", "stat", "--damos_filter", "allow"],
+    ["--damos_action", "stat", "--damos_filter", "maybe", "anon"],
+    ["--damos_action", "stat", "--damos_filter", "reject", "anon"],
+    ["--damos_action", "stat", "--damos_filter", "reject", "addr", "1"],
+    ["--damos_action", "stat", "--damos_filter", "reject", "addr", "8", "4"],
+    ["--damos_action", "stat", "--damos_filter", "reject", "memcg"],
+    ["--damos_action", "stat", "--damos_wmarks", "free_mem_rate", "1s", "1", "2", "3"],
+    ["--damos_action", "stat", "--damos_wmarks", "swap", "1s", "3", "2", "1"],
+    ["--damos_action", "stat", "--damos_apply_interval", "-5"],
+    ["--damos_action", "stat", "--damos_action", "stat", "--damos_filter", "reject", "addr",
+     "0", "4096"],
+    ["--damos_action", "stat", "--damos_nr_filters", "2", "--damos_filter", "reject", "target",
+     "0"],
+    ["--damos_age", "1", "2"],
+    ["--damos_filter", "reject", "target", "0"],
+    ["--kdamonds", "{d}/missing.json"],
+    ["--kdamonds", "{d}/garbage.data"],
+    ["--kdamonds", "{d}/bad.json"],
+    ["--kdamonds", "{d}/dir"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["start", "record"])
+@pytest.mark.parametrize("extra", BAD_SCHEMES, ids=" ".join)
+def test_schemes_with_bad_values(capsys, files, tmp_path, command, extra):
+    out = tmp_path / "x.data"
+    argv = [command, "--ops", "sim", "--workload", HOT_COLD, "--timeout", "1"]
+    if command == "record":
+        argv += ["--quiet", "-o", out]
+    status, stdout, err = run(capsys, *argv, *[a.format(d=files) for a in extra])
+    assert status in (1, 2)
+    one_error_line(err, command)
+    assert not out.exists() and not stdout
+
+
 @pytest.mark.parametrize("extra", BAD_RECORD, ids=" ".join)
 def test_record_with_bad_values(capsys, tmp_path, extra):
     out = tmp_path / "x.data"
@@ -246,7 +304,7 @@ def test_export_with_bad_values(capsys, files, record, argv):
 
 
 def test_every_command_is_covered():
-    covered = {"record", "report", "convert", "export", "serve", "features", "version"}
+    covered = {"record", "start", "report", "convert", "export", "serve", "features", "version"}
     assert {name for name, _ in cli.SUBCOMMANDS} == covered
 
 

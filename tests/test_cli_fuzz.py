@@ -67,6 +67,9 @@ WORDS = st.sampled_from(
         "json", "binary", "json_compressed", "sim", "vaddr", "fvaddr", "paddr",
         "size", "time", "address", "age", "access_rate", "gray", "none", "auto", "", " ",
         "12a4", "-", "---", "\x00", "é", "/", "/nonexistent", "/dev/null", "/proc",
+        "stat", "pageout", "migrate_hot", "lru_prio", "allow", "reject", "anon", "addr",
+        "target", "hugepage_size", "free_mem_rate", "user_input", "some_mem_psi_us", "min",
+        "max", "5 %", "2M",
     ]
 )  # fmt: skip
 RANDOM = st.one_of(
@@ -130,9 +133,11 @@ def _bounded(args, workdir, wl, rec):
         if i and args[i - 1] in WRITES:
             a = str(workdir / f"out{i}.{a[-3:] if a.endswith(('png', 'svg')) else 'x'}")
         out.append(a)
-    if out[0] == "record":
+    if out[0] in ("record", "start"):
         # last wins: these override any drawn value
-        out += ["--workload", str(wl), "--timeout", "0.05", "-o", str(workdir / "rec.data")]
+        out += ["--workload", str(wl), "--timeout", "0.05"]
+        if out[0] == "record":
+            out += ["-o", str(workdir / "rec.data")]
         # a drawn sampling interval of microseconds with a long aggregation
         # is slow even for 50 ms; keep the intervals to those listed above
         if "--monitoring_intervals" in out:

@@ -43,7 +43,7 @@ def test_sim_context_runs_and_snapshots():
     ctx = sim_context()
     assert ctx.ops == "sim" and ctx.procfs == "/proc"
     assert ctx.snapshot() == (0, 0, [])
-    assert ctx.run_aggregation() is True
+    assert ctx.run_aggregation() == 1
     start_ns, end_ns, targets = ctx.snapshot()
     assert end_ns - start_ns == damonx.Attrs().aggr_us * 1000 == ctx.now_ns
     [(tid, regions)] = targets
@@ -73,10 +73,21 @@ def test_snapshots_carry_the_moving_sum():
 def test_actions_come_from_the_core():
     # damo's names, in the core's order
     assert list(_core.ACTIONS) == [
-        "stat", "willneed", "cold", "pageout", "hugepage", "nohugepage", "collapse"
+        "stat", "willneed", "cold", "pageout", "hugepage", "nohugepage", "collapse",
+        "lru_prio", "lru_deprio", "migrate_hot", "migrate_cold",
     ]  # fmt: skip
-    assert sorted(_core.ACTIONS.values()) == list(range(7))
+    assert sorted(_core.ACTIONS.values()) == list(range(11))
+    # the Python layer knows the same names (in the kernel's order)
+    assert sorted(_core.ACTIONS) == sorted(damonx.schemes.ACTIONS)
+    assert list(_core.GOAL_METRICS) == list(damonx.schemes.GOAL_METRICS)
+    assert list(_core.FILTER_TYPES) == list(damonx.schemes.FILTER_TYPES)
     assert sim_context().actions == ("stat",)
+    assert sim_context().filters == ("addr", "target")
+
+
+def scheme_of(action):
+    """A scheme of action on regions of 0 to 100 accesses and ages."""
+    return damonx.Scheme(action, damonx.AccessPattern(nr_accesses=(0, 100), age=(0, 100)))
 
 
 @pytest.mark.parametrize("action", ["willneed", "cold", "pageout", "collapse"])
@@ -87,24 +98,25 @@ def test_sim_refuses_actions_it_cannot_apply(action):
         match=rf"^ops 'sim' cannot apply action '{action}' "
         r"\(its actions: stat\)$",
     ):
-        ctx.add_scheme(action, 0, 2**64 - 1, 0, 100, 0, 100)
+        ctx.add_scheme(scheme_of(action))
     assert ctx.scheme_stats() == []
 
 
 @pytest.mark.parametrize("action", ["hugepage", "nohugepage"])
 def test_huge_page_advice_is_refused_with_the_reason(action):
     with pytest.raises(ValueError, match="process_madvise.*EINVAL.*'collapse'"):
-        sim_context().add_scheme(action, 0, 2**64 - 1, 0, 100, 0, 100)
+        sim_context().add_scheme(scheme_of(action))
 
 
 def test_scheme_stats_count_failures():
     ctx = sim_context()
-    ctx.add_scheme("stat", 0, 2**64 - 1, 0, 100, 0, 100)
+    ctx.add_scheme(scheme_of("stat"))
     assert ctx.run_aggregation()
     [stats] = ctx.scheme_stats()
     assert stats["nr_tried"] > 0 and stats["nr_failed"] == 0 and stats["last_errno"] == 0
     assert set(stats) == {
-        "nr_tried", "sz_tried", "nr_applied", "sz_applied", "nr_failed", "last_errno"
+        "nr_tried", "sz_tried", "nr_applied", "sz_applied", "sz_ops_filter_passed",
+        "qt_exceeds", "nr_snapshots", "nr_failed", "last_errno", "esz", "activated",
     }  # fmt: skip
 
 
@@ -144,7 +156,7 @@ def test_calls_from_another_thread_are_refused_while_the_loop_runs():
     deadline = time.monotonic() + 5
     while refused is None and time.monotonic() < deadline:
         try:
-            ctx.add_scheme("stat", 0, 2**64 - 1, 0, 100, 0, 100)
+            ctx.add_scheme(scheme_of("stat"))
         except DamonxError as err:
             refused = err
         time.sleep(0.001)
@@ -165,9 +177,9 @@ def test_calls_from_another_thread_are_refused_while_the_loop_runs():
         ctx.request_stop()
         loop.join(5)
     assert not loop.is_alive() and time.monotonic() - t0 < 1
-    assert result == [False]
+    assert result == [0]
     # the loop is over: the context takes calls again
-    ctx.add_scheme("stat", 0, 2**64 - 1, 0, 100, 0, 100)
+    ctx.add_scheme(scheme_of("stat"))
     assert ctx.snapshot() == (0, 0, [])
 
 
@@ -187,7 +199,7 @@ def test_a_signal_handler_may_stop_the_loop_but_not_reenter_it():
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         t0 = time.monotonic()
-        assert ctx.run_aggregation() is False
+        assert ctx.run_aggregation() == 0
         # stopped by the handler, well before the 10 s aggregation would end
         assert time.monotonic() - t0 < 8
     finally:

@@ -206,10 +206,49 @@ def test_plain_schemes_follow_the_stat_schemes_and_report_the_kernels_stats(fake
             for end in ("min", "max")
         ]
         assert pattern == ["4096", str(1 << 30), "0", "0", "5", "100"]
-        assert snap.scheme_stats == [f.stats[1]]
-        assert mon.scheme_stats() == [f.stats[1]]
+        # with the effective size quota the kernel was asked to update
+        stats = dict(f.stats[1], esz=int(f.read(f"{sdir}/quotas/effective_bytes")))
+        assert snap.scheme_stats == [stats]
+        assert mon.scheme_stats() == [dict(action="pageout", **stats)]
         with pytest.raises(damonx.InvalidAttrs, match="once the kernel's DAMON runs"):
             mon.add_scheme("stat")
+
+
+def test_a_damonx_scheme_is_written_whole_and_its_goal_value_committed(fake, monkeypatch):
+    """Quotas, a user_input goal and a filter reach the kernel's files
+    (damonx.kernel_schemes); set_goal_value writes the goal's current value
+    and commits it; the tried regions are the scheme's."""
+    from damonx.schemes import AccessPattern, Filter, QuotaGoal, Quotas, Scheme
+
+    f = fake("6.15")
+    f.tried[1] = [(0x1000, 0x5000, 0, 3)]
+    commands, store = [], f._store_state
+    monkeypatch.setattr(f, "_store_state", lambda kd, cmd: commands.append(cmd) or store(kd, cmd))
+    scheme = Scheme(
+        "pageout",
+        AccessPattern(access_rate=(0, 0)),
+        Quotas(
+            time_ms=10,
+            sz_bytes=1 << 20,
+            reset_interval_ms=500,
+            goals=(QuotaGoal(target_value=100),),
+        ),
+        filters=(Filter("addr", addr=(0x1000, 0x3000)),),
+    )
+    with monitor(f) as mon:
+        mon.add_scheme(scheme)
+        mon.step()
+        sdir = "0/contexts/0/schemes/1"
+        assert f.read(f"{sdir}/quotas/ms") == "10"
+        assert f.read(f"{sdir}/quotas/bytes") == str(1 << 20)
+        assert f.read(f"{sdir}/quotas/reset_interval_ms") == "500"
+        assert f.read(f"{sdir}/quotas/goals/0/target_value") == "100"
+        assert f.read(f"{sdir}/core_filters/0/type") == "addr"
+        mon.set_goal_value(0, 0, 42)
+        assert f.read(f"{sdir}/quotas/goals/0/current_value") == "42"
+        assert commands[-1] == "commit_schemes_quota_goals"
+        tried = mon.tried_regions(0)
+        assert [(r["start"], r["end"]) for r in tried] == [(0x1000, 0x5000)]
 
 
 @pytest.mark.parametrize(
@@ -226,12 +265,14 @@ def test_plain_schemes_follow_the_stat_schemes_and_report_the_kernels_stats(fake
 def test_actions_the_kernel_or_the_ops_cannot_apply_are_refused(fake, release, ops, action, ok):
     f = fake(release)
     targets = [(0x100000, 0x200000)] if ops == "paddr" else [PID]
+    # the migrate actions need their target node
+    scheme = damonx.Scheme(action, target_nid=0) if action.startswith("migrate") else action
     with monitor(f, targets, ops=ops) as mon:
         if ok:
-            mon.add_scheme(action)
+            mon.add_scheme(scheme)
         else:
             with pytest.raises(damonx.InvalidAttrs, match=f"cannot apply action '{action}'"):
-                mon.add_scheme(action)
+                mon.add_scheme(scheme)
 
 
 def test_paddr_and_fvaddr_targets(fake):

@@ -437,7 +437,8 @@ def test_processes_take_process_madvise_actions_only(tmp_path, child):
         with pytest.raises(
             damonx.InvalidAttrs,
             match=r"^invalid scheme: ops 'vaddr' cannot apply action 'hugepage' \(its actions: "
-            r"stat, willneed, cold, pageout, collapse\); the kernel refuses MADV_HUGEPAGE",
+            r"stat, willneed, cold, pageout, collapse, migrate_hot, migrate_cold\); the kernel "
+            r"refuses MADV_HUGEPAGE",
         ):
             mon.add_scheme("hugepage")
     refused = pytest.raises(damonx.InvalidAttrs, match="ops 'paddr' cannot apply action 'pageout'")

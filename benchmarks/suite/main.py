@@ -1,14 +1,16 @@
 """The benchmark suite's entry point (run through benchmarks/run).
 
     benchmarks/run [--quick|--full] [--out DIR] [--skip-vm] [--skip-core] [--report-only]
+                   [--skip-sweep | --sweep-only] [--skip-schemes | --schemes-only]
 
 Steps: set-up (gcc, stress-ng), build the C workloads into build/ and the
 benchmarks' extension (bench_ext.py),
 core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
 workloads (host), then one VM boot for overhead, accuracy and scalability
 (suite.guest), one boot of the 7.x kernel for monitor CPU against accuracy
-(suite.overhead_sweep), then results.json, table.md, plots and the results
-section of benchmarks/README.md.
+(suite.overhead_sweep), another for the operation schemes (suite.schemes_eval),
+then results.json, table.md, plots and the results section of
+benchmarks/README.md.
 """
 
 import argparse
@@ -28,7 +30,7 @@ sys.path.insert(0, BENCH)
 
 import bench_ext  # noqa: E402
 
-from suite import metrics, overhead_sweep, report, simacc  # noqa: E402
+from suite import metrics, overhead_sweep, report, schemes_eval, simacc  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
 ALL_CONFIGS = [
@@ -228,6 +230,15 @@ def main(argv=None):
         help="only the CPU-against-accuracy sweep, added to DIR/results.json",
     )
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
+    schemes = ap.add_mutually_exclusive_group()
+    schemes.add_argument(
+        "--skip-schemes", action="store_true", help="no evaluation of the schemes (prcl, ethp)"
+    )
+    schemes.add_argument(
+        "--schemes-only",
+        action="store_true",
+        help="only the evaluation of the schemes, kept with the other results of DIR",
+    )
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -262,17 +273,26 @@ def main(argv=None):
         write_reports(res, out, args)
         return
 
-    setup(plan["workloads"])
+    setup(["redis"] if args.schemes_only else plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     bench_ext.build()  # on the host: the VM sees the checkout read-only
-    if args.sweep_only:
-        with open(os.path.join(out, "results.json")) as f:
-            res = json.load(f)
-        res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
-        with open(os.path.join(out, "results.json"), "w") as f:
+    if args.sweep_only or args.schemes_only:
+        # one part again, kept with the other results of DIR
+        res_path = os.path.join(out, "results.json")
+        res = {"meta": {"mode": args.mode, "host": host_info(), "date": "n/a"}}
+        if os.path.exists(res_path):
+            with open(res_path) as f:
+                res = json.load(f)
+        if args.sweep_only:
+            res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
+        if args.schemes_only:
+            log("schemes (prcl, ethp): one VM boot")
+            res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
+        with open(res_path, "w") as f:
             json.dump(res, f, indent=1)
             f.write("\n")
         write_reports(res, out, args)
+        log(f"done in {time.monotonic() - t0:.0f} s; results in {out}")
         return
     res = {
         "meta": {
@@ -303,6 +323,9 @@ def main(argv=None):
         if not args.skip_sweep:
             log("CPU against accuracy (a boot of the 7.x kernel)")
             res["overhead"] = overhead_sweep.run(args.mode, raw, plan["bin_dir"], log)
+        if not args.skip_schemes:
+            log("schemes (prcl, ethp): one VM boot")
+            res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
     res["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
 
     with open(os.path.join(out, "results.json"), "w") as f:

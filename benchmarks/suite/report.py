@@ -276,6 +276,10 @@ def markdown(res):
 
         out += ["", "### CPU against accuracy", "", overhead_sweep.markdown(res["overhead"])]
     out += ["", "Core engine (`bench_core.py --quick`, host):", "", core_lines(res.get("core"))]
+    if res.get("schemes"):
+        from suite import schemes_eval
+
+        out += ["", schemes_eval.markdown(res["schemes"]).rstrip("\n")]
     return "\n".join(out) + "\n"
 
 

@@ -3,10 +3,12 @@
  * The common part of the benchmark workloads (included by each of them).
  *
  *     WORKLOAD --size-mib N --touches-m M [--hot-mib H] [--period-ms P]
- *              [--seed S] [--churn-touches C]
+ *              [--seed S] [--churn-touches C] [--thp 1] [--sparse-kib K]
  *
- * Maps N MiB of private anonymous memory in 4 KiB pages (MADV_NOHUGEPAGE),
- * 2 MiB aligned, writes every page once, prints
+ * Maps N MiB of private anonymous memory in 4 KiB pages (MADV_NOHUGEPAGE;
+ * with --thp 1 the system's THP mode decides), 2 MiB aligned, writes every
+ * page once (with --sparse-kib, past the first H MiB one page every K KiB
+ * only: sparse data, where a huge page holds mostly untouched memory), prints
  *
  *     READY <start_hex> <end_hex>
  *
@@ -54,6 +56,8 @@ struct wl {
 	uint64_t seed;
 	uint64_t churn_touches;
 	uint64_t t0;
+	uint64_t thp; /* 1: no MADV_NOHUGEPAGE */
+	uint64_t sparse; /* bytes between the pages written past hot; 0: all */
 };
 
 static uint64_t now_ns(void)
@@ -84,7 +88,8 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s --size-mib N --touches-m M [--hot-mib H] "
-		"[--period-ms P] [--seed S] [--churn-touches C]\n",
+		"[--period-ms P] [--seed S] [--churn-touches C] [--thp 1] "
+		"[--sparse-kib K]\n",
 		prog);
 	exit(2);
 }
@@ -125,11 +130,15 @@ static void setup(struct wl *w, int argc, char **argv)
 			w->seed = v ? v : 1;
 		else if (!strcmp(argv[a], "--churn-touches"))
 			w->churn_touches = v;
+		else if (!strcmp(argv[a], "--thp"))
+			w->thp = v;
+		else if (!strcmp(argv[a], "--sparse-kib"))
+			w->sparse = v * 1024;
 		else
 			usage(argv[0]);
 	}
 	if (a != argc || !size_mib || !touches_m || hot_mib > size_mib ||
-	    !period_ms || !w->churn_touches)
+	    !period_ms || !w->churn_touches || w->thp > 1 || w->sparse % PAGE)
 		usage(argv[0]);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	w->size = size_mib * MIB;
@@ -144,9 +153,12 @@ static void setup(struct wl *w, int argc, char **argv)
 		exit(1);
 	}
 	m += -(uintptr_t)m % HUGE;
-	madvise(m, w->size, MADV_NOHUGEPAGE);
+	if (!w->thp)
+		madvise(m, w->size, MADV_NOHUGEPAGE);
 	for (i = 0; i < w->npages; i++)
-		m[i * PAGE] = 1;
+		if (!w->sparse || i * PAGE < w->hot ||
+		    (i * PAGE - w->hot) % w->sparse == 0)
+			m[i * PAGE] = 1;
 	w->buf = m;
 	printf("READY %#llx %#llx\n", (unsigned long long)(uintptr_t)m,
 	       (unsigned long long)((uintptr_t)m + w->size));

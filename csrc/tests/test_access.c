@@ -866,7 +866,20 @@ static void test_backends_keep_to_their_contexts(void)
 	dx_ctx_free(fva);
 }
 
-/* The actions each table applies: process_madvise(2)'s, and none on paddr. */
+/* Apply an action with no filters, as a scheme of that action would. */
+static uint64_t apply_action(struct dx_ctx *ctx, struct dx_target *t,
+			     struct dx_region *r, int action, int *err)
+{
+	struct dx_damos d = { .s = { .action = action } };
+	uint64_t passed = 0;
+
+	return ctx->ops.apply_scheme(ctx, t, r, &d, &passed, err);
+}
+
+/*
+ * The actions each table applies: process_madvise(2)'s and move_pages(2)'s,
+ * and none on paddr.
+ */
 static void test_backends_declare_their_actions(void)
 {
 	struct dx_ctx *va = make_ctx("vaddr"), *pa = make_ctx("paddr");
@@ -880,7 +893,9 @@ static void test_backends_declare_their_actions(void)
 			  DX_ACTION_BIT(DX_ACTION_WILLNEED) |
 			  DX_ACTION_BIT(DX_ACTION_COLD) |
 			  DX_ACTION_BIT(DX_ACTION_PAGEOUT) |
-			  DX_ACTION_BIT(DX_ACTION_COLLAPSE));
+			  DX_ACTION_BIT(DX_ACTION_COLLAPSE) |
+			  DX_ACTION_BIT(DX_ACTION_MIGRATE_HOT) |
+			  DX_ACTION_BIT(DX_ACTION_MIGRATE_COLD));
 	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
 	s.action = DX_ACTION_NOHUGEPAGE;
 	EXPECT_EQ(dx_ctx_add_scheme(va, &s), -EOPNOTSUPP);
@@ -914,13 +929,12 @@ static void test_vaddr_apply_reports_failures(void)
 	memset(mem, 1, sz);
 	EXPECT_EQ(dx_vaddr_add_target(ctx, getpid(), &whole, 1), 0);
 	t = &ctx->targets[0];
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err), sz);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_COLD, &err), sz);
 	EXPECT_EQ(err, 0);
 	/* nothing is mapped there in this process */
 	r.start = FAKE_SMALL;
 	r.end = FAKE_SMALL + SMALL_NR * PAGE;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_PAGEOUT, &err),
-		  0);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_PAGEOUT, &err), 0);
 	EXPECT_EQ(err, -ENOMEM);
 	dx_ctx_free(ctx);
 
@@ -942,18 +956,72 @@ static void test_vaddr_apply_reports_failures(void)
 	r.start = FAKE_SMALL;
 	r.end = lo + sz;
 	err = 0;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_WILLNEED, &err),
-		  sz);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_WILLNEED, &err), sz);
 	EXPECT_EQ(err, -ENOMEM);
 	r.start = lo + PAGE;
 	r.end = lo + 3 * PAGE;
 	err = 0;
-	EXPECT_EQ(ctx->ops.apply_scheme(ctx, t, &r, DX_ACTION_COLD, &err),
-		  2 * PAGE);
+	EXPECT_EQ(apply_action(ctx, t, &r, DX_ACTION_COLD, &err), 2 * PAGE);
 	EXPECT_EQ(err, 0);
 	dx_ctx_free(ctx);
 	write_file(maps_path, maps_text, 0);
 	munmap(mem, sz);
+}
+
+/* Apply a stat scheme with one page filter to [start, end): bytes passed. */
+static uint64_t filtered(struct dx_ctx *ctx, const struct dx_filter *f,
+			 uint64_t start, uint64_t end)
+{
+	struct dx_scheme s = { .max_sz = UINT64_MAX,
+			       .max_nr_accesses = UINT32_MAX,
+			       .max_age = UINT32_MAX,
+			       .action = DX_ACTION_STAT,
+			       .filters = f,
+			       .nr_filters = 1 };
+	struct dx_region r = { .start = start, .end = end };
+	uint64_t passed = 0;
+	int err = 0;
+
+	dx_damos_free_all(ctx);
+	EXPECT_EQ(dx_ctx_add_scheme(ctx, &s), 0);
+	ctx->ops.apply_scheme(ctx, &ctx->targets[0], &r, &ctx->schemes[0],
+			      &passed, &err);
+	EXPECT_EQ(err, 0);
+	return passed;
+}
+
+/*
+ * Page filters look at each folio once: the young state of a huge page is
+ * its folio's (looking marks it old again) and holds for each of its
+ * pages, as does the folio's size.
+ */
+static void test_page_filters_look_once_per_folio(void)
+{
+	struct dx_ctx *ctx = make_fvaddr_ctx();
+	const struct dx_access_check_stats *st = stats_of(ctx);
+	struct dx_filter young = { .type = DX_FILTER_YOUNG,
+				   .matching = true,
+				   .allow = true };
+	struct dx_filter sz = { .type = DX_FILTER_HUGEPAGE_SIZE,
+				.matching = true,
+				.allow = true,
+				.sz_min = 16 * PAGE,
+				.sz_max = 16 * PAGE };
+	uint64_t thp_end = FAKE_THP + 512 * PAGE, reads;
+
+	clear_bitmap(); /* never marked idle: young */
+	reads = st->nr_kpageflags_reads;
+	EXPECT_EQ(filtered(ctx, &young, FAKE_THP, thp_end), 512 * PAGE);
+	EXPECT(st->nr_kpageflags_reads - reads <= 4);
+	EXPECT_EQ(get_u64(bitmap_path, PFN_THP / 64), 1); /* marked old */
+	EXPECT_EQ(filtered(ctx, &young, FAKE_THP, thp_end), 0);
+	/* folios of 16 pages, and one of 512 */
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_MTHP, FAKE_MTHP + 64 * PAGE),
+		  64 * PAGE);
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_THP, thp_end), 0);
+	sz.sz_min = sz.sz_max = 512 * PAGE;
+	EXPECT_EQ(filtered(ctx, &sz, FAKE_THP + PAGE, thp_end), 511 * PAGE);
+	dx_ctx_free(ctx);
 }
 
 static void test_missing_files_are_reported(void)
@@ -991,6 +1059,7 @@ int main(void)
 	RUN(test_missing_files_are_reported);
 	RUN(test_backends_declare_their_actions);
 	RUN(test_vaddr_apply_reports_failures);
+	RUN(test_page_filters_look_once_per_folio);
 	RUN(test_regions_larger_than_pages);
 	RUN(test_regions_smaller_than_pages_are_refused);
 	RUN(test_page_sizes);

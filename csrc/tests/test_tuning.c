@@ -93,6 +93,8 @@ static void test_feed_loop(void)
 	EXPECT_EQ(dx_feed_loop_next_input(100000000, UINT64_MAX), 10000);
 	EXPECT_EQ(dx_feed_loop_next_input(30000, 15000), 15000);
 	EXPECT_EQ(dx_feed_loop_next_input(12000, 19000), 10000);
+	/* no score at all: double, saturated */
+	EXPECT_EQ(dx_feed_loop_next_input(UINT64_MAX - 5, 0), UINT64_MAX);
 	/* compensation that would overflow is computed the other way round */
 	EXPECT_EQ(dx_feed_loop_next_input(UINT64_MAX / 2, 5000),
 		  UINT64_MAX / 2 + UINT64_MAX / 2 / 10000 * 5000);

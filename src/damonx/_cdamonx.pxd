@@ -51,18 +51,90 @@ cdef extern from "damonx.h" nogil:
         DX_ACTION_HUGEPAGE
         DX_ACTION_NOHUGEPAGE
         DX_ACTION_COLLAPSE
+        DX_ACTION_LRU_PRIO
+        DX_ACTION_LRU_DEPRIO
+        DX_ACTION_MIGRATE_HOT
+        DX_ACTION_MIGRATE_COLD
         DX_ACTION_NR
 
     uint32_t DX_ACTION_BIT(int action)
+
+    enum dx_goal_metric:
+        DX_GOAL_USER_INPUT
+        DX_GOAL_NR
+
+    struct dx_quota_goal:
+        int metric
+        uint64_t target_value
+        uint64_t current_value
+        int nid
+        char memcg_path[256]
+
+    enum dx_goal_tuner:
+        DX_GOAL_TUNER_CONSIST
+        DX_GOAL_TUNER_TEMPORAL
+
+    struct dx_quota:
+        uint64_t ms
+        uint64_t sz
+        uint64_t reset_interval_ms
+        uint32_t weight_sz, weight_nr_accesses, weight_age
+        int goal_tuner
+        uint32_t fail_charge_num, fail_charge_denom
+
+    enum dx_wmark_metric:
+        DX_WMARK_NONE
+        DX_WMARK_FREE_MEM_RATE
+
+    struct dx_wmarks:
+        int metric
+        uint64_t interval_us
+        uint64_t high, mid, low
+
+    enum dx_filter_type:
+        DX_FILTER_NR
+
+    uint32_t DX_FILTER_BIT(int type)
+
+    struct dx_filter:
+        int type
+        bint matching
+        bint allow
+        uint64_t memcg_ino
+        dx_range addr
+        uint64_t target_idx
+        uint64_t sz_min, sz_max
 
     struct dx_scheme:
         uint64_t min_sz, max_sz
         uint32_t min_nr_accesses, max_nr_accesses
         uint32_t min_age, max_age
         int action
+        int target_nid
+        uint64_t apply_interval_us
+        dx_quota quota
+        dx_wmarks wmarks
+        const dx_filter *filters
+        size_t nr_filters
+        const dx_quota_goal *goals
+        size_t nr_goals
+
+    struct dx_scheme_stats:
         uint64_t nr_tried, sz_tried, nr_applied, sz_applied
+        uint64_t sz_ops_filter_passed
+        uint64_t qt_exceeds
+        uint64_t nr_snapshots
         uint64_t nr_failed
         int last_errno
+        uint64_t esz
+        bint activated
+
+    struct dx_tried_region:
+        uint64_t start
+        uint64_t end
+        uint32_t nr_accesses
+        uint32_t age
+        uint64_t sz_filter_passed
 
     enum dx_clock:
         DX_CLOCK_REAL
@@ -109,8 +181,14 @@ cdef extern from "damonx.h" nogil:
     int dx_ctx_select_ops(dx_ctx *ctx, const char *name, const dx_ops_env *env)
     void dx_ctx_set_clock(dx_ctx *ctx, dx_clock clock)
     uint32_t dx_ctx_actions(const dx_ctx *ctx)
+    uint32_t dx_ctx_filters(const dx_ctx *ctx)
     int dx_ctx_add_scheme(dx_ctx *ctx, const dx_scheme *scheme)
+    int dx_ctx_set_metric_roots(dx_ctx *ctx, const char *procfs, const char *sysfs)
+    int dx_ctx_set_goal_value(dx_ctx *ctx, size_t scheme, size_t goal, uint64_t value)
+    const char *dx_goal_metric_name(int metric)
+    const char *dx_filter_type_name(int type)
 
+    int DX_PAUSED
     int dx_ctx_set_attrs(dx_ctx *ctx, const dx_attrs *attrs)
     void dx_ctx_attrs(const dx_ctx *ctx, dx_attrs *out)
     void dx_ctx_set_cpu_model(dx_ctx *ctx, const dx_cpu_model *model)
@@ -128,6 +206,11 @@ cdef extern from "damonx.h" nogil:
     bint dx_ctx_target_live(const dx_ctx *ctx, size_t index)
     size_t dx_ctx_nr_schemes(const dx_ctx *ctx)
     const dx_scheme *dx_ctx_scheme(const dx_ctx *ctx, size_t index)
+    int dx_ctx_scheme_stats(const dx_ctx *ctx, size_t index, dx_scheme_stats *out)
+    int dx_ctx_goal_value(const dx_ctx *ctx, size_t scheme, size_t goal, uint64_t *out)
+    size_t dx_ctx_nr_tried_regions(const dx_ctx *ctx, size_t index)
+    size_t dx_ctx_tried_regions_fill(const dx_ctx *ctx, size_t index, dx_tried_region *out,
+                                     size_t cap)
 
     bint dx_ctx_snapshot_span(const dx_ctx *ctx, uint64_t *start_ns, uint64_t *end_ns)
     void dx_ctx_snapshot_intervals(const dx_ctx *ctx, uint64_t *sample_us, uint64_t *aggr_us)

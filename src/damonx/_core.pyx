@@ -12,10 +12,12 @@ Errors come back from C as negative errno values and leave here as
 - ``add_sim_target()``, ``add_pid_target()``, ``add_range_target()``:
   targets, each kind for the operations that take it (sim; vaddr and
   fvaddr; paddr), before the first aggregation;
-- ``add_scheme()``, ``scheme_stats()``, ``actions``: operation schemes, and
-  the actions the operations apply;
-- ``run_aggregation()``: monitor until the next aggregation ends (True), or
-  until stopped (False); then ``snapshot()`` gives its regions, as arrays of
+- ``add_scheme()``, ``scheme_stats()``, ``tried_regions()``,
+  ``set_goal_value()``, ``actions``, ``filters``: operation schemes, and the
+  actions and filter types the operations apply;
+- ``run_aggregation()``: monitor until the next aggregation ends (1), until
+  stopped (0), or through one watermark interval of paused monitoring
+  (``PAUSED``); then ``snapshot()`` gives its regions, as arrays of
   ``MONITOR_REGION_DTYPE``, and ``snapshot_intervals()`` the intervals that
   were in effect;
 - ``set_attrs()``, ``attrs_in_effect()``: change the attributes while
@@ -36,6 +38,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EINTR, EINVAL
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset, strncpy
 
 import os
 
@@ -45,20 +48,25 @@ cimport numpy as cnp
 
 from damonx cimport _cdamonx as cdx
 from damonx._cdamonx cimport (
-    DX_ACTION_BIT, DX_ACTION_NR, DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, dx_action_name, dx_action_note,
-    dx_attrs, dx_counter, dx_cpu_model, dx_ctx, dx_ctx_actions, dx_ctx_add_scheme, dx_ctx_attrs,
-    dx_ctx_cpu_ns, dx_ctx_free, dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes,
-    dx_ctx_nr_targets, dx_ctx_ops_counters, dx_ctx_request_stop, dx_ctx_run_aggregation,
-    dx_ctx_scheme, dx_ctx_select_ops, dx_ctx_set_attrs, dx_ctx_set_clock, dx_ctx_set_cpu_model,
-    dx_ctx_snapshot_fill, dx_ctx_snapshot_intervals, dx_ctx_snapshot_nr_checks, dx_ctx_snapshot_nr_regions,
-    dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live, dx_nr_ops,
-    dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_range, dx_read_maps,
-    dx_region_out, dx_scheme, dx_sim_add_target, dx_sim_phase, dx_sim_range, dx_sim_register,
-    dx_stats, dx_vaddr_add_target, dx_vaddr_register)
+    DX_ACTION_BIT, DX_ACTION_NR, DX_CLOCK_REAL, DX_CLOCK_VIRTUAL, DX_FILTER_BIT, DX_FILTER_NR,
+    DX_GOAL_NR, DX_PAUSED, dx_action_name, dx_action_note, dx_attrs, dx_counter, dx_cpu_model,
+    dx_ctx, dx_ctx_actions, dx_ctx_add_scheme, dx_ctx_attrs, dx_ctx_cpu_ns, dx_ctx_filters,
+    dx_ctx_free, dx_ctx_goal_value, dx_ctx_new, dx_ctx_now_ns, dx_ctx_nr_regions, dx_ctx_nr_schemes,
+    dx_ctx_nr_targets, dx_ctx_nr_tried_regions, dx_ctx_ops_counters, dx_ctx_request_stop,
+    dx_ctx_run_aggregation, dx_ctx_scheme, dx_ctx_scheme_stats, dx_ctx_select_ops, dx_ctx_set_attrs,
+    dx_ctx_set_clock, dx_ctx_set_cpu_model, dx_ctx_set_goal_value, dx_ctx_set_metric_roots,
+    dx_ctx_snapshot_fill, dx_ctx_snapshot_intervals, dx_ctx_snapshot_nr_checks,
+    dx_ctx_snapshot_nr_regions,
+    dx_ctx_snapshot_span, dx_ctx_stats, dx_ctx_target_id, dx_ctx_target_live,
+    dx_ctx_tried_regions_fill, dx_filter, dx_filter_type_name, dx_goal_metric_name, dx_nr_ops,
+    dx_ops_env, dx_ops_name, dx_paddr_add_target, dx_paddr_register, dx_quota_goal, dx_range,
+    dx_read_maps, dx_region_out, dx_scheme, dx_scheme_stats, dx_sim_add_target, dx_sim_phase,
+    dx_sim_range, dx_sim_register, dx_stats, dx_tried_region, dx_vaddr_add_target,
+    dx_vaddr_register)
 
 cnp.import_array()
 
-from damonx.dtypes import MONITOR_REGION_DTYPE
+from damonx.dtypes import MONITOR_REGION_DTYPE, TRIED_REGION_DTYPE
 from damonx.errors import DamonxError, InvalidAttrs
 
 if MONITOR_REGION_DTYPE.itemsize != sizeof(dx_region_out):
@@ -72,8 +80,16 @@ RULES = {"seeds": cdx.DX_RULE_SEEDS, "probes": cdx.DX_RULE_PROBES,
          "search": cdx.DX_RULE_SEARCH, "keep": cdx.DX_RULE_KEEP,
          "periods": cdx.DX_RULE_PERIODS, "noise": cdx.DX_RULE_NOISE}
 
+if TRIED_REGION_DTYPE.itemsize != sizeof(dx_tried_region):
+    raise ImportError("TRIED_REGION_DTYPE and struct dx_tried_region differ: rebuild damonx")
+
 #: The scheme actions by name (damo's), from the core's one table of them.
 ACTIONS = {dx_action_name(i).decode(): i for i in range(DX_ACTION_NR)}
+#: The quota goal metrics and the filter types, by name (damo's).
+GOAL_METRICS = {dx_goal_metric_name(i).decode(): i for i in range(DX_GOAL_NR)}
+FILTER_TYPES = {dx_filter_type_name(i).decode(): i for i in range(DX_FILTER_NR)}
+#: run_aggregation(): monitoring paused by the schemes' watermarks
+PAUSED = DX_PAUSED
 # why no operations apply an action, where that is so
 _ACTION_NOTES = {name: dx_action_note(i).decode() for name, i in ACTIONS.items()
                  if dx_action_note(i) != NULL}
@@ -181,6 +197,9 @@ cdef class Context:
     cdef bint running
     cdef readonly str ops
     cdef readonly str procfs
+    cdef readonly str sysfs
+    #: the monitoring attributes it was made with
+    cdef readonly object attrs
     #: the size of a page, bytes (what the real access checks count in)
     cdef readonly uint64_t page_size
 
@@ -202,8 +221,11 @@ cdef class Context:
             raise ValueError(f"unknown operations {ops!r}; one of {', '.join(OPS)}")
         self.ops = ops
         self.procfs = procfs
+        self.sysfs = sysfs
+        self.attrs = attrs
         self.page_size = os.sysconf("SC_PAGESIZE") if page_size is None else page_size
         check(dx_ctx_new(&self.ctx, &a, seed), "invalid monitoring attributes")
+        check(dx_ctx_set_metric_roots(self.ctx, p, s), "the /proc or /sys root is too long")
         dx_ctx_set_clock(self.ctx, DX_CLOCK_VIRTUAL if virtual_clock else DX_CLOCK_REAL)
         env.procfs = p
         env.sysfs = s
@@ -297,12 +319,27 @@ cdef class Context:
         cdef uint32_t bits = dx_ctx_actions(self.ctx)
         return tuple(name for name, i in ACTIONS.items() if bits & DX_ACTION_BIT(i))
 
-    def add_scheme(self, str action, uint64_t min_sz, uint64_t max_sz,
-                   unsigned int min_nr_accesses, unsigned int max_nr_accesses,
-                   unsigned int min_age, unsigned int max_age):
-        """ValueError for an action unknown, or one these operations do not apply."""
+    @property
+    def filters(self):
+        """The names of the filter types these operations handle."""
+        cdef uint32_t bits = dx_ctx_filters(self.ctx)
+        return tuple(name for name, i in FILTER_TYPES.items() if bits & DX_FILTER_BIT(i))
+
+    def add_scheme(self, scheme):
+        """Add a damonx.Scheme, or a dict as its to_core() gives it: the
+        core's units (bytes, samples, aggregations, per mille, basis
+        points).  ValueError for an action or a filter type unknown, or one
+        these operations do not handle."""
         cdef dx_scheme s
+        cdef dx_filter *fs = NULL
+        cdef dx_quota_goal *gs = NULL
+        cdef size_t i
+        cdef bytes path
+        cdef int err
         self._not_running("add a scheme")
+        spec = scheme if isinstance(scheme, dict) else scheme.to_core(
+            self.attrs.sample_us, self.attrs.aggr_us, self.sysfs)
+        action = spec["action"]
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         if action not in self.actions:
@@ -310,29 +347,114 @@ cdef class Context:
             raise ValueError(
                 f"ops {self.ops!r} cannot apply action {action!r} (its actions: "
                 f"{', '.join(self.actions)})" + (f"; {note}" if note else ""))
+        for f in spec["filters"]:
+            if f["type"] not in self.filters:
+                raise ValueError(
+                    f"ops {self.ops!r} has no {f['type']!r} filter (its filters: "
+                    f"{', '.join(self.filters)})")
+        memset(&s, 0, sizeof(s))
         s.action = ACTIONS[action]
-        s.min_sz, s.max_sz = min_sz, max_sz
-        s.min_nr_accesses, s.max_nr_accesses = min_nr_accesses, max_nr_accesses
-        s.min_age, s.max_age = min_age, max_age
-        check(dx_ctx_add_scheme(self.ctx, &s), "invalid scheme")
+        s.min_sz, s.max_sz = spec["sz"]
+        s.min_nr_accesses, s.max_nr_accesses = spec["nr_accesses"]
+        s.min_age, s.max_age = spec["age"]
+        s.target_nid = spec["target_nid"]
+        s.apply_interval_us = spec["apply_interval_us"]
+        q = spec["quota"]
+        s.quota.ms, s.quota.sz, s.quota.reset_interval_ms = q["ms"], q["sz"], q["reset_interval_ms"]
+        s.quota.weight_sz, s.quota.weight_nr_accesses, s.quota.weight_age = q["weights"]
+        s.quota.goal_tuner = q["goal_tuner"]
+        s.quota.fail_charge_num, s.quota.fail_charge_denom = q["fail_charge"]
+        w = spec["wmarks"]
+        s.wmarks.metric = w["metric"]
+        s.wmarks.interval_us, s.wmarks.high, s.wmarks.mid, s.wmarks.low = (
+            w["interval_us"], w["high"], w["mid"], w["low"])
+        fs = <dx_filter *>malloc((len(spec["filters"]) + 1) * sizeof(dx_filter))
+        gs = <dx_quota_goal *>malloc((len(q["goals"]) + 1) * sizeof(dx_quota_goal))
+        if fs is NULL or gs is NULL:
+            free(fs)
+            free(gs)
+            raise MemoryError()
+        try:
+            for i, f in enumerate(spec["filters"]):
+                memset(&fs[i], 0, sizeof(dx_filter))
+                fs[i].type = FILTER_TYPES[f["type"]]
+                fs[i].matching = f["matching"]
+                fs[i].allow = f["allow"]
+                fs[i].memcg_ino = f.get("memcg_ino", 0)
+                fs[i].addr.start, fs[i].addr.end = f.get("addr", (0, 0))
+                fs[i].target_idx = f.get("target_idx", 0)
+                fs[i].sz_min, fs[i].sz_max = f.get("sz", (0, 0))
+            for i, g in enumerate(q["goals"]):
+                memset(&gs[i], 0, sizeof(dx_quota_goal))
+                gs[i].metric = GOAL_METRICS[g["metric"]]
+                gs[i].target_value = g["target_value"]
+                gs[i].current_value = g["current_value"]
+                gs[i].nid = g["nid"]
+                path = g["memcg_path"].encode()
+                if len(path) >= sizeof(gs[i].memcg_path):
+                    raise ValueError(f"memcg path {g['memcg_path']!r} is too long")
+                strncpy(gs[i].memcg_path, path, sizeof(gs[i].memcg_path) - 1)
+            s.filters = fs
+            s.nr_filters = len(spec["filters"])
+            s.goals = gs
+            s.nr_goals = len(q["goals"])
+            err = dx_ctx_add_scheme(self.ctx, &s)
+        finally:
+            free(fs)
+            free(gs)
+        check(err, "invalid scheme")
 
     def scheme_stats(self):
-        """Per scheme, in the order added: nr_tried, sz_tried, nr_applied,
-        sz_applied, nr_failed and last_errno (0 before any failure)."""
+        """Per scheme, in the order added: the kernel's statistics
+        (nr_tried, sz_tried, nr_applied, sz_applied, sz_ops_filter_passed,
+        qt_exceeds, nr_snapshots), damonx's (nr_failed, last_errno: 0 before
+        any failure) and state (esz, the effective size quota in bytes;
+        activated, by the watermarks)."""
         cdef size_t i
-        cdef const dx_scheme *s
+        cdef dx_scheme_stats st
         out = []
         for i in range(dx_ctx_nr_schemes(self.ctx)):
-            s = dx_ctx_scheme(self.ctx, i)
-            out.append(dict(nr_tried=s.nr_tried, sz_tried=s.sz_tried,
-                            nr_applied=s.nr_applied, sz_applied=s.sz_applied,
-                            nr_failed=s.nr_failed, last_errno=s.last_errno))
+            dx_ctx_scheme_stats(self.ctx, i, &st)
+            out.append(dict(nr_tried=st.nr_tried, sz_tried=st.sz_tried,
+                            nr_applied=st.nr_applied, sz_applied=st.sz_applied,
+                            sz_ops_filter_passed=st.sz_ops_filter_passed,
+                            qt_exceeds=st.qt_exceeds, nr_snapshots=st.nr_snapshots,
+                            nr_failed=st.nr_failed, last_errno=st.last_errno,
+                            esz=st.esz, activated=bool(st.activated)))
+        return out
+
+    def tried_regions(self, size_t index):
+        """The regions scheme index was tried on in its last pass, as an array
+        of TRIED_REGION_DTYPE that C fills in place."""
+        cdef size_t n
+        cdef cnp.ndarray arr
+        self._not_running("read tried regions")
+        if index >= dx_ctx_nr_schemes(self.ctx):
+            raise IndexError(f"no scheme {index}")
+        n = dx_ctx_nr_tried_regions(self.ctx, index)
+        arr = np.empty(n, dtype=TRIED_REGION_DTYPE)
+        dx_ctx_tried_regions_fill(self.ctx, index, <dx_tried_region *>cnp.PyArray_DATA(arr), n)
+        return arr
+
+    def set_goal_value(self, size_t scheme, size_t goal, uint64_t value):
+        """Set the current value of a user_input goal."""
+        check(dx_ctx_set_goal_value(self.ctx, scheme, goal, value), "no such goal")
+
+    def goal_values(self, size_t scheme):
+        """The current values of a scheme's goals (as of its last reset)."""
+        cdef uint64_t v
+        cdef size_t i = 0
+        out = []
+        while dx_ctx_goal_value(self.ctx, scheme, i, &v) == 0:
+            out.append(v)
+            i += 1
         return out
 
     # -- running -----------------------------------------------------------
     def run_aggregation(self):
-        """Run until the next aggregation ends; True when it did, False when
-        the context stopped (stop requested or no target left)."""
+        """Run until the next aggregation ends: 1 when it did, 0 when the
+        context stopped (stop requested or no target left), PAUSED when the
+        schemes' watermarks paused monitoring for a watermark interval."""
         cdef int err
         self._not_running("run an aggregation")
         self.running = True
@@ -343,8 +465,7 @@ cdef class Context:
                 if err == -EINTR:
                     PyErr_CheckSignals()    # raises KeyboardInterrupt & co
                     continue
-                check(err, "monitoring failed")
-                return err == 1
+                return check(err, "monitoring failed")
         finally:
             self.running = False
 

@@ -48,10 +48,13 @@ import numpy as np
 
 from damonx import errors
 from damonx.attrs import Attrs
+from damonx.schemes import Scheme
 from damonx.sim import Workload
 
 #: the operations sets, by the name DAMON gives them
 OPS = ("sim", "vaddr", "fvaddr", "paddr")
+#: run_aggregation(): monitoring paused by the schemes' watermarks
+PAUSED = 2
 
 Ranges = Sequence[tuple[int, int]]
 
@@ -89,31 +92,34 @@ class Backend(Protocol):
     def add_range_target(self, target_id: int, ranges: Ranges) -> None:
         """Add physical address ranges [start, end) as one target (``paddr``)."""
 
-    def add_scheme(
-        self,
-        action: str,
-        min_sz: int,
-        max_sz: int,
-        min_nr_accesses: int,
-        max_nr_accesses: int,
-        min_age: int,
-        max_age: int,
-    ) -> None:
-        """After every aggregation, apply action (a name of
-        ``damonx._core.ACTIONS``) to the regions whose size, nr_accesses and
-        age fall in the inclusive bounds; a region acted on starts ageing
-        anew.  ValueError, naming the actions the backend applies, for one
-        it cannot apply."""
+    def add_scheme(self, scheme: Scheme) -> None:
+        """Apply a ``damonx.Scheme`` (in damo's units; the backend converts
+        them with its intervals) with the kernel's DAMOS semantics: quotas,
+        goals, watermarks, filters, the apply interval; a region acted on
+        starts ageing anew.  ValueError, naming what the backend has, for an
+        action or a filter type it cannot apply."""
 
     def scheme_stats(self) -> list[dict[str, int]]:
-        """Per scheme, in the order added: ``nr_tried``, ``sz_tried``,
-        ``nr_applied``, ``sz_applied`` (regions and bytes), ``nr_failed``
-        (regions on which the action failed, in part or in whole) and
-        ``last_errno`` (of the last failure, 0 before any)."""
+        """Per scheme, in the order added: the kernel's ``nr_tried``,
+        ``sz_tried``, ``nr_applied``, ``sz_applied`` (regions and bytes),
+        ``sz_ops_filter_passed``, ``qt_exceeds``, ``nr_snapshots``;
+        ``nr_failed`` (regions on which the action failed, in part or in
+        whole) and ``last_errno`` (of the last failure, 0 before any); and
+        the state: ``esz`` (the effective size quota, bytes) and
+        ``activated`` (by the watermarks)."""
 
-    def run_aggregation(self) -> bool:
-        """Run until the next aggregation interval ends: True when it did,
-        False when the backend stopped (on request, or no target left)."""
+    def tried_regions(self, index: int) -> np.ndarray:
+        """The regions scheme ``index`` was tried on in its last pass, an
+        array of ``TRIED_REGION_DTYPE``."""
+
+    def set_goal_value(self, scheme: int, goal: int, value: int) -> None:
+        """Set the current value of a ``user_input`` quota goal."""
+
+    def run_aggregation(self) -> int:
+        """Run until the next aggregation interval ends: 1 when it did, 0
+        when the backend stopped (on request, or no target left), or
+        :data:`PAUSED` after a watermark interval in which the schemes'
+        watermarks kept monitoring paused (no snapshot)."""
 
     def snapshot(self) -> tuple[int, int, list[tuple[int, np.ndarray]]]:
         """The last aggregation: ``(start_ns, end_ns, [(target_id, regions)])``
@@ -159,6 +165,10 @@ class Backend(Protocol):
     @property
     def live_targets(self) -> list[int]:
         """The ids of the targets still monitored."""
+
+    @property
+    def now_ns(self) -> int:
+        """The backend's clock, ns (the times of its snapshots)."""
 
     def stats(self) -> dict[str, int]:
         """Counters of the loop: ``nr_samples``, ``nr_region_checks``,

@@ -31,3 +31,18 @@ MONITOR_REGION_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+#: A region a scheme was tried on in its last pass over the regions: the
+#: fields of ``REGION_DTYPE`` (``nr_accesses`` the moving sum the scheme
+#: matched, in samples), then ``sz_filter_passed``, the bytes that passed the
+#: scheme's page filters (0 without any).  As ``struct dx_tried_region`` in
+#: csrc/damonx.h (32 bytes).
+TRIED_REGION_DTYPE = np.dtype(
+    [
+        ("start", "<u8"),
+        ("end", "<u8"),
+        ("nr_accesses", "<u4"),
+        ("age", "<u4"),
+        ("sz_filter_passed", "<u8"),
+    ]
+)

@@ -18,7 +18,10 @@ them.  (Kernels 5.18 to 6.1 report regions only through the
 **The kdamond** starts with the first aggregation, once the targets and the
 schemes are known: one ``stat`` scheme per target that matches every region
 (a ``target`` filter keeps each to its target when there are several) and,
-after them, the schemes added with ``add_scheme``.  It is stopped and its
+after them, the ``damonx.Scheme`` objects added with ``add_scheme``, written
+by :mod:`damonx.kernel_schemes` (quotas, goals, watermarks, filters in the
+kernel's files; what the running kernel lacks is refused with the Linux
+version that has it, when the kdamond starts).  It is stopped and its
 directories removed when the monitor is closed, when this object is
 collected, and when the interpreter exits; a damonx killed with SIGKILL
 (or a library user's process killed by a signal it does not handle) leaves
@@ -43,7 +46,8 @@ is ``nr_accesses * 10000``.  A kdamond starved of CPU lets the update time
 out (see ``KernelDamon.snapshot``), which is asked again.
 
 Scheme statistics are updated (``update_schemes_stats``) after each
-snapshot, so they count up to that aggregation.  The kernel does not count
+snapshot, so they count up to that aggregation, as are the tried regions
+of every scheme (``tried_regions``).  The kernel does not count
 failed actions: ``nr_failed`` and ``last_errno`` are not reported, and
 ``qt_exceeds`` is.  Stopping (``request_stop``) takes effect when the
 pending update returns: within about one aggregation interval.
@@ -57,6 +61,7 @@ is this process's (``stats()["damonx_cpu_us"]``).
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import random
@@ -67,8 +72,8 @@ import weakref
 
 import numpy as np
 
-from damonx import errors, kernel_owner, kernel_sysfs
-from damonx.dtypes import MONITOR_REGION_DTYPE
+from damonx import errors, kernel_owner, kernel_schemes, kernel_sysfs
+from damonx.dtypes import MONITOR_REGION_DTYPE, TRIED_REGION_DTYPE
 from damonx.kernel_damon import KernelDamon
 
 #: the actions each operations set of the kernel applies (vaddr.c and
@@ -227,10 +232,9 @@ class KernelBackend:
         self._not_started("add a target")
         self._targets.append((target_id, None, ranges))
 
-    def add_scheme(
-        self, action, min_sz, max_sz, min_nr_accesses, max_nr_accesses, min_age, max_age
-    ):
+    def add_scheme(self, scheme):
         self._not_started("add a scheme")
+        action = scheme.action
         known = self.layout.actions if self.layout.actions is not None else OPS_ACTIONS[self.ops]
         applies = [a for a in OPS_ACTIONS[self.ops] if a in known]
         if action not in applies:
@@ -238,9 +242,7 @@ class KernelBackend:
                 f"the kernel's DAMON cannot apply action {action!r} with ops {self.ops!r} "
                 f"(its actions here: {', '.join(applies)})"
             )
-        self._schemes.append(
-            (action, min_sz, max_sz, min_nr_accesses, max_nr_accesses, min_age, max_age)
-        )
+        self._schemes.append(scheme)
 
     def _not_started(self, what):
         if self._started:
@@ -272,7 +274,14 @@ class KernelBackend:
             turn_on=False,
         )
         for i, scheme in enumerate(self._schemes):
-            self._write_scheme(self.kd.scheme_dir(len(self._targets) + i), *scheme)
+            kernel_schemes.write_scheme(
+                self._user_scheme_dir(i),
+                scheme,
+                a.sample_us,
+                a.aggr_us,
+                write=self.kd.write,
+                ops=self.ops,
+            )
         cookie = random.randrange(1 << 20, 1 << 31)
         self.kd.write(os.path.join(self.kd.scheme_dir(0), "quotas", "reset_interval_ms"), cookie)
         claim = kernel_owner.Claim(
@@ -294,17 +303,10 @@ class KernelBackend:
         kernel_owner.save_claim(claim, self.directory)
         self._started = True
 
-    def _write_scheme(self, sdir, action, min_sz, max_sz, min_nr, max_nr, min_age, max_age):
-        """A plain access-pattern scheme (the dataclasses of damonx.schemes,
-        with quotas, goals, watermarks, filters and an apply interval, are
-        written into the same directory)."""
-        w, p = self.kd.write, os.path.join
-        w(p(sdir, "action"), action)
-        for sub, lo, hi in (("sz", min_sz, max_sz), ("nr_accesses", min_nr, max_nr)):
-            w(p(sdir, "access_pattern", sub, "min"), lo)
-            w(p(sdir, "access_pattern", sub, "max"), hi)
-        w(p(sdir, "access_pattern", "age", "min"), min_age)
-        w(p(sdir, "access_pattern", "age", "max"), max_age)
+    def _user_scheme_dir(self, index):
+        """The directory of scheme index of add_scheme's (after the stat
+        schemes, one per target)."""
+        return self.kd.scheme_dir(len(self._targets) + index)
 
     def _explained(self, err):
         """err, with the kdamond threads that may hold DAMON exclusively."""
@@ -360,11 +362,12 @@ class KernelBackend:
 
     def _read_scheme_stats(self):
         self.kd.write(os.path.join(self.kd.kdamond, "state"), "update_schemes_stats")
-        out = []
-        for i in range(len(self._schemes)):
-            sdir = os.path.join(self.kd.scheme_dir(len(self._targets) + i), "stats")
-            out.append({k: int(self.kd.read(os.path.join(sdir, k))) for k in _STAT_KEYS})
-        self._scheme_stats = out
+        if os.path.exists(os.path.join(self._user_scheme_dir(0), "quotas", "effective_bytes")):
+            self.kd.write(os.path.join(self.kd.kdamond, "state"), "update_schemes_effective_quotas")
+        self._scheme_stats = [
+            kernel_schemes.read_stats(self._user_scheme_dir(i), self.kd.read)
+            for i in range(len(self._schemes))
+        ]
 
     def snapshot(self):
         return self._last
@@ -399,6 +402,11 @@ class KernelBackend:
         }
 
     @property
+    def now_ns(self):
+        """The clock of the snapshots: CLOCK_MONOTONIC."""
+        return time.monotonic_ns()
+
+    @property
     def cpu_ns(self):
         """This process's CPU time since the backend opened, and the kdamond
         thread's."""
@@ -412,6 +420,32 @@ class KernelBackend:
         if len(self._scheme_stats) == len(self._schemes):
             return [dict(s) for s in self._scheme_stats]
         return [dict.fromkeys(_STAT_KEYS, 0) for _ in self._schemes]
+
+    def tried_regions(self, index):
+        """As of the last aggregation (whose update_schemes_tried_regions
+        covered every scheme)."""
+        if not 0 <= index < len(self._schemes):
+            raise ValueError(f"no scheme {index}: {len(self._schemes)} were added")
+        if not self._started:
+            return np.zeros(0, dtype=TRIED_REGION_DTYPE)
+        return kernel_schemes.read_tried_regions(self._user_scheme_dir(index), self.kd.read)
+
+    def set_goal_value(self, scheme, goal, value):
+        if not 0 <= scheme < len(self._schemes):
+            raise ValueError(f"no scheme {scheme}: {len(self._schemes)} were added")
+        goals = self._schemes[scheme].quotas.goals
+        if not 0 <= goal < len(goals) or goals[goal].metric != "user_input":
+            raise ValueError(f"scheme {scheme} has no user_input goal {goal}")
+        if not self._started:  # written with the scheme when the kdamond starts
+            goals = list(goals)
+            goals[goal] = dataclasses.replace(goals[goal], current_value=value)
+            old = self._schemes[scheme]
+            self._schemes[scheme] = dataclasses.replace(
+                old, quotas=dataclasses.replace(old.quotas, goals=tuple(goals))
+            )
+            return
+        kernel_schemes.write_goal_value(self._user_scheme_dir(scheme), goal, value, self.kd.write)
+        self.kd.write(os.path.join(self.kd.kdamond, "state"), "commit_schemes_quota_goals")
 
     @property
     def nr_regions(self):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from damonx import errors
+from damonx import errors, kernel_schemes
 from damonx.backend import check_pid, check_ranges
 from damonx.dtypes import REGION_DTYPE
 from damonx.errors import DamonxError, InvalidAttrs, NotSupported
@@ -70,6 +70,8 @@ class KernelDamon:
         self.kdamond_pid = None
         self.ops = None
         self.nr_targets = 0
+        #: user schemes (start()'s schemes) of the running kdamond
+        self.nr_schemes = 0
         self._started = False
         self._prepared = False
         self._final_cpu_s = None
@@ -149,6 +151,7 @@ class KernelDamon:
         intervals_goal=None,
         nr_extra_schemes=0,
         turn_on=True,
+        schemes=(),
     ):
         """Set up one kdamond with one context and turn it on.
 
@@ -166,10 +169,15 @@ class KernelDamon:
         Every region of a target is read back by :meth:`snapshot`, through a
         ``stat`` scheme per target that matches any size, access count and age.
 
-        ``nr_extra_schemes`` more scheme directories follow those stat schemes
-        (:meth:`scheme_dir`), as the kernel creates them, for the caller to
-        fill.  With ``turn_on=False`` the kdamond is configured but stays off
-        until :meth:`turn_on`.
+        ``schemes``: ``damonx.Scheme`` objects the kdamond applies too, after
+        those stat schemes, written by :mod:`damonx.kernel_schemes`
+        (``NotSupported`` for what the running kernel lacks); their
+        statistics come from :meth:`scheme_stats`.
+
+        ``nr_extra_schemes`` more scheme directories follow all those (:meth:`scheme_dir`),
+        as the kernel creates them, for the caller to fill.  With
+        ``turn_on=False`` the kdamond is configured but stays off until
+        :meth:`turn_on`.
         """
         if self._started or self._prepared:
             raise DamonxError("this KernelDamon was already started; stop() it first")
@@ -196,7 +204,9 @@ class KernelDamon:
                 raise gone
 
         try:
-            self._configure(ops, target_pids, target_regions, *limits, nr_extra_schemes)
+            self._configure(
+                ops, target_pids, target_regions, *limits, nr_extra_schemes, schemes=schemes
+            )
             if goal is not None:
                 self._configure_goal(goal)
         except DamonxError:
@@ -204,6 +214,7 @@ class KernelDamon:
             raise
         self.ops = ops
         self.nr_targets = len(target_pids)
+        self.nr_schemes = len(schemes)
         self._prepared = True
         return self.turn_on() if turn_on else self
 
@@ -338,6 +349,7 @@ class KernelDamon:
         min_nr_regions,
         max_nr_regions,
         nr_extra_schemes=0,
+        schemes=(),
     ):
         w = self._write
         p = self._path
@@ -374,7 +386,7 @@ class KernelDamon:
         # tried_regions carry no target index, so with several targets each
         # target gets its own scheme that filters out all other targets
         schemes_dir = p(self.ctx, "schemes")
-        w(p(schemes_dir, "nr_schemes"), len(pids) + nr_extra_schemes)
+        w(p(schemes_dir, "nr_schemes"), len(pids) + len(schemes) + nr_extra_schemes)
         for i in range(len(pids)):
             sdir = p(schemes_dir, str(i))
             w(p(sdir, "action"), "stat")
@@ -389,6 +401,10 @@ class KernelDamon:
                 w(p(fdir, "0", "damon_target_idx"), i)
                 # matching=N: filter out the regions of every other target
                 w(p(fdir, "0", "matching"), "N")
+        for i, scheme in enumerate(schemes):
+            kernel_schemes.write_scheme(
+                p(schemes_dir, str(len(pids) + i)), scheme, sample_us, aggr_us, write=w, ops=ops
+            )
 
     def _reset(self):
         """Remove this object's kdamond directories (best effort)."""
@@ -451,6 +467,43 @@ class KernelDamon:
             )
         arr.sort(order="start")
         return arr
+
+    # ------------------------------------------------------------- schemes
+    def _user_scheme_dir(self, index):
+        if not 0 <= index < self.nr_schemes:
+            raise InvalidAttrs(f"no scheme {index}: {self.nr_schemes} were started")
+        return self._path(self.ctx, "schemes", str(self.nr_targets + index))
+
+    def scheme_stats(self):
+        """Per scheme given to :meth:`start`, in order: its statistics as the
+        kernel counts them (:func:`damonx.kernel_schemes.read_stats`), updated
+        now."""
+        self._require_started()
+        self._write(self._path(self.kdamond, "state"), "update_schemes_stats")
+        if self.nr_schemes and os.path.exists(
+            self._path(self._user_scheme_dir(0), "quotas", "effective_bytes")
+        ):
+            self._write(self._path(self.kdamond, "state"), "update_schemes_effective_quotas")
+        return [
+            kernel_schemes.read_stats(self._user_scheme_dir(i), self._read)
+            for i in range(self.nr_schemes)
+        ]
+
+    def tried_regions(self, index):
+        """The regions scheme ``index`` (of :meth:`start`'s) was tried on at
+        its last application, updated now: ``TRIED_REGION_DTYPE``."""
+        self._require_started()
+        sdir = self._user_scheme_dir(index)
+        self._request_tried_regions()
+        with self._translated(f"cannot read the tried regions of {sdir}"):
+            return kernel_schemes.read_tried_regions(sdir, self._read)
+
+    def set_goal_value(self, scheme, goal, value):
+        """Set the current value of a ``user_input`` quota goal of a running
+        scheme (``commit_schemes_quota_goals``)."""
+        self._require_started()
+        kernel_schemes.write_goal_value(self._user_scheme_dir(scheme), goal, value, self._write)
+        self._write(self._path(self.kdamond, "state"), "commit_schemes_quota_goals")
 
     # ----------------------------------------------------------------- cpu
     def cpu_seconds(self):

@@ -27,37 +27,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from damonx import errors, kernel_owner
+from damonx import errors, kernel_owner, schemes
 
 ADMIN = os.path.join("kernel", "mm", "damon", "admin")
 DEBUGFS = os.path.join("kernel", "debug", "damon")
 
 #: the names of the actions, filter types and quota goal metrics the kernel
-#: may know (7.3's); which one this kernel takes is tried by probe_layout
-ACTION_NAMES = (
-    "willneed",
-    "cold",
-    "pageout",
-    "hugepage",
-    "nohugepage",
-    "collapse",
-    "lru_prio",
-    "lru_deprio",
-    "migrate_hot",
-    "migrate_cold",
-    "stat",
-)
-FILTER_TYPES = ("anon", "active", "memcg", "young", "hugepage_size", "unmapped", "addr", "target")
-GOAL_METRICS = (
-    "user_input",
-    "some_mem_psi_us",
-    "node_mem_used_bp",
-    "node_mem_free_bp",
-    "node_memcg_used_bp",
-    "node_memcg_free_bp",
-    "active_mem_bp",
-    "inactive_mem_bp",
-)
+#: may know (7.3's, as damonx.Scheme takes them); which one this kernel takes
+#: is tried by probe_layout
+ACTION_NAMES = schemes.ACTIONS
+FILTER_TYPES = schemes.FILTER_TYPES
+GOAL_METRICS = schemes.GOAL_METRICS
 
 _S = "contexts/0/schemes/0/"
 

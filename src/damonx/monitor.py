@@ -16,6 +16,7 @@ nr_accesses_bp)::
 
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,8 +27,11 @@ from damonx import errors
 from damonx.attrs import Attrs, Intervals, IntervalsGoal  # noqa: F401 (re-exported)
 from damonx.backend import OPS  # noqa: F401 (re-exported)
 from damonx.dtypes import MONITOR_REGION_DTYPE, REGION_DTYPE  # noqa: F401 (re-exported)
+from damonx.schemes import AccessPattern, Scheme
 
 _U32_MAX = 2**32 - 1
+#: Monitor._step(): still paused by the watermarks at the deadline
+_PAUSED_PAST = object()
 _U64_MAX = 2**64 - 1
 
 
@@ -46,7 +50,8 @@ class Snapshot:
     sample_us: Optional[int] = None
     aggr_us: Optional[int] = None
     nr_checks: Optional[int] = None
-    #: one dict per scheme, in the order added (see Monitor.scheme_stats)
+    #: one dict of integers per scheme, in the order added: the counters of
+    #: Monitor.scheme_stats (activated as 0 or 1, no action name)
     scheme_stats: Optional[list] = None
     #: CPU time the monitoring used from its start to this snapshot, ns
     cpu_ns: Optional[int] = None
@@ -123,7 +128,9 @@ class Monitor:
         #: sim: the workload of each target id
         self.workloads = {t.id: t.workload for t in parsed if t.workload is not None}
         self._nr_checks_seen = 0
-        self._has_schemes = False
+        self._idle_callbacks = []
+        #: the schemes added, in order
+        self.schemes = []
 
     @contextlib.contextmanager
     def _using(self, what="monitoring failed"):
@@ -140,44 +147,111 @@ class Monitor:
         """Call fn(snapshot) after each aggregation; a true return stops."""
         self._callbacks.append(fn)
 
-    def add_scheme(self, action, *, sz=(0, _U64_MAX), nr_accesses=(0, _U32_MAX), age=(0, _U32_MAX)):
-        """Apply action to the regions whose size (bytes), nr_accesses
-        (samples per aggregation) and age (aggregations) fall in the given
-        inclusive ranges, after every aggregation.
+    def add_idle_callback(self, fn):
+        """Call fn() while the schemes' watermarks pause monitoring, once
+        per watermark interval (no snapshot comes then); a true return
+        stops."""
+        self._idle_callbacks.append(fn)
+
+    def add_scheme(self, scheme, *, sz=None, nr_accesses=None, age=None):
+        """Apply an operation scheme (a ``damonx.Scheme``) from the next
+        aggregation on, with the kernel's DAMOS semantics: see
+        :mod:`damonx.schemes`.
+
+        A shortcut takes an action name and the inclusive bounds of size
+        (bytes), nr_accesses (samples per aggregation) and age
+        (aggregations): ``mon.add_scheme("pageout", age=(50, 2**32 - 1))``.
 
         Actions have damo's names: ``stat`` (count only) everywhere;
-        ``willneed``, ``cold``, ``pageout`` and ``collapse`` (MADV_COLLAPSE)
-        on processes (vaddr, fvaddr), through process_madvise(2), which
-        refuses ``hugepage`` and ``nohugepage``.  An action the ops cannot
-        apply raises InvalidAttrs saying which they can.  A region acted on
-        starts ageing anew, as in the kernel; ``scheme_stats()`` counts what
-        was tried, applied and failed."""
-        bounds = [
-            _scheme_bounds(name, value, top)
-            for name, value, top in (
-                ("sz", sz, _U64_MAX),
-                ("nr_accesses", nr_accesses, _U32_MAX),
-                ("age", age, _U32_MAX),
+        ``willneed``, ``cold``, ``pageout``, ``collapse`` (through
+        process_madvise(2)) and ``migrate_hot``, ``migrate_cold``
+        (move_pages(2)) on processes (vaddr, fvaddr).  An action or a filter
+        the ops cannot apply raises InvalidAttrs saying which they can, and
+        why where no ops can.  ``scheme_stats()`` counts what was tried,
+        applied and failed."""
+        if isinstance(scheme, str):
+            bounds = {
+                name: _scheme_bounds(name, value, top)
+                for name, value, top in (
+                    ("sz", sz, _U64_MAX),
+                    ("nr_accesses", nr_accesses, _U32_MAX),
+                    ("age", age, _U32_MAX),
+                )
+                if value is not None
+            }
+            pattern = AccessPattern(
+                sz=bounds.get("sz", (0, _U64_MAX)),
+                nr_accesses=bounds.get("nr_accesses", (0, _U32_MAX)),
+                age=bounds.get("age", (0, _U32_MAX)),
             )
-        ]
+            try:
+                scheme = Scheme(scheme, pattern)
+            except errors.InvalidAttrs as err:
+                raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
+        elif not isinstance(scheme, Scheme) or (sz, nr_accesses, age) != (None, None, None):
+            raise errors.InvalidAttrs(
+                "add_scheme takes a damonx.Scheme, or an action name with sz, nr_accesses "
+                "and age bounds"
+            )
         with self._using("invalid scheme") as backend:
             try:
-                backend.add_scheme(action, *bounds[0], *bounds[1], *bounds[2])
-            except ValueError as err:  # an action the backend lacks
+                backend.add_scheme(scheme)
+            except ValueError as err:  # an action or a filter the backend lacks
+                if isinstance(err, errors.DamonxError):
+                    raise
                 raise errors.InvalidAttrs(f"invalid scheme: {err}") from None
-        self._has_schemes = True
+        self.schemes.append(scheme)
+
+    def set_goal_value(self, scheme, goal, value):
+        """Set the current value of the user_input goal ``goal`` (an index)
+        of scheme ``scheme`` (an index, in the order added)."""
+        with self._using("cannot set the goal value") as backend:
+            backend.set_goal_value(scheme, goal, value)
+
+    def tried_regions(self, scheme=0):
+        """The regions scheme ``scheme`` (an index) was tried on in its last
+        pass: a numpy array of ``TRIED_REGION_DTYPE``."""
+        with self._using() as backend:
+            return backend.tried_regions(scheme)
 
     def step(self):
         """Run one aggregation interval; the Snapshot, or None once stopped."""
+        return self._step()
+
+    def _run_aggregation(self, backend, deadline_ns=None):
+        """Run backend until the next aggregation ends (true) or it is
+        stopped (false); _PAUSED_PAST when the watermarks still pause
+        monitoring at deadline_ns (the backend's time)."""
+        while True:
+            done = backend.run_aggregation()
+            if done != _backend.PAUSED:
+                return done
+            # monitoring paused: only the watermarks are checked
+            for fn in self._idle_callbacks:
+                if fn():
+                    self.stop()
+            if deadline_ns is not None and backend.now_ns >= deadline_ns:
+                return _PAUSED_PAST
+
+    def _step(self, deadline_ns=None):
+        """step(), or _PAUSED_PAST when the watermarks still pause
+        monitoring at deadline_ns (the backend's time)."""
         with self._using() as backend:
-            if not backend.run_aggregation():
+            done = self._run_aggregation(backend, deadline_ns)
+            if done is _PAUSED_PAST:
+                return _PAUSED_PAST
+            if not done:
                 return None
             start_ns, end_ns, targets = backend.snapshot()
             sample_us, aggr_us = backend.snapshot_intervals()
             # None where the backend counts no checks (the kernel's DAMON)
             nr_checks = backend.stats().get("nr_region_checks")
             target_nr_checks = backend.snapshot_nr_checks()
-            scheme_stats = backend.scheme_stats() if self._has_schemes else None
+            scheme_stats = (
+                [{k: int(v) for k, v in st.items()} for st in backend.scheme_stats()]
+                if self.schemes
+                else None
+            )
             cpu_ns = backend.cpu_ns
         snap = Snapshot(
             start_ns,
@@ -215,20 +289,23 @@ class Monitor:
     def run(self, duration_s=None, nr_aggregations=None):
         """Run for duration_s of monitoring time (simulated time for sim) or
         nr_aggregations, or until stopped; return the number of snapshots.
-        Without callbacks nobody sees the snapshots, so none is made: the
-        aggregations run, and their schemes, but their regions stay in C."""
+        Time paused by the schemes' watermarks counts.  Without callbacks
+        nobody sees the snapshots, so none is made: the aggregations run, and
+        their schemes, but their regions stay in C."""
         limit_ns = None if duration_s is None else int(duration_s * 1e9)
+        deadline_ns = None if limit_ns is None else self.now_ns + limit_ns
         start_ns = None
         n = 0
         while nr_aggregations is None or n < nr_aggregations:
             if self._callbacks:
-                snap = self.step()
-                if snap is None:
+                snap = self._step(deadline_ns)
+                if snap is None or snap is _PAUSED_PAST:
                     break
                 span = (snap.start_ns, snap.end_ns)
             else:
                 with self._using() as backend:
-                    if not backend.run_aggregation():
+                    done = self._run_aggregation(backend, deadline_ns)
+                    if not done or done is _PAUSED_PAST:
                         break
                     span = backend.snapshot_span()
             n += 1
@@ -286,6 +363,16 @@ class Monitor:
             backend.request_stop()
 
     @property
+    def now_ns(self):
+        """The backend's time, ns (virtual for sim, from 0; CLOCK_MONOTONIC
+        else, the current time before monitoring starts)."""
+        with self._using() as backend:
+            now = backend.now_ns
+        if not now and self.ops != "sim":
+            now = time.monotonic_ns()  # CLOCK_MONOTONIC, the C clock
+        return now
+
+    @property
     def nr_regions(self):
         with self._using() as backend:
             return backend.nr_regions
@@ -303,8 +390,11 @@ class Monitor:
             return backend.stats()
 
     def scheme_stats(self):
+        """The statistics of each scheme, in the order added: one dict each,
+        with its ``action`` and the counters of ``Backend.scheme_stats``."""
         with self._using() as backend:
-            return backend.scheme_stats()
+            stats = backend.scheme_stats()
+        return [{"action": s.action, **st} for s, st in zip(self.schemes, stats)]
 
     def access_check_stats(self):
         """Files read and written by the real access checks (empty for sim)."""

@@ -1,6 +1,6 @@
 """A process with a known access pattern, for tests that monitor it.
 
-    python tests/vm/workload.py --size-mib 512 --hot-mib 64 [--thp]
+    python tests/vm/workload.py --size-mib 512 --hot-mib 64 [--thp] [--shm-mib 16]
     python tests/vm/workload.py --size-mib 2048 --hot-kib 128
 
 Maps ``--size-mib`` MiB of anonymous memory, faults all of it in, prints one
@@ -10,7 +10,9 @@ and then writes one byte of every 4 KiB page of the hot part, over and over,
 until it is killed.  The rest of the mapping is never touched again.  The hot
 part sits in the middle of the mapping, 2 MiB aligned, so that both of its
 edges border cold memory.  ``--thp`` asks for transparent huge pages
-(MADV_HUGEPAGE) and aligns the mapping to 2 MiB.
+(MADV_HUGEPAGE) and aligns the mapping to 2 MiB.  ``--shm-mib`` also maps a
+file of that size in /dev/shm (shared, so its pages are not anonymous),
+faults it in once and adds its range to the READY line.
 
 The process dies with its parent (PR_SET_PDEATHSIG), so a failed test does
 not leave it running.
@@ -21,6 +23,7 @@ import ctypes
 import mmap
 import signal
 import sys
+import tempfile
 
 PAGE = 4096
 HUGE = 2 << 20
@@ -40,6 +43,9 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--thp", action="store_true", help="use transparent huge pages (MADV_HUGEPAGE)"
+    )
+    parser.add_argument(
+        "--shm-mib", type=int, default=0, help="also map a /dev/shm file of this size, MiB"
     )
     args = parser.parse_args(argv)
     if args.size_mib <= 0:
@@ -75,8 +81,9 @@ def main(argv=None):
     npages = size // PAGE
     m[off : off + size : PAGE] = b"\1" * npages  # fault everything in
     start = base + off
+    shm = map_shm(args.shm_mib * MIB) if args.shm_mib > 0 else ""
     print(
-        f"READY {start:#x} {start + size:#x} {base + hot_off:#x} {base + hot_off + hot:#x}",
+        f"READY {start:#x} {start + size:#x} {base + hot_off:#x} {base + hot_off + hot:#x}{shm}",
         flush=True,
     )
     nhot = hot // PAGE
@@ -89,6 +96,20 @@ def main(argv=None):
         m[hot_off:hot_end:PAGE] = twos
         m[hot_off:hot_end:PAGE] = ones
         churn_tlb()
+
+
+_keep = []
+
+
+def map_shm(size):
+    """Map a /dev/shm file of size bytes, fault it in; ' start end' (hex)."""
+    with tempfile.NamedTemporaryFile(dir="/dev/shm", prefix="damonx-wl-") as f:
+        f.truncate(size)
+        m = mmap.mmap(f.fileno(), size, mmap.MAP_SHARED)
+    m[0:size:PAGE] = b"\1" * (size // PAGE)
+    _keep.append(m)
+    start = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    return f" {start:#x} {start + size:#x}"
 
 
 def churn_tlb():

@@ -16,6 +16,7 @@ import warnings
 
 SUBCOMMANDS = [
     ("record", "record data accesses of processes, memory or a simulated workload"),
+    ("start", "monitor and apply operation schemes (damo's --damos_* options) until stopped"),
     ("report", "show a record: raw, access, heatmap, wss, nr_regions, footprint"),
     ("convert", "write a record in another format, or a part of it"),
     ("export", "write a record as Parquet, for DuckDB, Spark, Polars or pandas"),
@@ -26,7 +27,7 @@ SUBCOMMANDS = [
 
 #: the subcommands that take a command to start after a literal ``--``
 #: (in ``args.command_line``); nothing after it is parsed as options
-TAKES_COMMAND = ("record", "serve")
+TAKES_COMMAND = ("record", "start", "serve")
 
 
 class ArgumentParser(argparse.ArgumentParser):

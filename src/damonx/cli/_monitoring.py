@@ -181,9 +181,21 @@ def attrs_from_args(args):
     )
 
 
-def open_monitor(args, attrs, real_time=False):
+def _with_schemes(mon, schemes):
+    """mon, with the schemes added (closed if one is refused)."""
+    try:
+        for scheme in schemes:
+            mon.add_scheme(scheme)
+    except BaseException:
+        mon.close()
+        raise
+    return mon
+
+
+def open_monitor(args, attrs, schemes=(), real_time=False):
     """The monitor, the record's metadata and the started command (or None)
-    the target options ask for; ``real_time`` runs sim in real time."""
+    the target options ask for, with schemes added; ``real_time`` runs sim
+    in real time."""
     import damonx
 
     cmd = None
@@ -205,7 +217,8 @@ def open_monitor(args, attrs, real_time=False):
         mon = damonx.Monitor(
             "sim", wl, attrs, seed=args.seed, backend=args.backend, real_time=real_time
         )
-        return mon, {"ops": "sim", "backend": mon.backend, "workload": wl.to_dict()}, None
+        meta = {"ops": "sim", "backend": mon.backend, "workload": wl.to_dict()}
+        return _with_schemes(mon, schemes), meta, None
     ops = args.ops or "vaddr"
     if ops == "sim":
         raise errors.InvalidAttrs("--ops sim needs --workload FILE.json")
@@ -224,7 +237,7 @@ def open_monitor(args, attrs, real_time=False):
             sysfs=args.sysfs,
             backend=args.backend,
         )
-        return mon, {"ops": "paddr", "backend": mon.backend}, None
+        return _with_schemes(mon, schemes), {"ops": "paddr", "backend": mon.backend}, None
     if not args.target and not command_line:
         raise errors.InvalidAttrs("give process ids, or a command after --")
     if args.target:
@@ -266,6 +279,7 @@ def open_monitor(args, attrs, real_time=False):
                 sysfs=args.sysfs,
                 backend=args.backend,
             )
+        _with_schemes(mon, schemes)
     except BaseException:
         if cmd is not None:
             cmd.kill()

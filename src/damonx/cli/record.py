@@ -7,6 +7,10 @@ recording stops when it exits), fixed virtual ranges of a process
 System RAM unless -r), or a simulated workload (`--ops sim --workload W.json`,
 simulated time).
 
+With damo's --damos_* options (or --kdamonds FILE), schemes act while
+recording, as with `damonx start`, and each snapshot carries their
+statistics (damo's damos_stats).
+
 The output (-o) is a new path, or with --overwrite an existing regular file;
 symbolic links, devices and pipes are refused.  It is written under a hidden
 temporary name (.damonx-XXXXXXXXXXXX.tmp) in its directory and takes the
@@ -30,12 +34,13 @@ import sys
 import time
 
 from damonx import errors
-from damonx.cli import _args, _monitoring
+from damonx.cli import _args, _damos, _monitoring
 
 
 def set_argparser(parser):
     _monitoring.add_target_options(parser, "record")
     _monitoring.add_monitoring_options(parser)
+    _damos.add_scheme_options(parser)
     parser.add_argument(
         "-o",
         "--out",
@@ -162,6 +167,8 @@ class Progress:
 def main(args):
     from damonx.records import RecordWriter
 
+    _damos.apply_kdamonds_context(args)
+    schemes = _damos.schemes_from_args(args)
     attrs = _monitoring.attrs_from_args(args)
     timeout = args.timeout
     if timeout is None and args.workload:
@@ -174,7 +181,7 @@ def main(args):
         args.out, args.format, intervals=attrs.intervals, overwrite=args.overwrite
     )
     try:
-        mon, meta, cmd = _monitoring.open_monitor(args, attrs)
+        mon, meta, cmd = _monitoring.open_monitor(args, attrs, schemes)
     except BaseException:
         writer.abort()
         raise
