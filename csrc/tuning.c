@@ -327,7 +327,7 @@ static void budget_update(struct dx_ctx *ctx)
 	uint64_t sampled_ns = ctx->sampled_ns - b->sampled_ns;
 	size_t nr_regions = dx_ctx_nr_regions(ctx);
 	double share = user->cpu_budget_bp / 10000.0, per_check_ns, extra_ns;
-	double target_ns, checked;
+	double target_ns;
 	uint64_t floor_us;
 
 	if (span_ns < DX_BUDGET_WINDOW_NS || !nr_samples || !nr_checks)
@@ -335,15 +335,19 @@ static void budget_update(struct dx_ctx *ctx)
 	/*
 	 * What the prediction missed while it held the intervals, it makes
 	 * up for, a bounded part at a time: the regions may keep growing,
-	 * some work goes with time rather than with checks.
+	 * some work goes with time rather than with checks, and damonx's own
+	 * rules check a stable region in only one of 2 or 4 samples (so a
+	 * sample costs less than the regions predict).  Down by at most 0.6
+	 * and up by 1.25 per window: a quick settling from the prediction's
+	 * side that keeps under the budget.
 	 */
 	if (b->holding) {
 		double miss = (double)(cpu_ns - b->cpu_ns) / span_ns / share;
 
-		miss = miss < 0.8 ? 0.8 : miss > 1.25 ? 1.25 : miss;
+		miss = miss < 0.6 ? 0.6 : miss > 1.25 ? 1.25 : miss;
 		b->correction *= miss;
-		if (b->correction < 0.5)
-			b->correction = 0.5;
+		if (b->correction < 0.3)
+			b->correction = 0.3;
 		if (b->correction > 2)
 			b->correction = 2;
 	}
@@ -358,15 +362,8 @@ static void budget_update(struct dx_ctx *ctx)
 			   0;
 	budget_restart_window(ctx);
 
-	/*
-	 * the regions, just split, are the checks of the next samples, in the
-	 * share of them that the window checked per sample (damonx's rules
-	 * check a stable region in only some of the samples)
-	 */
-	checked = nr_regions ? (double)nr_checks / nr_samples / nr_regions : 1;
-	if (checked > 1)
-		checked = 1;
-	target_ns = nr_regions * checked *
+	/* the regions, just split, are the checks of the next samples */
+	target_ns = nr_regions *
 		    (b->per_check_ns * b->correction / share - extra_ns);
 	floor_us = target_ns > 1000 ? (uint64_t)(target_ns / 1000) : 0;
 	if (floor_us > cap_us) {

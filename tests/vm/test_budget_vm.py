@@ -31,10 +31,11 @@ def cpu_s(pid):
 def test_the_budget_holds_on_a_real_process(tmp_path, budget):
     out = tmp_path / "budget.data"
     with workload(512, 64) as w:
-        # 1 ms sampling costs far more than 10% unchecked: the budget binds
+        # 0.5 ms sampling costs far more than 10% unchecked (1 ms may not:
+        # damonx's own rules check stable regions less often): the budget binds
         rec = subprocess.Popen(
             [sys.executable, "-m", "damonx", "record", "-o", str(out), "--json"]
-            + ["--monitoring_intervals", "1ms", "20ms", "1s", "--cpu_budget", str(budget)]
+            + ["--monitoring_intervals", "500us", "10ms", "1s", "--cpu_budget", str(budget)]
             + [str(w.pid)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -56,7 +57,7 @@ def test_the_budget_holds_on_a_real_process(tmp_path, budget):
     share = 100 * (c1 - c0) / (t1 - t0)
     assert 0.7 * budget <= share <= 1.3 * budget, (share, lines[-4:])
     # it stretched both intervals, keeping their ratio
-    assert done["sample_us_max"] > 1000
+    assert done["sample_us_max"] > 500
     assert all(x["aggr_us"] == 20 * x["sample_us"] for x in lines)
     # and the hot set is still found: the median of the last three snapshots
     snaps = records.load(out).targets[0].snapshots
