@@ -9,6 +9,7 @@
  */
 #include "../core.c"
 #include "../sim.h"
+#include "test-ctx.h"
 #include "test.h"
 
 /* a target with regions [pairs[2i], pairs[2i+1]) */
@@ -62,19 +63,7 @@ static uint32_t rules_under_test;
 static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr,
 			       uint64_t min_sz)
 {
-	struct dx_attrs a;
-	struct dx_ctx *ctx = NULL;
-
-	dx_attrs_default(&a);
-	a.min_nr_regions = min_nr;
-	a.max_nr_regions = max_nr;
-	a.min_region_sz = min_sz;
-	a.rules = rules_under_test;
-	if (dx_ctx_new(&ctx, &a, 42)) {
-		fprintf(stderr, "cannot make a context\n");
-		exit(2);
-	}
-	return ctx;
+	return test_ctx_new(rules_under_test, min_nr, max_nr, min_sz);
 }
 
 /* ---------------------------------------------------------------- tests */

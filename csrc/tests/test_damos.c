@@ -10,6 +10,7 @@
 #include "../damos.c"
 #include "../damos-quota.c"
 #include "../sim.h"
+#include "test-ctx.h"
 #include "test.h"
 
 #include <sys/stat.h>
@@ -19,18 +20,7 @@
 static struct dx_ctx *make_ctx(uint32_t min_nr, uint32_t max_nr,
 			       uint64_t min_sz)
 {
-	struct dx_attrs a;
-	struct dx_ctx *ctx = NULL;
-
-	dx_attrs_default(&a);
-	a.min_nr_regions = min_nr;
-	a.max_nr_regions = max_nr;
-	a.min_region_sz = min_sz;
-	if (dx_ctx_new(&ctx, &a, 42)) {
-		fprintf(stderr, "cannot make a context\n");
-		exit(2);
-	}
-	return ctx;
+	return test_ctx_new(0, min_nr, max_nr, min_sz);
 }
 
 /* A scheme matching every region. */

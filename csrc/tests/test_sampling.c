@@ -10,27 +10,10 @@
  */
 #include "../sampling.c"
 #include "../sim.h"
+#include "test-ctx.h"
 #include "test.h"
 
 #include <math.h>
-
-static struct dx_ctx *make_ctx(uint32_t rules, uint32_t min_nr, uint32_t max_nr,
-			       uint64_t min_sz)
-{
-	struct dx_attrs a;
-	struct dx_ctx *ctx = NULL;
-
-	dx_attrs_default(&a);
-	a.rules = rules;
-	a.min_nr_regions = min_nr;
-	a.max_nr_regions = max_nr;
-	a.min_region_sz = min_sz;
-	if (dx_ctx_new(&ctx, &a, 42)) {
-		fprintf(stderr, "cannot make a context\n");
-		exit(2);
-	}
-	return ctx;
-}
 
 /* a target of ctx with regions [pairs[2i], pairs[2i+1]) */
 static struct dx_target *add_target(struct dx_ctx *ctx, const uint64_t *pairs,
@@ -85,7 +68,7 @@ static void test_rules_are_validated(void)
 /* The checks of a period spread over an aggregation and count for all. */
 static void test_planned_checks_and_weights(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULES_ALL, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULES_ALL, 3, 100, 1);
 	uint32_t n, period, phase;
 
 	for (n = 1; n <= 30; n++) {
@@ -117,7 +100,7 @@ static void test_planned_checks_and_weights(void)
 /* A region checked in every fourth sample counts 0 to 20, unbiased. */
 static void test_counts_scale_to_all_samples(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULES_ALL, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULES_ALL, 3, 100, 1);
 	double sum = 0;
 	int round, j;
 
@@ -147,8 +130,8 @@ static void test_counts_scale_to_all_samples(void)
 
 static void test_periods_follow_age_and_count(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULES_ALL, 3, 100, 1);
-	struct dx_ctx *kernel = make_ctx(0, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULES_ALL, 3, 100, 1);
+	struct dx_ctx *kernel = test_ctx_new(0, 3, 100, 1);
 	struct {
 		uint32_t age, last_nr, nr_hits, kind, want;
 	} cases[] = {
@@ -187,8 +170,8 @@ static void test_periods_follow_age_and_count(void)
 /* Under the kernel's rules every region is checked, with one draw each. */
 static void test_kernel_rules_check_every_region(void)
 {
-	struct dx_ctx *ctx = make_ctx(0, 3, 100, 1);
-	struct dx_ctx *again = make_ctx(0, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(0, 3, 100, 1);
+	struct dx_ctx *again = test_ctx_new(0, 3, 100, 1);
 	uint64_t pairs[] = { 0, 100, 100, 300, 300, 1000 };
 	struct dx_target *t = add_target(ctx, pairs, 3);
 	size_t i;
@@ -213,7 +196,7 @@ static void test_kernel_rules_check_every_region(void)
 /* Regions of different periods: the checks of a sample, and of an aggregation. */
 static void test_pick_follows_the_plan(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULES_ALL, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULES_ALL, 3, 100, 1);
 	uint64_t pairs[] = { 0, 100, 100, 200, 200, 300 };
 	struct dx_target *t = add_target(ctx, pairs, 3);
 	size_t total = 0;
@@ -255,8 +238,8 @@ static void test_pick_follows_the_plan(void)
 
 static void test_counts_alike(void)
 {
-	struct dx_ctx *kernel = make_ctx(0, 3, 100, 1);
-	struct dx_ctx *noise = make_ctx(DX_RULE_NOISE, 3, 100, 1);
+	struct dx_ctx *kernel = test_ctx_new(0, 3, 100, 1);
+	struct dx_ctx *noise = test_ctx_new(DX_RULE_NOISE, 3, 100, 1);
 
 	noise->plan_nr_samples = 20;
 	/* the kernel's threshold */
@@ -282,7 +265,7 @@ static void test_counts_alike(void)
 /* KEEP: a region just missed is not merged into cold ones; means round. */
 static void test_keep_merges(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULE_KEEP, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULE_KEEP, 3, 100, 1);
 	uint64_t pairs[] = { 0, 100, 100, 200, 200, 300, 300, 400 };
 	struct dx_target *t = add_target(ctx, pairs, 4);
 
@@ -305,7 +288,7 @@ static void test_keep_merges(void)
 	 * a count of 1 and eight of 0, merged one by one: the mean of the run
 	 * (1/9) rounds to 0, not each mean of two (1/2, then 2/3...) to 1
 	 */
-	ctx = make_ctx(DX_RULE_KEEP, 3, 100, 1);
+	ctx = test_ctx_new(DX_RULE_KEEP, 3, 100, 1);
 	t = add_target(ctx, NULL, 0);
 	for (int k = 0; k < 9; k++)
 		dx_target_add_region(t, k * 100, (k + 1) * 100);
@@ -317,7 +300,7 @@ static void test_keep_merges(void)
 	dx_ctx_free(ctx);
 
 	/* the kernel's rules merge all four, and round 0.25 down */
-	ctx = make_ctx(0, 3, 100, 1);
+	ctx = test_ctx_new(0, 3, 100, 1);
 	t = add_target(ctx, pairs, 4);
 	t->regions[1].last_nr_accesses = 10;
 	t->regions[2].nr_accesses = 1;
@@ -344,7 +327,7 @@ static void plan_with_sparse_hit(struct dx_ctx *ctx, struct dx_target *t,
 /* SEEDS: a sparse region is cut around the page found accessed. */
 static void test_seed_around_a_hit(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULE_SEEDS, 3, 100, 4096);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULE_SEEDS, 3, 100, 4096);
 	uint64_t pairs[] = { 0, 1 << 30, 1 << 30, 2ULL << 30 };
 	struct dx_target *t = add_target(ctx, pairs, 2);
 	uint64_t hit = (123456789ULL / 4096) * 4096 + 100, page = hit - 100;
@@ -377,7 +360,7 @@ static void test_seed_around_a_hit(void)
 	dx_ctx_free(ctx);
 
 	/* a hit on the first page: the seed is the first piece */
-	ctx = make_ctx(DX_RULE_SEEDS, 3, 100, 4096);
+	ctx = test_ctx_new(DX_RULE_SEEDS, 3, 100, 4096);
 	t = add_target(ctx, pairs, 1);
 	plan_with_sparse_hit(ctx, t, 0, 5);
 	EXPECT_EQ(ctx->sz_seed, 16384);
@@ -389,7 +372,7 @@ static void test_seed_around_a_hit(void)
 	dx_ctx_free(ctx);
 
 	/* a hit on the last page: the seed is the last piece */
-	ctx = make_ctx(DX_RULE_SEEDS, 3, 100, 4096);
+	ctx = test_ctx_new(DX_RULE_SEEDS, 3, 100, 4096);
 	t = add_target(ctx, pairs, 1);
 	plan_with_sparse_hit(ctx, t, 0, (1 << 30) - 1);
 	EXPECT_EQ(dx_split_guided(ctx), 0);
@@ -402,7 +385,7 @@ static void test_seed_around_a_hit(void)
 	 * a hit 3 seeds from an accessed neighbour: the seed reaches it (the
 	 * edge of what is accessed); 5 seeds away it does not
 	 */
-	ctx = make_ctx(DX_RULE_SEEDS, 3, 100, 4096);
+	ctx = test_ctx_new(DX_RULE_SEEDS, 3, 100, 4096);
 	t = add_target(ctx, pairs, 2);
 	plan_with_sparse_hit(ctx, t, 1, (1ULL << 30) + 3 * 32768);
 	t->regions[0].last_nr_accesses = 15;
@@ -412,7 +395,7 @@ static void test_seed_around_a_hit(void)
 	EXPECT_EQ(t->regions[1].end, (1ULL << 30) + 3 * 32768 + 16384);
 	EXPECT_EQ(t->regions[1].kind, DX_REGION_SEED);
 	dx_ctx_free(ctx);
-	ctx = make_ctx(DX_RULE_SEEDS, 3, 100, 4096);
+	ctx = test_ctx_new(DX_RULE_SEEDS, 3, 100, 4096);
 	t = add_target(ctx, pairs, 2);
 	plan_with_sparse_hit(ctx, t, 1, (1ULL << 30) + 5 * 32768);
 	t->regions[0].last_nr_accesses = 15;
@@ -423,13 +406,13 @@ static void test_seed_around_a_hit(void)
 	dx_ctx_free(ctx);
 
 	/* without the rule, or with no room under max_nr_regions: no cut */
-	ctx = make_ctx(DX_RULE_PROBES, 3, 100, 4096);
+	ctx = test_ctx_new(DX_RULE_PROBES, 3, 100, 4096);
 	t = add_target(ctx, pairs, 2);
 	plan_with_sparse_hit(ctx, t, 0, hit);
 	EXPECT_EQ(dx_split_guided(ctx), 0);
 	EXPECT_EQ(t->nr_regions, 2);
 	dx_ctx_free(ctx);
-	ctx = make_ctx(DX_RULE_SEEDS, 3, 3, 4096);
+	ctx = test_ctx_new(DX_RULE_SEEDS, 3, 3, 4096);
 	t = add_target(ctx, pairs, 2);
 	plan_with_sparse_hit(ctx, t, 0, hit);
 	EXPECT_EQ(dx_split_guided(ctx), 0);
@@ -440,7 +423,7 @@ static void test_seed_around_a_hit(void)
 /* PROBES: cold neighbours of a young accessed run are cut at its edges. */
 static void test_probes_grow_a_young_run(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULE_PROBES, 3, 100, 1);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULE_PROBES, 3, 100, 1);
 	/* cold | run of two accessed (40 bytes) | cold, too small | far */
 	uint64_t pairs[] = { 0, 1000, 1000, 1010, 1010, 1040, 1040, 1100 };
 	struct dx_target *t = add_target(ctx, pairs, 4);
@@ -461,7 +444,7 @@ static void test_probes_grow_a_young_run(void)
 	dx_ctx_free(ctx);
 
 	/* a run that is old (its edges known) gets no probe */
-	ctx = make_ctx(DX_RULE_PROBES, 3, 100, 1);
+	ctx = test_ctx_new(DX_RULE_PROBES, 3, 100, 1);
 	t = add_target(ctx, pairs, 4);
 	t->regions[1].last_nr_accesses = 10;
 	t->regions[1].age = 5;
@@ -473,7 +456,7 @@ static void test_probes_grow_a_young_run(void)
 /* SEARCH: the cold space gets its share of 8 * min_nr_regions regions. */
 static void test_search_splits_the_cold_space(void)
 {
-	struct dx_ctx *ctx = make_ctx(DX_RULE_SEARCH, 10, 1000, 4096);
+	struct dx_ctx *ctx = test_ctx_new(DX_RULE_SEARCH, 10, 1000, 4096);
 	uint64_t pairs[] = { 0, 3ULL << 30, 3ULL << 30, 4ULL << 30 };
 	struct dx_target *t = add_target(ctx, pairs, 2), *u;
 	size_t i, nr_cold = 0;
@@ -493,7 +476,7 @@ static void test_search_splits_the_cold_space(void)
 	dx_ctx_free(ctx);
 
 	/* max_nr_regions holds */
-	ctx = make_ctx(DX_RULE_SEARCH, 10, 20, 4096);
+	ctx = test_ctx_new(DX_RULE_SEARCH, 10, 20, 4096);
 	t = add_target(ctx, pairs, 2);
 	EXPECT_EQ(dx_split_search(ctx), 0);
 	EXPECT(t->nr_regions <= 20);
