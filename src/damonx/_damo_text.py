@@ -63,8 +63,9 @@ def _duration_ns(text, what):
     return units.parse_duration_ns(text, what)
 
 
-def time_us(text, what="time"):
-    """Microseconds: a number is microseconds; ``5 s``, ``100 ms``, ``max``."""
+def _time(text, what, ns_per_unit):
+    """A number as is (in the caller's unit), ``max``/``min``, or a duration
+    with units in ns_per_unit nanoseconds."""
     special = _min_max(text, what)
     if special is not None:
         return special
@@ -73,20 +74,17 @@ def time_us(text, what="time"):
     try:
         return _number(text, what)
     except InvalidAttrs:
-        return _duration_ns(text, what) / 1000
+        return _duration_ns(text, what) / ns_per_unit
+
+
+def time_us(text, what="time"):
+    """Microseconds: a number is microseconds; ``5 s``, ``100 ms``, ``max``."""
+    return _time(text, what, 1000)
 
 
 def time_ms(text, what="time"):
     """Milliseconds: a number is milliseconds; ``1 s``, ``10 ms``, ``max``."""
-    special = _min_max(text, what)
-    if special is not None:
-        return special
-    if not isinstance(text, str):
-        return _number(text, what)
-    try:
-        return _number(text, what)
-    except InvalidAttrs:
-        return _duration_ns(text, what) / 1_000_000
+    return _time(text, what, 1_000_000)
 
 
 def _ratio(text, what, scale):
