@@ -35,23 +35,26 @@ def _pair_of(kv, what, parse):
     )
 
 
-def _nr_accesses(kv):
-    """(pattern keyword, (min, max)): percent, or 'N samples'."""
-    what = "access_pattern nr_accesses"
+def _counted_or(kv, what, unit, counted, other, parse):
+    """(pattern keyword, (min, max)) of a min/max pair: ``counted`` where
+    both are written as 'N <unit>', else ``other`` with parse."""
     lo, hi = _get(kv, "min", what, required=True), _get(kv, "max", what, required=True)
     units = {str(v).split()[-1] for v in (lo, hi) if isinstance(v, str) and " " in str(v)}
-    if units == {"samples"}:
-        return "nr_accesses", tuple(txt.number(str(v).split()[0], what) for v in (lo, hi))
-    return "access_rate", (txt.percent(lo, what), txt.percent(hi, what))
+    if units == {unit}:
+        return counted, tuple(txt.number(str(v).split()[0], what) for v in (lo, hi))
+    return other, (parse(lo, what), parse(hi, what))
+
+
+def _nr_accesses(kv):
+    """(pattern keyword, (min, max)): percent, or 'N samples'."""
+    return _counted_or(
+        kv, "access_pattern nr_accesses", "samples", "nr_accesses", "access_rate", txt.percent
+    )
 
 
 def _age(kv):
-    what = "access_pattern age"
-    lo, hi = _get(kv, "min", what, required=True), _get(kv, "max", what, required=True)
-    units = {str(v).split()[-1] for v in (lo, hi) if isinstance(v, str) and " " in str(v)}
-    if units == {"aggr_intervals"}:
-        return "age", tuple(txt.number(str(v).split()[0], what) for v in (lo, hi))
-    return "age_us", (txt.time_us(lo, what), txt.time_us(hi, what))
+    """(pattern keyword, (min, max)): a time, or 'N aggr_intervals'."""
+    return _counted_or(kv, "access_pattern age", "aggr_intervals", "age", "age_us", txt.time_us)
 
 
 def scheme_from_kvpairs(cls, kv):
