@@ -11,12 +11,18 @@ import time
 import numpy as np
 import pytest
 
+from damonx.kernel_damon import KernelDamon
+
 HERE = pathlib.Path(__file__).resolve().parent
 WORKLOAD = HERE / "workload.py"
 
 needs_page_idle = pytest.mark.skipif(
     not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0,
     reason="needs idle page tracking and root: run inside the project's VM (tools/vmtest/run)",
+)
+needs_kernel_damon = pytest.mark.skipif(
+    not KernelDamon().available,
+    reason="needs the kernel's DAMON sysfs interface (the VM has it)",
 )
 
 

@@ -21,16 +21,20 @@ import damonx
 from damonx import kernel_owner, kernel_sysfs, records
 from damonx.kernel_damon import KernelDamon
 from tests.test_kernel_sysfs import ACTIONS, FILTER_TYPES, present_in
-from tests.vm.helpers import hot_precision_recall, needs_page_idle, swap_on, until, workload
+from tests.vm.helpers import (
+    hot_precision_recall,
+    needs_kernel_damon,
+    needs_page_idle,
+    swap_on,
+    until,
+    workload,
+)
 
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.smoke,
     needs_page_idle,
-    pytest.mark.skipif(
-        not KernelDamon().available,
-        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
-    ),
+    needs_kernel_damon,
 ]
 
 BACKENDS = ("page_idle", "kernel")

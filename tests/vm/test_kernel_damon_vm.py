@@ -13,17 +13,14 @@ import pytest
 
 from damonx.errors import DamonxError
 from damonx.kernel_damon import KernelDamon
-from tests.vm.helpers import hot_precision_recall, needs_page_idle, until
+from tests.vm.helpers import hot_precision_recall, needs_kernel_damon, needs_page_idle, until
 from tests.vm.helpers import workload as run_workload
 
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.smoke,
     needs_page_idle,
-    pytest.mark.skipif(
-        not KernelDamon().available,
-        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
-    ),
+    needs_kernel_damon,
 ]
 
 

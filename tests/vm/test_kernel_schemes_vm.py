@@ -11,16 +11,20 @@ import pytest
 
 from damonx.kernel_damon import KernelDamon
 from damonx.schemes import MAX, AccessPattern, Quotas, Scheme
-from tests.vm.helpers import needs_page_idle, resident_bytes, swap_on, until, workload
+from tests.vm.helpers import (
+    needs_kernel_damon,
+    needs_page_idle,
+    resident_bytes,
+    swap_on,
+    until,
+    workload,
+)
 
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.smoke,
     needs_page_idle,
-    pytest.mark.skipif(
-        not KernelDamon().available,
-        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
-    ),
+    needs_kernel_damon,
 ]
 
 MIB = 1 << 20

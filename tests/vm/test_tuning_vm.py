@@ -12,16 +12,13 @@ import damonx
 from damonx import IntervalsGoal
 from damonx.errors import NotSupported
 from damonx.kernel_damon import KernelDamon
-from tests.vm.helpers import needs_page_idle, workload
+from tests.vm.helpers import needs_kernel_damon, needs_page_idle, workload
 
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.smoke,
     needs_page_idle,
-    pytest.mark.skipif(
-        not KernelDamon().available,
-        reason="needs the kernel's DAMON sysfs interface (the VM has it)",
-    ),
+    needs_kernel_damon,
 ]
 
 SECONDS = 20
