@@ -415,15 +415,8 @@ def run_served(plan, server, wl_name, size_mib, configs, repeats):
                 mon = None
                 if cfg != "baseline":
                     mon = start_monitor(server, cfg, wl.pid, probe_ranges or [])
-                    time.sleep(0.3)
-                    w0, c0 = time.monotonic(), mon.cpu()
-                t0, t1, rt = wl.go(amount)
-                run["runtime_s"] = rt
+                t0, t1, rt, res = monitored_go(run, mon, wl, amount)
                 if mon is not None:
-                    c1, w1 = mon.cpu(), time.monotonic()
-                    res = mon.stop()
-                    run["cpu_s"] = c1 - c0
-                    run["cpu_pct"] = 100.0 * (c1 - c0) / (w1 - w0)
                     finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1)
                 runs.append(run)
                 log(
@@ -445,6 +438,24 @@ def run_served(plan, server, wl_name, size_mib, configs, repeats):
         "hot_bytes": hot,
         "period_s": period_s,
     }
+
+
+def monitored_go(run, mon, wl, amount):
+    """One run of wl beside mon (None: alone), after 0.3 s of monitoring:
+    ``(t0, t1, runtime_s, mon's results or None)``; run gets ``runtime_s``
+    and the monitor's ``cpu_s`` and ``cpu_pct`` over the run."""
+    if mon is not None:
+        time.sleep(0.3)
+        w0, c0 = time.monotonic(), mon.cpu()
+    t0, t1, rt = wl.go(amount)
+    run["runtime_s"] = rt
+    if mon is None:
+        return t0, t1, rt, None
+    c1, w1 = mon.cpu(), time.monotonic()
+    res = mon.stop()
+    run["cpu_s"] = c1 - c0
+    run["cpu_pct"] = 100.0 * (c1 - c0) / (w1 - w0)
+    return t0, t1, rt, res
 
 
 def finish_run(run, res, wl_name, probe_ranges, period_s, t0, t1):

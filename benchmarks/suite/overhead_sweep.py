@@ -34,7 +34,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -168,16 +167,9 @@ def run_workload(plan, server, name, wl, probes, amount, cfgs):
             elif cfg["kind"] == "damonx":
                 os.setpriority(os.PRIO_PROCESS, server.pid, cfg.get("nice", 0))
                 mon = guest.ServerMonitor(server, "damonx", wl.pid, probes or [], cfg["attrs"])
+            t0, t1, rt, res = guest.monitored_go(run, mon, wl, amount)
             if mon is not None:
-                time.sleep(0.3)
-                w0, c0 = time.monotonic(), mon.cpu()
-            t0, t1, rt = wl.go(amount)
-            run["runtime_s"] = rt
-            if mon is not None:
-                c1, w1 = mon.cpu(), time.monotonic()
-                res = mon.stop()
                 os.setpriority(os.PRIO_PROCESS, server.pid, 0)
-                run["cpu_pct"] = 100.0 * (c1 - c0) / (w1 - w0)
                 iv = [s for t, s in res.get("intervals", []) if t0 <= t <= t1]
                 run["sample_us"] = metrics.median(iv) if iv else cfg["attrs"].get("sample_us", 5000)
                 run["nr_regions"] = metrics.median(res.get("nr_regions", []))
