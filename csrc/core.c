@@ -597,16 +597,24 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			if (err)
 				return err;
 			pick_sampling_addrs(ctx);
+			/*
+			 * A sampled page gets the sampling interval to be
+			 * accessed, counted from when its accessed bit was
+			 * cleared: the checks then take about as long as the
+			 * clearing did, so that a slow pass over many regions
+			 * does not lengthen the interval the pages are
+			 * watched for (the kernel's kdamond sleeps the
+			 * interval after its pass, which takes microseconds).
+			 */
+			if (ctx->clock == DX_CLOCK_REAL)
+				ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
+			ctx->deadline_ns =
+				ctx->now_ns + ctx->attrs.sample_us * 1000;
 			if (ctx->ops.prepare_access_checks) {
 				err = ctx->ops.prepare_access_checks(ctx);
 				if (err)
 					return err;
 			}
-			/* pages get a whole sampling interval to be accessed */
-			if (ctx->clock == DX_CLOCK_REAL)
-				ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
-			ctx->deadline_ns =
-				ctx->now_ns + ctx->attrs.sample_us * 1000;
 			ctx->checks_pending = true;
 		}
 		/* a signal returns to the caller, which may come back to go on */

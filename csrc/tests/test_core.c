@@ -750,6 +750,67 @@ static void test_registry_and_tables(void)
 	dx_ctx_free(ctx);
 }
 
+/*
+ * A slow pass over the regions does not lengthen the sampling interval: a
+ * page is watched from when its accessed bit is cleared, so the checks come
+ * one interval after the clearing began, or right after it ended when it
+ * took longer than the interval.
+ */
+static uint64_t prepare_began_ns, prepare_ns, window_ns[2];
+static int nr_windows;
+
+static int slow_prepare(struct dx_ctx *ctx)
+{
+	struct timespec ts = dx_ns_to_timespec(prepare_ns);
+
+	prepare_began_ns = dx_clock_ns(CLOCK_MONOTONIC);
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static int timed_check(struct dx_ctx *ctx)
+{
+	if (nr_windows < 2)
+		window_ns[nr_windows++] =
+			dx_clock_ns(CLOCK_MONOTONIC) - prepare_began_ns;
+	return 0;
+}
+
+static void test_sampling_window(void)
+{
+	static const struct dx_operations slow = {
+		.name = "slow-prepare",
+		.prepare_access_checks = slow_prepare,
+		.check_accesses = timed_check,
+	};
+	const uint64_t ms = 1000000;
+	struct dx_range range = { 0, 1 << 20 };
+	struct dx_ctx *ctx = make_ctx(3, 10, 4096);
+	struct dx_attrs a = ctx->attrs;
+
+	EXPECT_EQ(dx_register_ops(&slow), 0);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "slow-prepare", NULL), 0);
+	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, &range, 1), 0);
+	a.sample_us = 40000;
+	a.aggr_us = 80000;
+	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+	ctx->clock = DX_CLOCK_REAL;
+	/* clearing takes 25 ms of a 40 ms interval: 40 ms, not 65 */
+	prepare_ns = 25 * ms;
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+	EXPECT_EQ(nr_windows, 2);
+	EXPECT(window_ns[0] >= 40 * ms && window_ns[0] < 60 * ms);
+	/* clearing takes longer than the interval: the checks follow it */
+	a.sample_us = 5000;
+	a.aggr_us = 10000;
+	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+	prepare_ns = 30 * ms;
+	nr_windows = 0;
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
+	EXPECT(window_ns[1] >= 30 * ms && window_ns[1] < 45 * ms);
+	dx_ctx_free(ctx);
+}
+
 int main(void)
 {
 	if (dx_sim_register())
@@ -772,6 +833,7 @@ int main(void)
 	RUN(test_rand_range);
 	RUN(test_loop_with_sim);
 	RUN(test_registry_and_tables);
+	RUN(test_sampling_window);
 	/* what holds under damonx's own rules as well (sampling.c) */
 	rules_under_test = DX_RULES_ALL;
 	RUN(test_merge_enforces_max_nr_regions);
