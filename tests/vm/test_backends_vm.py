@@ -68,7 +68,7 @@ def hot_pages(regions, lo, hi):
     return hot
 
 
-def settled_hot_pages(next_regions, w, seconds=20, nr_votes=5):
+def settled_hot_pages(next_regions, w, seconds=20, nr_votes=9):
     """Once a snapshot finds the hot set (precision and recall >= 0.8), the
     pages that the next nr_votes snapshots mostly call hot: one snapshot's
     region edges wander, a majority's settle."""
@@ -130,9 +130,9 @@ def test_the_same_record_command_gives_the_same_hot_set_under_each_backend(tmp_p
             rec = records.load(out)
             assert rec.meta["backend"] == name
             snaps = rec.targets[0].snapshots
-            # one snapshot's region edges wander: a majority of the last five
-            votes = sum(hot_pages(s.regions, *w.range).astype(int) for s in snaps[-5:])
-            hot[name] = votes > 2
+            # one snapshot's region edges wander: a majority of the last nine
+            votes = sum(hot_pages(s.regions, *w.range).astype(int) for s in snaps[-9:])
+            hot[name] = votes > 4
             gaps = np.diff([s.end_ns for s in snaps]) / 1e6
             print(
                 f"record --backend {name}: {len(snaps)} snapshots, median gap {np.median(gaps):.0f}"

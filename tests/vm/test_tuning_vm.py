@@ -22,7 +22,12 @@ pytestmark = [
 ]
 
 SECONDS = 20
-GOAL = IntervalsGoal(min_sample_us=1000, max_sample_us=1_000_000)
+GOAL = IntervalsGoal(min_sample_us=100, max_sample_us=1_000_000)
+#: starts far below and far above where both settle on this workload under
+#: TCG (about 2 to 11 ms, which varies from boot to boot): the kernel's own
+#: tuning wanders across that band, so a start inside it leaves no direction
+#: to agree on
+STARTS_US = [300, 200_000]
 
 
 def kernel_intervals(pid, start_us):
@@ -53,7 +58,7 @@ def damonx_intervals(pid, start_us):
     return seen
 
 
-@pytest.mark.parametrize("start_us", [2000, 200_000])
+@pytest.mark.parametrize("start_us", STARTS_US)
 def test_damonx_and_the_kernel_tune_alike(start_us):
     with workload(512, 64) as w:
         kernel = kernel_intervals(w.pid, start_us)
