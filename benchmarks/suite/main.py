@@ -2,6 +2,7 @@
 
     benchmarks/run [--quick|--full] [--out DIR] [--skip-vm] [--skip-core] [--report-only]
                    [--skip-sweep | --sweep-only] [--skip-schemes | --schemes-only]
+                   [--skip-smallhot | --smallhot-only]
 
 Steps: set-up (gcc, stress-ng), build the C workloads into build/ and the
 benchmarks' extension (bench_ext.py),
@@ -9,8 +10,9 @@ core microbenchmarks (bench_core.py --quick, host), accuracy on simulated
 workloads (host), then one VM boot for overhead, accuracy and scalability
 (suite.guest), one boot of the 7.x kernel for monitor CPU against accuracy
 (suite.overhead_sweep), another for the operation schemes (suite.schemes_eval),
-then results.json, table.md, plots and the results section of
-benchmarks/README.md.
+small hot sets in large memory (suite.smallhot: simulated on the host, then
+one VM boot of suite.smallhot_vm beside the kernel's DAMON), then
+results.json, table.md, plots and the results section of benchmarks/README.md.
 """
 
 import argparse
@@ -30,7 +32,7 @@ sys.path.insert(0, BENCH)
 
 import bench_ext  # noqa: E402
 
-from suite import metrics, overhead_sweep, report, schemes_eval, simacc  # noqa: E402
+from suite import metrics, overhead_sweep, report, schemes_eval, simacc, smallhot  # noqa: E402
 
 WORKLOADS_C = ("seq", "rand", "hotcold")
 ALL_CONFIGS = [
@@ -63,6 +65,10 @@ PLANS = {
         "sim_sizes_mib": [256, 1024, 8192],
         "sim_seconds": 30,
         "sim_period_s": 5,
+        "smallhot_seeds": 10,
+        "smallhot_share_s": 60.0,
+        "smallhot_vm_s": 20,
+        "smallhot_vm_repeats": 1,
     },
     "full": {
         "workloads": ["seq", "rand", "hotcold", "stress-ng", "redis"],
@@ -83,6 +89,10 @@ PLANS = {
         "sim_sizes_mib": [256, 1024, 8192, 65536],
         "sim_seconds": 60,
         "sim_period_s": 10,
+        "smallhot_seeds": 10,
+        "smallhot_share_s": 60.0,
+        "smallhot_vm_s": 60,
+        "smallhot_vm_repeats": 3,
     },
 }
 
@@ -239,6 +249,15 @@ def main(argv=None):
         action="store_true",
         help="only the evaluation of the schemes, kept with the other results of DIR",
     )
+    small = ap.add_mutually_exclusive_group()
+    small.add_argument(
+        "--skip-smallhot", action="store_true", help="no small-hot-set benchmark (sim and VM)"
+    )
+    small.add_argument(
+        "--smallhot-only",
+        action="store_true",
+        help="only the small-hot-set benchmark, kept with the other results of DIR",
+    )
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -273,10 +292,10 @@ def main(argv=None):
         write_reports(res, out, args)
         return
 
-    setup(["redis"] if args.schemes_only else plan["workloads"])
+    setup([] if args.smallhot_only else ["redis"] if args.schemes_only else plan["workloads"])
     plan["bin_dir"] = build_workloads(os.path.join(ROOT, "build", "bench-workloads"))
     bench_ext.build()  # on the host: the VM sees the checkout read-only
-    if args.sweep_only or args.schemes_only:
+    if args.sweep_only or args.schemes_only or args.smallhot_only:
         # one part again, kept with the other results of DIR
         res_path = os.path.join(out, "results.json")
         res = {"meta": {"mode": args.mode, "host": host_info(), "date": "n/a"}}
@@ -288,6 +307,8 @@ def main(argv=None):
         if args.schemes_only:
             log("schemes (prcl, ethp): one VM boot")
             res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
+        if args.smallhot_only:
+            res["smallhot"] = run_smallhot(plan, raw, args.skip_vm)
         with open(res_path, "w") as f:
             json.dump(res, f, indent=1)
             f.write("\n")
@@ -326,6 +347,8 @@ def main(argv=None):
         if not args.skip_schemes:
             log("schemes (prcl, ethp): one VM boot")
             res["schemes"] = schemes_eval.run(args.mode, plan["bin_dir"], raw, run_vm)
+    if not args.skip_smallhot:
+        res["smallhot"] = run_smallhot(plan, raw, args.skip_vm)
     res["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
 
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -333,6 +356,17 @@ def main(argv=None):
         f.write("\n")
     write_reports(res, out, args)
     log(f"done in {res['meta']['wall_s']:.0f} s; results in {out}")
+
+
+def run_smallhot(plan, raw, skip_vm):
+    """Small hot sets: the simulation (host), then one VM boot beside the
+    kernel's DAMON unless skip_vm."""
+    log("small hot sets in large memory: simulated (host)")
+    res = {"sim": smallhot.run(plan, log=log)}
+    if not skip_vm:
+        log("small hot sets in large memory: one VM boot, beside the kernel's DAMON")
+        res["vm"] = run_vm(plan, raw, module="suite.smallhot_vm", name="smallhot")
+    return res
 
 
 def write_reports(res, out, args):

@@ -280,7 +280,19 @@ def markdown(res):
         from suite import schemes_eval
 
         out += ["", schemes_eval.markdown(res["schemes"]).rstrip("\n")]
+    if res.get("smallhot"):
+        out += ["", "### Small hot sets in large memory", "", smallhot_markdown(res["smallhot"])]
     return "\n".join(out) + "\n"
+
+
+def smallhot_markdown(res):
+    """The simulated part of the small-hot-set results and, when the VM ran,
+    its columns and tables."""
+    from suite import smallhot, smallhot_vm
+
+    vm = res.get("vm")
+    text = smallhot.markdown(res["sim"], {"shares": vm["vaddr"]} if vm else None)
+    return text + ("\n" + smallhot_vm.markdown(vm) if vm else "")
 
 
 def baseline_spread(base_runs):
