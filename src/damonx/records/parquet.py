@@ -250,8 +250,8 @@ def _record(parts):
     order_ids: list = []
     for p in parts:
         order_ids += [t for t in p.target_ids if t not in order_ids]
-    if not parts:
-        return Record(intervals, [], meta)
+    if not any(len(p.rows["start"]) for p in parts):
+        return Record(intervals, [TargetRecord(t) for t in order_ids], meta)
     cols = {c: np.concatenate([p.rows[c] for p in parts]) for c in _ROW_COLUMNS}
     part = np.concatenate([np.full(len(p.rows["start"]), i, np.int64) for i, p in enumerate(parts)])
     row = np.concatenate([np.arange(len(p.rows["start"]), dtype=np.int64) for p in parts])
