@@ -42,6 +42,7 @@ import os
 
 import numpy as np
 
+from damonx import errors
 from damonx.attrs import Intervals
 from damonx.dtypes import REGION_DTYPE
 from damonx.errors import InvalidRecord
@@ -192,13 +193,11 @@ def _read_table(pa, source):
         raise Corrupted(f"unreadable Parquet ({str(err).splitlines()[0]})") from None
 
 
-def _part_paths(path):
+def _part_names(path):
     """The names of the part files of the directory ``path``."""
     try:
         names = sorted(os.listdir(path))
     except OSError as err:
-        from damonx import errors
-
         raise errors.from_oserror(
             err, "cannot read the record", missing=errors.FileNotFound, privilege_hint=None
         ) from err
@@ -208,7 +207,7 @@ def _part_paths(path):
 def read_dir(path, selection):
     """The record in the directory ``path`` (see the module's docstring)."""
     path = os.fspath(path)
-    names = _part_paths(path)
+    names = _part_names(path)
     if not names:
         raise InvalidRecord(
             "an empty directory, not a record (a Parquet recording holds part files)",
