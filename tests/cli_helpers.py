@@ -1,8 +1,10 @@
 """Running the ``damonx`` command line in tests, in this process or in a child."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from damonx import cli
@@ -58,3 +60,34 @@ def one_error_line(err, command):
     assert len(lines) == 1, err
     assert lines[0].startswith(f"damonx {command}") and ": error: " in lines[0], err
     return lines[0]
+
+
+def start_long_recording(tmp_path, out, *extra, ready=None):
+    """A child ``damonx record`` of a simulated workload that runs until it is
+    stopped, writing to ``out``; returned once ``ready(out)`` (default: the
+    output holds a few snapshots)."""
+    wl = tmp_path / "long.json"
+    wl.write_text(
+        json.dumps(
+            {
+                "size": 1 << 26,
+                "page_size": 4096,
+                "phases": [
+                    {
+                        "duration_us": 10**12,
+                        "ranges": [{"start": 0, "end": 1 << 24, "probability": 0.5}],
+                    }
+                ],
+            }
+        )
+    )
+    argv = [DAMONX, "record", "--ops", "sim", "--workload", wl, "--timeout", "1e9", "-o", out]
+    proc = subprocess.Popen([*map(str, argv), *extra], stderr=subprocess.PIPE, text=True)
+    ready = ready or (lambda p: p.exists() and p.stat().st_size > 20000)
+    # the output appears with the first snapshot; wait for a few more
+    deadline = time.monotonic() + 60
+    while not ready(out):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no snapshot within 60 s"
+        time.sleep(0.05)
+    return proc

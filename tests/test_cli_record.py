@@ -5,22 +5,20 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import threading
-import time
 
 import pytest
 
 from damonx import errors, records
 from damonx.records import RecordWriter
 from tests.cli_helpers import (
-    DAMONX,
     HOT_COLD,
     one_error_line,
     run,
     run_child,
     sim_argv,
     sim_record,
+    start_long_recording,
 )
 from tests.processes import exited_pid
 
@@ -252,40 +250,10 @@ def test_a_thread_id_is_named_as_a_thread(capsys, tmp_path):
         t.join()
 
 
-def _start_long_recording(tmp_path, out):
-    wl = tmp_path / "long.json"
-    wl.write_text(
-        json.dumps(
-            {
-                "size": 1 << 26,
-                "page_size": 4096,
-                "phases": [
-                    {
-                        "duration_us": 10**12,
-                        "ranges": [{"start": 0, "end": 1 << 24, "probability": 0.5}],
-                    }
-                ],
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [DAMONX, "record", "--ops", "sim", "--workload", wl, "--timeout", "1e9", "-o", out],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # the output appears with the first snapshot; wait for a few more
-    deadline = time.monotonic() + 60
-    while not (out.exists() and out.stat().st_size > 20000):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "no snapshot within 60 s"
-        time.sleep(0.05)
-    return proc
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_ends_a_recording_with_a_complete_file(tmp_path, sig):
     out = tmp_path / "rec.data"
-    proc = _start_long_recording(tmp_path, out)
+    proc = start_long_recording(tmp_path, out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -297,7 +265,7 @@ def test_a_signal_ends_a_recording_with_a_complete_file(tmp_path, sig):
 
 def test_a_killed_recording_leaves_a_readable_prefix_at_the_output(tmp_path):
     out = tmp_path / "rec.data"
-    proc = _start_long_recording(tmp_path, out)
+    proc = start_long_recording(tmp_path, out)
     proc.kill()
     proc.communicate(timeout=60)
     rec = records.load(out, partial_ok=True)

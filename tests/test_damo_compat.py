@@ -182,6 +182,23 @@ def test_damo_reads_what_damonx_convert_writes(written, tmp_path):
     _check_access_agrees(got, str(part))
 
 
+def test_damo_reads_what_damonx_converts_from_parquet(written, tmp_path):
+    """A record written as Parquet parts and converted to json_compressed
+    is a record damo reads as damonx does."""
+    pytest.importorskip("pyarrow")
+    rec, _ = written
+    parts, back = tmp_path / "parts", tmp_path / "back.data"
+    with records.RecordWriter(parts, "parquet", intervals=IV, meta=rec.meta) as w:
+        for i in range(25):
+            for t in rec.targets:
+                s = t.snapshots[i]
+                w.add_snapshot(t.target_id, s.start_ns, s.end_ns, s.regions)
+    assert cli_main(["convert", "-i", str(parts), "-o", str(back)]) == 0
+    got = records.load(back)
+    assert got.target_ids == [11, 12] and got.nr_snapshots == 50
+    _check_access_agrees(got, str(back))
+
+
 @pytest.mark.parametrize("fmt", ["json", "json_compressed"])
 def test_damo_converts_what_damonx_writes_and_back(written, tmp_path, fmt):
     """damo's convert_record_format and damonx convert, one after the other,

@@ -2,6 +2,7 @@
 range, an address range (records.load and records.select)."""
 
 import errno
+import importlib.util
 import json
 import os
 
@@ -15,6 +16,8 @@ from damonx.cli import main as cli_main
 from damonx.errors import DamonxError, InvalidAttrs, InvalidRecord
 from damonx.records import Columns, Record, TargetRecord, jsonstream, make_regions
 from tests.record_helpers import IV, MS, summary, three_targets
+
+_HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 def _selection(sel):
@@ -37,9 +40,10 @@ def files(tmp_path_factory):
     rec = three_targets()
     d = tmp_path_factory.mktemp("select")
     out = {}
-    for fmt in records.FORMATS:
+    for fmt in records.FORMATS + records.DIRECTORY_FORMATS:
         out[fmt] = d / f"r.{fmt}"
-        records.save(rec, out[fmt], fmt)
+        if fmt != "parquet" or _HAS_PYARROW:
+            records.save(rec, out[fmt], fmt)
     return rec, out
 
 
@@ -57,9 +61,11 @@ SELECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", records.FORMATS)
+@pytest.mark.parametrize("fmt", records.FORMATS + records.DIRECTORY_FORMATS)
 @pytest.mark.parametrize("sel", SELECTIONS)
 def test_a_part_read_is_the_part_of_the_whole(files, fmt, sel):
+    if fmt == "parquet" and not _HAS_PYARROW:
+        pytest.skip("parquet needs pyarrow")
     rec, paths = files
     whole = records.load(paths[fmt])
     part = records.load(paths[fmt], **sel)

@@ -7,17 +7,20 @@ one.  A path may be replaced only when it is a regular file (and the caller
 allows it); a symbolic link, a directory, a device or a pipe is refused.
 
 :func:`atomic_write` writes bytes at once; :class:`StagedFile` is for a file
-written over time, put in place by ``commit()`` and written on afterwards.
+written over time, put in place by ``commit()`` and written on afterwards;
+:class:`StagedDir` is the same for a directory of files (a Parquet dataset),
+which may replace only a directory that holds nothing but such files.
 """
 
 import errno
 import os
 import secrets
+import shutil
 import stat
 
 from damonx import errors
 
-_EXISTS_HINT = "remove it or pass overwrite=True"
+EXISTS_HINT = "remove it or pass overwrite=True"
 
 _KINDS = (
     (stat.S_ISDIR, "directory"),
@@ -36,7 +39,7 @@ def _error(err, what):
     )
 
 
-def check_output(path, overwrite, exists_hint=_EXISTS_HINT):
+def check_output(path, overwrite, exists_hint=EXISTS_HINT):
     """Raise FileExists unless ``path`` may be written: a new path, or a
     regular file when ``overwrite``.  A symbolic link (even a dangling one)
     and anything but a regular file are always refused."""
@@ -86,7 +89,7 @@ def _put_in_place(tmp, path, overwrite, exists_hint):
     os.unlink(tmp)
 
 
-def atomic_write(path, data, overwrite=True, exists_hint=_EXISTS_HINT):
+def atomic_write(path, data, overwrite=True, exists_hint=EXISTS_HINT):
     """Write ``data`` (bytes) to ``path`` atomically: temporary file, fsync,
     rename.  An existing file is refused with FileExists unless ``overwrite``,
     and a path that is not a regular file always (see :func:`check_output`).
@@ -123,7 +126,7 @@ class StagedFile:
     :func:`check_output`; a missing directory raises FileNotFound.
     """
 
-    def __init__(self, path, overwrite=False, exists_hint=_EXISTS_HINT):
+    def __init__(self, path, overwrite=False, exists_hint=EXISTS_HINT):
         self.path = os.fspath(path)
         self.overwrite = overwrite
         self.exists_hint = exists_hint
@@ -138,6 +141,23 @@ class StagedFile:
     @property
     def committed(self):
         return self.tmp is None
+
+    @property
+    def size(self):
+        """The bytes written so far (0 once discarded)."""
+        try:
+            return os.fstat(self.f.fileno()).st_size
+        except (OSError, ValueError):
+            return 0
+
+    def flush(self):
+        """Hand what was written to the OS."""
+        self.f.flush()
+
+    def sync(self):
+        """Hand what was written to the OS and fsync it."""
+        self.f.flush()
+        os.fsync(self.f.fileno())
 
     def commit(self):
         """Put the file in place at ``path`` (once; later calls do nothing)."""
@@ -160,6 +180,119 @@ class StagedFile:
                 os.unlink(self.tmp)
             except FileNotFoundError:
                 pass
+            self.tmp = None
+
+
+class StagedDir:
+    """A directory of files, made under a hidden temporary name next to
+    ``path`` (``.damonx-XXXXXXXXXXXX.tmp``) until :meth:`commit` renames it
+    to ``path``; files are then added in place.  :meth:`discard` before the
+    commit removes it and leaves ``path`` as it was.
+
+    ``path`` may be new or, when ``overwrite``, a regular file or a
+    directory holding only regular files whose names end with ``suffix``
+    (and hidden files): anything else is refused with FileExists, at once
+    and again at the commit.  ``f``, a file object in :class:`StagedFile`,
+    is the StagedDir itself: what a writer writes to.
+    """
+
+    def __init__(self, path, overwrite=False, exists_hint=EXISTS_HINT, suffix=""):
+        self.path = os.fspath(path)
+        self.overwrite = overwrite
+        self.exists_hint = exists_hint
+        self.suffix = suffix
+        self.f = self
+        self._check()
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            while True:
+                self.tmp: str | None = os.path.join(parent, f".damonx-{secrets.token_hex(6)}.tmp")
+                try:
+                    os.mkdir(self.tmp)
+                    break
+                except FileExistsError:
+                    continue
+        except OSError as err:
+            raise _error(err, f"cannot create {self.path}") from err
+
+    def _check(self):
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise _error(err, f"cannot write {self.path}") from err
+        if not stat.S_ISDIR(st.st_mode):
+            check_output(self.path, self.overwrite, self.exists_hint)
+            return
+        if not self.overwrite:
+            raise errors.FileExists(f"{self.path} exists; {self.exists_hint}")
+        for entry in os.scandir(self.path):
+            if entry.name.startswith("."):
+                continue
+            if not (entry.is_file(follow_symlinks=False) and entry.name.endswith(self.suffix)):
+                raise errors.FileExists(
+                    f"{self.path} is a directory holding {entry.name}, not only "
+                    f"*{self.suffix} files: damonx replaces only a directory it could "
+                    "have written; give a new path"
+                )
+
+    @property
+    def committed(self):
+        return self.tmp is None
+
+    @property
+    def dir(self):
+        """Where files go now: the temporary directory, then ``path``."""
+        return self.tmp if self.tmp is not None else self.path
+
+    @property
+    def size(self):
+        """The bytes of the files in the directory so far."""
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.dir) if e.is_file())
+        except OSError:
+            return 0
+
+    def flush(self):
+        """Nothing: each file is written whole."""
+
+    def sync(self):
+        """fsync the directory, so that its files' names are on disk."""
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def commit(self):
+        """Put the directory in place at ``path`` (once; later calls do
+        nothing).  What it replaces is first moved aside under a hidden name,
+        then removed."""
+        if self.tmp is None:
+            return
+        try:
+            self._check()
+            old = None
+            if os.path.lexists(self.path):
+                old = self.tmp[: -len(".tmp")] + ".old"
+                os.rename(self.path, old)
+            os.rename(self.tmp, self.path)
+        except errors.DamonxError:
+            raise
+        except OSError as err:
+            raise _error(err, f"cannot write {self.path}") from err
+        self.tmp = None
+        if old is not None:
+            if os.path.isdir(old):
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.unlink(old)
+
+    def discard(self):
+        """Before the commit, remove the temporary directory."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
 
 

@@ -11,6 +11,9 @@ import math
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 PID_MAX = 2**31 - 1
+#: the record formats (damonx.records' FORMATS and DIRECTORY_FORMATS), named
+#: here so that building the parser does not import the records package
+RECORD_FORMATS = ("json_compressed", "json", "binary", "parquet")
 
 
 def _refuse(text, what):

@@ -1,8 +1,10 @@
 """Write a record in another format, or a part of it.
 
-Formats: json_compressed (damo's default), json, and binary (the DAMON
+Formats: json_compressed (damo's default), json, binary (the DAMON
 patchset's format, which has no place for ages, intervals, scheme
-statistics or metadata).  The input's format is told by its first bytes.
+statistics or metadata), and parquet (a directory of Parquet part files, as
+damonx record --format parquet writes; needs pyarrow).  The input's format
+is told by its first bytes; a directory is a parquet recording.
 
 A part of a long record: some targets (--target_id), the snapshots that
 overlap a time range (--time_range, seconds since the start of the record;
@@ -29,7 +31,7 @@ def set_argparser(p):
     )
     p.add_argument(
         "--format",
-        choices=["json_compressed", "json", "binary"],
+        choices=_args.RECORD_FORMATS,
         default="json_compressed",
         help="format of the output (default: json_compressed, damo's default)",
     )

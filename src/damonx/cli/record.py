@@ -20,6 +20,14 @@ recording with a complete file; a killed recorder leaves what it wrote at the
 output (read it with `damonx report ... --allow_partial`), or, killed before
 the first snapshot, the old output and the temporary file.
 
+--format parquet (needs pyarrow: pip install 'damonx[arrow]') writes the
+output as a directory of Parquet part files (part-00000.parquet, ...), one
+every 10 s or 1000 snapshots, for long recordings and data engines (DuckDB:
+SELECT ... FROM read_parquet('OUT/*.parquet')).  Each part appears whole, so
+a killed recorder loses only the snapshots of the part it was filling, and
+what it leaves reads without --allow_partial.  --overwrite replaces a regular
+file, or a directory that holds only *.parquet files.
+
 Progress: on a terminal, a status line on stderr refreshed once a second, with
 the intervals in effect (an intervals goal or a CPU budget tunes them) and the
 monitor's CPU time.  With --json, the same as JSON lines on stdout instead,
@@ -53,8 +61,9 @@ def set_argparser(parser):
         "--output_type",
         dest="format",
         default="json_compressed",
-        choices=["json_compressed", "json", "binary"],
-        help="file format (default json_compressed, which damo reads)",
+        choices=_args.RECORD_FORMATS,
+        help="file format (default json_compressed, which damo reads; parquet: a "
+        "directory of Parquet files)",
     )
     parser.add_argument(
         "--overwrite",
@@ -74,6 +83,13 @@ def set_argparser(parser):
         help="progress as JSON lines on stdout, once a second, and a last line "
         "with the result (instead of the status line)",
     )
+
+
+def _bytes_at(path):
+    """The size of a file, or of the files of a directory; 0 if neither."""
+    if os.path.isdir(path):
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+    return os.path.getsize(path) if os.path.isfile(path) else 0
 
 
 def _ms(us):
@@ -159,7 +175,7 @@ class Progress:
             "aggr_us": snap.aggr_us,
             "sample_us_min": self.sample_range[0],
             "sample_us_max": self.sample_range[1],
-            "bytes_written": os.path.getsize(out) if os.path.isfile(out) else 0,
+            "bytes_written": _bytes_at(out),
         }
         print(json.dumps(result), flush=True)
 

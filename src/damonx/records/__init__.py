@@ -1,7 +1,7 @@
 """Record files: the in-memory model, readers and a streaming writer.
 
-Three formats are read and written; :func:`load` tells them apart by their
-first bytes, never by the file name:
+Four formats are read and written; :func:`load` tells them apart by their
+first bytes (or a directory's files), never by the file name:
 
 ``json_compressed``
     damo's default: a zlib stream of a JSON list with one object per target
@@ -18,6 +18,11 @@ first bytes, never by the file name:
     aggregation the end time, the number of targets and their regions.  It has
     no field for ages, intervals or metadata: those are lost when writing it
     and read back as zero / ``None``.
+``parquet``
+    a directory of Parquet part files written while recording, which the
+    data engines (DuckDB, Spark, pyarrow) read as one dataset, in the schema
+    of ``damonx export``; a single exported Parquet file reads too.  Needs
+    pyarrow (``pip install 'damonx[arrow]'``).  See ``parquet``.
 
 All sizes are bytes, times nanoseconds unless a name says otherwise.
 
@@ -32,14 +37,16 @@ Selection), ``build`` (RecordBuilder, ``select``), ``detect`` (``load``,
 ``detect_format``), ``binary`` (the binary codec), ``jsonstream`` (the
 streaming JSON reader, with the compiled parser of ``damonx._recread``),
 ``jsonvalues`` (damo's forms of values), ``writer`` (RecordWriter,
-``dumps``, ``save``; one sink per format) and ``arrow`` (Arrow tables and
-Parquet files, with pyarrow).
+``dumps``, ``save``; one sink per format), ``arrow`` (Arrow tables and
+Parquet files, with pyarrow) and ``parquet`` (recordings as directories of
+Parquet part files, written and read).
 """
 
 from .binary import MAGIC as BINARY_MAGIC
 from .build import select
 from .detect import detect_format, load
 from .model import (
+    DIRECTORY_FORMATS,
     FLAT_REGION_DTYPE,
     FORMATS,
     SNAPSHOT_TIME_DTYPE,
@@ -67,6 +74,7 @@ def __getattr__(name):
 __all__ = [
     "BINARY_MAGIC",
     "Columns",
+    "DIRECTORY_FORMATS",
     "FLAT_REGION_DTYPE",
     "FORMATS",
     "SNAPSHOT_TIME_DTYPE",

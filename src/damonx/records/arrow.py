@@ -62,8 +62,9 @@ def _per_snapshot(values, fallback, n):
     return [v if v is not None else fallback for v in values]
 
 
-def _target_columns(record, t):
-    """The numpy columns of a target's rows, and its per-snapshot values."""
+def _target_columns(record, t, first):
+    """The numpy columns of a target's rows, and its per-snapshot values;
+    ``first`` is the index of its first snapshot."""
     cols = t.columns()
     n = cols.nr_snapshots
     iv = record.intervals
@@ -72,7 +73,7 @@ def _target_columns(record, t):
     # the record's; an auto-tuned snapshot's is not recorded
     aggr = [iv.aggr_us if iv and s == iv.sample_us else None for s in sample]
     rows = cols.rows()
-    rows["snapshot"] = rows["snapshot"].astype(np.uint32)
+    rows["snapshot"] = (rows["snapshot"] + first).astype(np.uint32)
     rows["snapshot_start_ns"] = rows.pop("start_ns")
     rows["snapshot_end_ns"] = rows.pop("end_ns")
     snaps = {
@@ -140,21 +141,27 @@ def _describe(tid, meta):
     return out
 
 
-def to_arrow(record, host=None):
-    """The record as a ``pyarrow.Table`` (see the module's docstring)."""
+def to_arrow(record, host=None, first_snapshot=None):
+    """The record as a ``pyarrow.Table`` (see the module's docstring).
+
+    ``first_snapshot`` maps a target id to the index of the target's first
+    snapshot in the ``snapshot`` column (default 0), for a record that is a
+    part of a longer one (a part file of :mod:`damonx.records.parquet`)."""
     pa = require_pyarrow()
+    first_snapshot = first_snapshot or {}
     rows: dict[str, list] = {name: [] for name in _FIELDS}
     snaps: dict[str, list] = {name: [] for name in _PER_SNAPSHOT}
     per_target, snapshot_rows = [], []
     base = 0
     for t in record.targets:
-        t_rows, t_snaps, cols = _target_columns(record, t)
+        first = first_snapshot.get(t.target_id, 0)
+        t_rows, t_snaps, cols = _target_columns(record, t, first)
         for name in _FIELDS:
             rows[name].append(t_rows[name])
         for name in _PER_SNAPSHOT:
             snaps[name] += t_snaps[name]
         # the row of each region in the record's list of snapshots
-        snapshot_rows.append(t_rows["snapshot"].astype(np.int64) + base)
+        snapshot_rows.append(t_rows["snapshot"].astype(np.int64) - first + base)
         base += cols.nr_snapshots
         per_target.append(cols)
     if not record.targets:
@@ -194,14 +201,22 @@ def _empty(pa):
     return pa.schema(fields).empty_table()
 
 
-def write_parquet(record, path, host=None, row_group_size=None):
-    """Write the record to one Parquet file at ``path`` (zstd compressed)."""
+def write_table(table, path, f=None, row_group_size=None):
+    """Write ``table`` as one Parquet file (zstd compressed) to ``path``, or
+    to the binary file object ``f`` (``path`` then names it in errors)."""
     pa = require_pyarrow()
-    table = to_arrow(record, host)
     try:
-        pa.parquet.write_table(table, path, compression="zstd", row_group_size=row_group_size)
+        pa.parquet.write_table(
+            table, path if f is None else f, compression="zstd", row_group_size=row_group_size
+        )
     except OSError as err:
         raise DamonxError(f"cannot write {path}: {err}") from None
+
+
+def write_parquet(record, path, host=None, row_group_size=None):
+    """Write the record to one Parquet file at ``path`` (zstd compressed)."""
+    table = to_arrow(record, host)
+    write_table(table, path, row_group_size=row_group_size)
     return table
 
 
@@ -235,8 +250,8 @@ def write_hive(record, root, host=None, overwrite=False):
         part = table.filter(pa.compute.equal(ids, t.target_id))
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            pa.parquet.write_table(part, path, compression="zstd")
         except OSError as err:
             raise DamonxError(f"cannot write {path}: {err}") from None
+        write_table(part, path)
         paths.append(path)
     return paths

@@ -1,4 +1,5 @@
-"""Reading a record: its format told by its first bytes, never by its name."""
+"""Reading a record: its format told by its first bytes, never by its name;
+a directory is a Parquet recording (``records.parquet``)."""
 
 import codecs
 import contextlib
@@ -7,7 +8,7 @@ import os
 from damonx import errors
 from damonx.errors import InvalidRecord
 
-from . import binary, jsonstream
+from . import binary, jsonstream, parquet
 from .build import RecordBuilder, check_selection, select
 from .model import Record
 
@@ -61,9 +62,14 @@ def _binary_reader(data, selection):
     return select(rec, *selection) if selection != (None, None, None) else rec
 
 
+def _parquet_reader(data, selection):
+    return parquet.read_file(data[: len(data)], selection)
+
+
 # format -> (does the head carry its magic, parse(data, selection)); sniffed in this order
 _READERS = {
     "binary": (lambda head: head.startswith(binary.MAGIC), _binary_reader),
+    "parquet": (lambda head: head.startswith(b"PAR1"), _parquet_reader),
     "json_compressed": (_is_zlib, _json_reader(compressed=True)),
     "json": (_is_json, _json_reader(compressed=False)),
 }
@@ -129,9 +135,17 @@ def load(source, partial_ok=False, *, target_ids=None, time_range=None, address_
 
     ``target_ids``, ``time_range`` (ns since the start of the record) and
     ``address_range`` (bytes) keep only a part, as :func:`select` does, but
-    while reading: what is left out takes no memory.
+    while reading: what is left out takes no memory (a Parquet record is
+    read whole, then selected).
+
+    A directory is a Parquet recording (``damonx record --format parquet``):
+    its part files are read, and one that is not readable is an InvalidRecord
+    as a broken file is (with ``partial_ok``, skipped with a warning).
     """
     selection = check_selection(target_ids, time_range, address_range)
+    if not isinstance(source, (bytes, bytearray, memoryview)) and os.path.isdir(source):
+        path = os.fspath(source)
+        return _checked(lambda: parquet.read_dir(path, selection), path, partial_ok)
     with _source(source) as (data, name):
         return _load(data, name, partial_ok, selection)
 
@@ -143,12 +157,18 @@ def _load(data, name, partial_ok, selection):
     if fmt is None:
         raise InvalidRecord(
             f"{name}: unknown record format (first bytes {data[:16]!r}); expected "
-            "damo json_compressed, json, or the damon_recfmt_ver binary format",
+            "damo json_compressed, json, the damon_recfmt_ver binary format, or Parquet",
             offset=0,
             partial=Record(),
         )
+    return _checked(lambda: _READERS[fmt][1](data, selection), name, partial_ok)
+
+
+def _checked(read, name, partial_ok):
+    """``read()``; an InvalidRecord it raises names ``name``, and with
+    ``partial_ok`` gives what was readable, with the reason in ``warning``."""
     try:
-        return _READERS[fmt][1](data, selection)
+        return read()
     except InvalidRecord as err:
         msg = f"{name}: {err}"
         if partial_ok:

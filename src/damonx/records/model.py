@@ -11,6 +11,8 @@ from damonx.errors import DamonxError, InvalidAttrs
 
 #: the file formats, damo's default first
 FORMATS = ("json_compressed", "json", "binary")
+#: the formats written as a directory of files (see damonx.records.parquet)
+DIRECTORY_FORMATS = ("parquet",)
 
 #: the fields of REGION_DTYPE, in order
 REGION_FIELDS: "tuple[str, ...]" = tuple(REGION_DTYPE.names or ())

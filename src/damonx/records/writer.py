@@ -1,8 +1,9 @@
 """Writing records: a streaming writer, ``dumps`` and ``save``.
 
 Each format is a sink (a :class:`_Sink` subclass in ``_SINKS``) that encodes
-snapshots onto a file object; the writer, ``dumps`` and ``save`` never
-branch on the format, so a new format is a new sink.
+snapshots onto a file object, or, for parquet, into a directory of part
+files; the sink says how its output is staged.  The writer, ``dumps`` and
+``save`` never branch on the format, so a new format is a new sink.
 """
 
 import io
@@ -15,9 +16,9 @@ from damonx import _fileio, errors
 from damonx.attrs import Intervals
 from damonx.errors import DamonxError, InvalidAttrs
 
-from . import binary
+from . import binary, parquet
 from .detect import load
-from .model import FORMATS, TargetSnapshot, as_regions
+from .model import DIRECTORY_FORMATS, FORMATS, TargetSnapshot, as_regions
 
 
 class _Sink:
@@ -31,6 +32,16 @@ class _Sink:
     #: set when the streamed file is not laid out as the format wants it (e.g.
     #: targets interleaved in JSON): the writer then rewrites it on close
     needs_rewrite = False
+    #: the format is a stream of bytes (``dumps`` can give it)
+    is_bytes = True
+    #: how often a streaming writer flushes by default (seconds)
+    flush_interval_s = 1.0
+
+    @staticmethod
+    def stage(path, overwrite, exists_hint):
+        """The staged output at ``path`` the sink writes to (its ``f`` is
+        what the sink gets)."""
+        return _fileio.StagedFile(path, overwrite, exists_hint)
 
     def __init__(self, f, intervals, meta, binary_version):
         self.f = f
@@ -151,17 +162,48 @@ class _JsonCompressedSink(_JsonSink):
     compressed = True
 
 
+class _ParquetSink(_Sink):
+    """A directory of Parquet part files (see :mod:`damonx.records.parquet`):
+    ``flush`` writes the snapshots that wait as a part, so it is called
+    seldom; the parts writer also writes one when many snapshots wait."""
+
+    is_bytes = False
+    flush_interval_s = parquet.PART_INTERVAL_S
+
+    @staticmethod
+    def stage(path, overwrite, exists_hint):
+        parquet.arrow.require_pyarrow()
+        return _fileio.StagedDir(path, overwrite, exists_hint, parquet.SUFFIX)
+
+    def __init__(self, out, intervals, meta, binary_version):
+        super().__init__(None, intervals, meta, binary_version)
+        self.parts = parquet.PartWriter(out, intervals, meta)
+
+    def begin_target(self, tid):
+        self.parts.begin_target(tid)
+
+    def add(self, tid, snap):
+        self.parts.add(tid, snap)
+
+    def flush(self):
+        self.parts.write()
+
+    def finish(self):
+        self.parts.finish()
+
+
 _SINKS: "dict[str, type[_Sink]]" = {
     "json_compressed": _JsonCompressedSink,
     "json": _JsonSink,
     "binary": _BinarySink,
+    "parquet": _ParquetSink,
 }
-assert tuple(_SINKS) == FORMATS
+assert tuple(_SINKS) == FORMATS + DIRECTORY_FORMATS
 
 
 def _check_format(format, binary_version):
     if format not in _SINKS:
-        raise InvalidAttrs(f"unknown record format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise InvalidAttrs(f"unknown record format {format!r}; choose one of {', '.join(_SINKS)}")
     if binary_version not in binary.VERSIONS:
         raise InvalidAttrs(f"binary_version must be 1 or 2, not {binary_version}")
 
@@ -236,8 +278,11 @@ def _snapshot_json(snap):
 
 
 def dumps(record, format="json_compressed", binary_version=2):
-    """The bytes of ``record`` in ``format``."""
+    """The bytes of ``record`` in ``format`` (a file format: parquet is a
+    directory, written by :func:`save`)."""
     _check_format(format, binary_version)
+    if not _SINKS[format].is_bytes:
+        raise InvalidAttrs(f"{format} is written as a directory, not bytes: use save()")
     buf = io.BytesIO()
     sink = _SINKS[format](buf, record.intervals, record.meta, binary_version)
     sink.add_record(record)
@@ -247,19 +292,19 @@ def dumps(record, format="json_compressed", binary_version=2):
 
 def save(record, path, format="json_compressed", overwrite=False, binary_version=2):
     """Write ``record`` to ``path`` atomically: streamed into a temporary
-    file, fsynced and renamed; FileExists if ``path`` exists and not
-    ``overwrite``."""
+    file (or directory, for parquet), fsynced and renamed; FileExists if
+    ``path`` exists and not ``overwrite``."""
     _check_format(format, binary_version)
-    staged = _fileio.StagedFile(path, overwrite)
+    sink_type = _SINKS[format]
+    staged = sink_type.stage(path, overwrite, _fileio.EXISTS_HINT)
     try:
         with errors.translated(
             f"cannot write {os.fspath(path)}", missing=errors.FileNotFound, privilege_hint=None
         ):
-            sink = _SINKS[format](staged.f, record.intervals, record.meta, binary_version)
+            sink = sink_type(staged.f, record.intervals, record.meta, binary_version)
             sink.add_record(record)
             sink.finish()
-            staged.f.flush()
-            os.fsync(staged.f.fileno())
+            staged.sync()
         staged.commit()
     finally:
         staged.discard()
@@ -268,9 +313,12 @@ def save(record, path, format="json_compressed", overwrite=False, binary_version
 class RecordWriter:
     """Writes a record snapshot by snapshot, so long recordings need no memory.
 
-    ``format`` is ``"json_compressed"`` (damo's default), ``"json"`` or
+    ``format`` is ``"json_compressed"`` (damo's default), ``"json"``,
     ``"binary"`` (seed format; ``binary_version`` 2 stores 64-bit target ids,
-    1 stores int32 pids; ages, intervals and ``meta`` are not stored).
+    1 stores int32 pids; ages, intervals and ``meta`` are not stored) or
+    ``"parquet"`` (a directory of part files, see
+    :mod:`damonx.records.parquet`: there ``path`` is that directory, staged
+    and put in place as a file is, and a flush writes a part).
     ``meta`` (a JSON-serialisable dict) is written with the first snapshot:
     update ``writer.meta`` until then to add to it.
 
@@ -285,7 +333,8 @@ class RecordWriter:
     Crash behaviour: data reaches the file (the OS page cache) with the first
     snapshot, at every ``flush()`` and, at the latest, in the first
     ``add_snapshot()`` more than ``flush_interval_s`` after the previous
-    flush, so a killed recorder loses at most that much.  The file it leaves
+    flush (default: 1 s; for parquet 10 s, or 1000 snapshots), so a killed
+    recorder loses at most that much.  The file it leaves
     at ``path`` is a valid prefix that ``load(path, partial_ok=True)`` reads;
     one killed before the first snapshot leaves ``path`` as it was, and the
     temporary file.  The JSON formats write snapshots in the order they
@@ -304,10 +353,11 @@ class RecordWriter:
         intervals=None,
         meta=None,
         overwrite=False,
-        flush_interval_s=1.0,
+        flush_interval_s=None,
         binary_version=2,
     ):
         _check_format(format, binary_version)
+        sink_type = _SINKS[format]
         if intervals is not None and not isinstance(intervals, Intervals):
             intervals = Intervals(*intervals)
         self.path = os.fspath(path)
@@ -315,17 +365,18 @@ class RecordWriter:
         self.intervals = intervals
         self._meta = dict(meta or {})
         _check_meta(self._meta)
+        if flush_interval_s is None:
+            flush_interval_s = sink_type.flush_interval_s
         self.flush_interval_s = flush_interval_s
         self.binary_version = binary_version
         self.nr_snapshots = 0
-        self._file = _fileio.StagedFile(
+        self._file = sink_type.stage(
             self.path, overwrite, "remove it or pass overwrite=True (damonx record --overwrite)"
         )
-        self._f = self._file.f
         self._closed = False
         try:
             with self._writing():
-                self._sink = _SINKS[format](self._f, intervals, self._meta, binary_version)
+                self._sink = sink_type(self._file.f, intervals, self._meta, binary_version)
             self._last_flush = time.monotonic()
             self.flush()
         except BaseException:
@@ -345,11 +396,8 @@ class RecordWriter:
 
     @property
     def size(self):
-        """The bytes written to the file so far (0 once closed)."""
-        try:
-            return os.fstat(self._f.fileno()).st_size
-        except (OSError, ValueError):
-            return 0
+        """The bytes written so far (0 once a file is closed)."""
+        return self._file.size
 
     def _writing(self):
         return errors.translated(
@@ -402,7 +450,7 @@ class RecordWriter:
             return
         with self._writing():
             self._sink.flush()
-            self._f.flush()
+            self._file.flush()
         self._last_flush = time.monotonic()
 
     def close(self):
@@ -413,8 +461,7 @@ class RecordWriter:
         try:
             with self._writing():
                 self._sink.finish()
-                self._f.flush()
-                os.fsync(self._f.fileno())
+                self._file.sync()
             self._file.commit()
         finally:
             self._closed = True
