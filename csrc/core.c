@@ -16,6 +16,8 @@
 #include "tuning.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,22 +453,51 @@ void dx_region_account(struct dx_ctx *ctx, struct dx_region *r, bool accessed)
 	r->nr_accesses += add;
 }
 
-/* Sleep until the context time deadline_ns; -EINTR when a signal came. */
-static int sleep_until(struct dx_ctx *ctx, uint64_t deadline_ns)
+/*
+ * Signals reach a real-time loop only while it sleeps: they are blocked
+ * while it works, and each sleep unblocks them (ppoll() with the caller's
+ * mask), so that a signal that comes during the checks cuts the next sleep
+ * short instead of waiting for the end of the aggregation (the race that
+ * pselect() and ppoll() exist for).  Faults are never blocked.
+ */
+static void block_signals(sigset_t *old)
+{
+	static const int faults[] = { SIGSEGV, SIGBUS,	SIGFPE,
+				      SIGILL,  SIGTRAP, SIGSYS };
+	sigset_t set;
+	size_t i;
+
+	sigfillset(&set);
+	for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(&set, faults[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/*
+ * Sleep until the context time deadline_ns with the signal mask awake (the
+ * caller's); -EINTR when a signal came, also one that was pending already.
+ */
+static int sleep_until(struct dx_ctx *ctx, uint64_t deadline_ns,
+		       const sigset_t *awake)
 {
 	struct timespec ts;
-	int err;
+	uint64_t now;
 
 	if (ctx->clock == DX_CLOCK_VIRTUAL) {
 		if (deadline_ns > ctx->now_ns)
 			ctx->now_ns = deadline_ns;
 		return 0;
 	}
-	ts = dx_ns_to_timespec(deadline_ns);
-	err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-	ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
-	if (err == EINTR)
-		return -EINTR;
+	do {
+		now = dx_clock_ns(CLOCK_MONOTONIC);
+		ts = dx_ns_to_timespec(deadline_ns > now ? deadline_ns - now :
+							   0);
+		if (ppoll(NULL, 0, &ts, awake) < 0 && errno == EINTR) {
+			ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
+			return -EINTR;
+		}
+		ctx->now_ns = dx_clock_ns(CLOCK_MONOTONIC);
+	} while (ctx->now_ns < deadline_ns);
 	return 0;
 }
 
@@ -475,14 +506,14 @@ static int sleep_until(struct dx_ctx *ctx, uint64_t deadline_ns)
  * until the next watermark check and return DX_PAUSED, as the kernel's
  * kdamond_wait_activation() waits; 0 when some scheme is active.
  */
-static int pause_for_watermarks(struct dx_ctx *ctx)
+static int pause_for_watermarks(struct dx_ctx *ctx, const sigset_t *awake)
 {
 	uint64_t wait_ns = ctx->nr_schemes ? dx_damos_wait_activation(ctx) : 0;
 	int err;
 
 	if (!wait_ns)
 		return 0;
-	err = sleep_until(ctx, ctx->now_ns + wait_ns);
+	err = sleep_until(ctx, ctx->now_ns + wait_ns, awake);
 	return err ? err : DX_PAUSED;
 }
 
@@ -577,7 +608,7 @@ static int aggregate(struct dx_ctx *ctx)
 	return 0;
 }
 
-int dx_ctx_run_aggregation(struct dx_ctx *ctx)
+static int run_aggregation(struct dx_ctx *ctx, const sigset_t *awake)
 {
 	int err;
 
@@ -593,7 +624,7 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 		if (!ctx->checks_pending) {
 			if (ctx->stop || !reap_targets(ctx))
 				return 0;
-			err = pause_for_watermarks(ctx);
+			err = pause_for_watermarks(ctx, awake);
 			if (err)
 				return err;
 			pick_sampling_addrs(ctx);
@@ -618,7 +649,7 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 			ctx->checks_pending = true;
 		}
 		/* a signal returns to the caller, which may come back to go on */
-		err = sleep_until(ctx, ctx->deadline_ns);
+		err = sleep_until(ctx, ctx->deadline_ns, awake);
 		if (err)
 			return err;
 		ctx->checks_pending = false;
@@ -658,4 +689,17 @@ int dx_ctx_run_aggregation(struct dx_ctx *ctx)
 		if (aggregated)
 			return 1;
 	}
+}
+
+int dx_ctx_run_aggregation(struct dx_ctx *ctx)
+{
+	sigset_t awake;
+	int ret;
+
+	if (ctx->clock == DX_CLOCK_VIRTUAL)
+		return run_aggregation(ctx, NULL);
+	block_signals(&awake);
+	ret = run_aggregation(ctx, &awake);
+	pthread_sigmask(SIG_SETMASK, &awake, NULL);
+	return ret;
 }

@@ -12,6 +12,8 @@
 #include "test-ctx.h"
 #include "test.h"
 
+#include <signal.h>
+
 /* a target with regions [pairs[2i], pairs[2i+1]) */
 static struct dx_target make_target(const uint64_t *pairs, size_t nr_pairs)
 {
@@ -811,6 +813,56 @@ static void test_sampling_window(void)
 	dx_ctx_free(ctx);
 }
 
+/*
+ * A signal that comes while the loop works, not while it sleeps, still cuts
+ * the next sleep short: the run returns -EINTR at once, not at the end of a
+ * ten-second aggregation, and the handler has run.
+ */
+static volatile sig_atomic_t nr_usr1;
+
+static void on_usr1(int sig)
+{
+	nr_usr1++;
+}
+
+static int signalling_prepare(struct dx_ctx *ctx)
+{
+	raise(SIGUSR1);
+	return 0;
+}
+
+static void test_a_signal_during_the_checks_ends_the_next_sleep(void)
+{
+	static const struct dx_operations signalling = {
+		.name = "signalling",
+		.prepare_access_checks = signalling_prepare,
+	};
+	struct sigaction sa = { .sa_handler = on_usr1 }, old;
+	struct dx_range range = { 0, 1 << 20 };
+	struct dx_ctx *ctx = make_ctx(3, 10, 4096);
+	struct dx_attrs a = ctx->attrs;
+	sigset_t mask;
+	uint64_t t0;
+
+	EXPECT_EQ(dx_register_ops(&signalling), 0);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, "signalling", NULL), 0);
+	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, &range, 1), 0);
+	a.sample_us = 5000000;
+	a.aggr_us = 10000000;
+	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+	ctx->clock = DX_CLOCK_REAL;
+	sigaction(SIGUSR1, &sa, &old);
+	t0 = dx_clock_ns(CLOCK_MONOTONIC);
+	EXPECT_EQ(dx_ctx_run_aggregation(ctx), -EINTR);
+	EXPECT(dx_clock_ns(CLOCK_MONOTONIC) - t0 < 1000000000ULL);
+	EXPECT_EQ(nr_usr1, 1);
+	/* the caller's mask is back: nothing left blocked */
+	pthread_sigmask(SIG_SETMASK, NULL, &mask);
+	EXPECT(!sigismember(&mask, SIGUSR1) && !sigismember(&mask, SIGINT));
+	sigaction(SIGUSR1, &old, NULL);
+	dx_ctx_free(ctx);
+}
+
 int main(void)
 {
 	if (dx_sim_register())
@@ -834,6 +886,7 @@ int main(void)
 	RUN(test_loop_with_sim);
 	RUN(test_registry_and_tables);
 	RUN(test_sampling_window);
+	RUN(test_a_signal_during_the_checks_ends_the_next_sleep);
 	/* what holds under damonx's own rules as well (sampling.c) */
 	rules_under_test = DX_RULES_ALL;
 	RUN(test_merge_enforces_max_nr_regions);
