@@ -16,11 +16,11 @@ attributes:
 - ``kernel DAMON``: the kernel's DAMON (the kernel backend: kdamond's own
   checks and rules), through the same Monitor code.
 
-paddr: one workload with an 8 MiB hot set, and each configuration over all
-of the guest's memory.  Precision counts only the workload's own pages (the
-truth of the rest of memory is unknown): of the bytes of its pages inside
-regions found accessed, the share that is hot; recall is the share of the
-hot pages' bytes inside such regions.
+paddr: one workload (1 GiB) with a hot set of 8 MiB, another with 512 KiB,
+and each configuration over all of the guest's memory.  Precision counts
+only the workload's own pages (the truth of the rest of memory is unknown):
+of the bytes of its pages inside regions found accessed, the share that is
+hot; recall is the share of the hot pages' bytes inside such regions.
 
 Each snapshot's precision and recall by bytes (regions with nr_accesses >= 1,
 within the workload's mapping for vaddr) and the time it arrived after the
@@ -49,7 +49,8 @@ WORKLOAD = os.path.join(HERE, "..", "..", "tests", "vm", "workload.py")
 PAGE, MIB = 4096, 1 << 20
 SIZE_MIB = 2048
 VM_SHARES = (256, 1024, 4096, 16384)
-PADDR_HOT_MIB = 8
+#: hot sets of the paddr runs, KiB: 1/512 and 1/8192 of a 4 GiB guest
+PADDR_HOT_KIB = (8192, 512)
 
 CONFIGS = {
     "damonx": ("page_idle", damonx.Attrs()),
@@ -186,23 +187,24 @@ def run(plan, save):
         for cfg, rs in runs.items():
             out["vaddr"].append({"share": share, "config": cfg, **smallhot.summarize(rs, seconds)})
         save(out)
-    runs = {cfg: [] for cfg in CONFIGS}
-    for rep in range(repeats):
-        w = Workload(SIZE_MIB // 2, PADDR_HOT_MIB * 1024)
-        try:
-            score, nr_pieces = paddr_scorer(w)
-            for cfg in CONFIGS:
-                r = monitored("paddr", None, cfg, score, seconds)
-                r["hot_pieces"] = nr_pieces
-                runs[cfg].append(r)
-                log(f"paddr {PADDR_HOT_MIB} MiB in {nr_pieces} pieces, {cfg}, run {rep}: {r}")
-        finally:
-            w.close()
-    for cfg, rs in runs.items():
-        row = {"case": f"{PADDR_HOT_MIB} MiB hot, whole guest", "config": cfg}
-        row.update(smallhot.summarize(rs, seconds))
-        row["hot_pieces"] = [r["hot_pieces"] for r in rs]
-        out["paddr"].append(row)
+    for hot_kib in PADDR_HOT_KIB:
+        runs = {cfg: [] for cfg in CONFIGS}
+        for rep in range(repeats):
+            w = Workload(SIZE_MIB // 2, hot_kib)
+            try:
+                score, nr_pieces = paddr_scorer(w)
+                for cfg in CONFIGS:
+                    r = monitored("paddr", None, cfg, score, seconds)
+                    r["hot_pieces"] = nr_pieces
+                    runs[cfg].append(r)
+                    log(f"paddr {hot_kib} KiB in {nr_pieces} pieces, {cfg}, run {rep}: {r}")
+            finally:
+                w.close()
+        for cfg, rs in runs.items():
+            row = {"case": f"{hot_kib} KiB hot, whole guest", "config": cfg}
+            row.update(smallhot.summarize(rs, seconds))
+            row["hot_pieces"] = [r["hot_pieces"] for r in rs]
+            out["paddr"].append(row)
     save(out)
     return out
 

@@ -56,7 +56,7 @@ def test_the_vm_columns_join_the_simulated_table():
         "seconds": 20,
         "repeats": 1,
         "vaddr": [row(256, "damonx", 0.9), row(256, "kernel DAMON", None)],
-        "paddr": [dict(row(0, "kernel DAMON", 3.0), case="8 MiB hot, whole guest")],
+        "paddr": [dict(row(0, "kernel DAMON", 3.0), case="8192 KiB hot, whole guest")],
     }
     text = report.smallhot_markdown({"sim": sim, "vm": vm})
     header = next(line for line in text.splitlines() if line.startswith("| hot set share |"))
@@ -64,6 +64,6 @@ def test_the_vm_columns_join_the_simulated_table():
     assert "damonx, kernel rules (VM)" not in header  # not run: no column
     line = next(line for line in text.splitlines() if line.startswith("| 1/256 |"))
     assert line.split("|")[1:-1] == [" 1/256 ", " 0.4 s ", " 1.2 s ", " 0.9 s ", " not found "]
-    assert "| 8 MiB hot, whole guest, kernel DAMON | 1/1 | 3.0 s | 1234 | 17 |" in text
+    assert "| 8192 KiB hot, whole guest, kernel DAMON | 1/1 | 3.0 s | 1234 | 17 |" in text
     # without the VM, the simulated tables only
     assert "(VM)" not in report.smallhot_markdown({"sim": sim})
