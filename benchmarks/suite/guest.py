@@ -592,19 +592,32 @@ def machine():
     }
 
 
-def main():
+def vm_part_args():
+    """(plan, out_path) of a part of the suite run in the VM as
+    ``python -m suite.PART PLAN OUT``; exits unless it is in the VM (idle
+    page tracking, root)."""
     plan_path, out_path = sys.argv[1], sys.argv[2]
     with open(plan_path) as f:
         plan = json.load(f)
     if not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0:
         raise SystemExit("needs idle page tracking and root: run inside tools/vmtest/run")
+    return plan, out_path
+
+
+def write_json(path, obj):
+    """obj as JSON in path, through a temporary file: the host reads either
+    the last whole results or the new ones, also after a crash."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f)
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    plan, out_path = vm_part_args()
     result = {"machine": machine(), "plan": plan, "runs": [], "workloads": [], "complete": False}
 
     def save():
-        tmp = out_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f)
-        os.replace(tmp, out_path)
+        write_json(out_path, result)
 
     server = Server()
     server.warm_up()

@@ -30,7 +30,6 @@ against the unmonitored runs of the same boot.
     guest: python -m suite.overhead_sweep PLAN.json OUT.json
 """
 
-import json
 import os
 import statistics
 import sys
@@ -194,16 +193,12 @@ def run_workload(plan, server, name, wl, probes, amount, cfgs):
 def guest_main():
     from suite import guest
 
-    plan_path, out_path = sys.argv[1], sys.argv[2]
-    with open(plan_path) as f:
-        plan = json.load(f)
+    plan, out_path = guest.vm_part_args()
     cfgs = configs(plan)
     result = {"machine": guest.machine(), "plan": plan, "runs": [], "errors": []}
 
     def save():
-        with open(out_path + ".tmp", "w") as f:
-            json.dump(result, f)
-        os.replace(out_path + ".tmp", out_path)
+        guest.write_json(out_path, result)
 
     server = guest.Server()
     server.warm_up()

@@ -276,17 +276,13 @@ def ethp_runs(plan):
 
 
 def guest_main():
-    plan_path, out_path = sys.argv[1], sys.argv[2]
-    with open(plan_path) as f:
-        plan = json.load(f)
-    from suite.guest import machine
+    from suite.guest import machine, vm_part_args, write_json
 
+    plan, out_path = vm_part_args()
     result = {"machine": machine(), "plan": plan, "runs": [], "errors": [], "complete": False}
 
     def save():
-        with open(out_path + ".tmp", "w") as f:
-            json.dump(result, f)
-        os.replace(out_path + ".tmp", out_path)
+        write_json(out_path, result)
 
     swap_on()
     result["psi"] = os.path.exists("/proc/pressure/memory")

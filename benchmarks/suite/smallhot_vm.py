@@ -30,7 +30,6 @@ the kernel's DAMON, which does not count them, its regions times its samples
 per second (one check per region per sample is the kernel's rule).
 """
 
-import json
 import os
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ import numpy as np
 import damonx
 from damonx.sim import precision_recall
 
-from . import smallhot
+from . import guest, smallhot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "..", "..", "tests", "vm", "workload.py")
@@ -246,19 +245,8 @@ def markdown(vm):
 
 
 def main():
-    plan_path, out_path = sys.argv[1], sys.argv[2]
-    with open(plan_path) as f:
-        plan = json.load(f)
-    if not os.path.exists("/sys/kernel/mm/page_idle/bitmap") or os.geteuid() != 0:
-        raise SystemExit("needs idle page tracking and root: run inside tools/vmtest/run")
-
-    def save(res):
-        tmp = out_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f)
-        os.replace(tmp, out_path)
-
-    run(plan, save)
+    plan, out_path = guest.vm_part_args()
+    run(plan, lambda res: guest.write_json(out_path, res))
 
 
 if __name__ == "__main__":

@@ -752,6 +752,31 @@ static void test_registry_and_tables(void)
 	dx_ctx_free(ctx);
 }
 
+static void set_intervals(struct dx_ctx *ctx, uint64_t sample_us,
+			  uint64_t aggr_us)
+{
+	struct dx_attrs a = ctx->attrs;
+
+	a.sample_us = sample_us;
+	a.aggr_us = aggr_us;
+	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+}
+
+/* A context of the given operations, one 1 MiB target, the real clock. */
+static struct dx_ctx *real_time_ctx(const struct dx_operations *ops,
+				    uint64_t sample_us, uint64_t aggr_us)
+{
+	struct dx_range range = { 0, 1 << 20 };
+	struct dx_ctx *ctx = make_ctx(3, 10, 4096);
+
+	EXPECT_EQ(dx_register_ops(ops), 0);
+	EXPECT_EQ(dx_ctx_select_ops(ctx, ops->name, NULL), 0);
+	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, &range, 1), 0);
+	set_intervals(ctx, sample_us, aggr_us);
+	ctx->clock = DX_CLOCK_REAL;
+	return ctx;
+}
+
 /*
  * A slow pass over the regions does not lengthen the sampling interval: a
  * page is watched from when its accessed bit is cleared, so the checks come
@@ -786,26 +811,15 @@ static void test_sampling_window(void)
 		.check_accesses = timed_check,
 	};
 	const uint64_t ms = 1000000;
-	struct dx_range range = { 0, 1 << 20 };
-	struct dx_ctx *ctx = make_ctx(3, 10, 4096);
-	struct dx_attrs a = ctx->attrs;
+	struct dx_ctx *ctx = real_time_ctx(&slow, 40000, 80000);
 
-	EXPECT_EQ(dx_register_ops(&slow), 0);
-	EXPECT_EQ(dx_ctx_select_ops(ctx, "slow-prepare", NULL), 0);
-	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, &range, 1), 0);
-	a.sample_us = 40000;
-	a.aggr_us = 80000;
-	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
-	ctx->clock = DX_CLOCK_REAL;
 	/* clearing takes 25 ms of a 40 ms interval: 40 ms, not 65 */
 	prepare_ns = 25 * ms;
 	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
 	EXPECT_EQ(nr_windows, 2);
 	EXPECT(window_ns[0] >= 40 * ms && window_ns[0] < 60 * ms);
 	/* clearing takes longer than the interval: the checks follow it */
-	a.sample_us = 5000;
-	a.aggr_us = 10000;
-	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
+	set_intervals(ctx, 5000, 10000);
 	prepare_ns = 30 * ms;
 	nr_windows = 0;
 	EXPECT_EQ(dx_ctx_run_aggregation(ctx), 1);
@@ -838,19 +852,10 @@ static void test_a_signal_during_the_checks_ends_the_next_sleep(void)
 		.prepare_access_checks = signalling_prepare,
 	};
 	struct sigaction sa = { .sa_handler = on_usr1 }, old;
-	struct dx_range range = { 0, 1 << 20 };
-	struct dx_ctx *ctx = make_ctx(3, 10, 4096);
-	struct dx_attrs a = ctx->attrs;
+	struct dx_ctx *ctx = real_time_ctx(&signalling, 5000000, 10000000);
 	sigset_t mask;
 	uint64_t t0;
 
-	EXPECT_EQ(dx_register_ops(&signalling), 0);
-	EXPECT_EQ(dx_ctx_select_ops(ctx, "signalling", NULL), 0);
-	EXPECT_EQ(dx_ctx_add_target(ctx, 0, NULL, &range, 1), 0);
-	a.sample_us = 5000000;
-	a.aggr_us = 10000000;
-	EXPECT_EQ(dx_ctx_set_attrs(ctx, &a), 0);
-	ctx->clock = DX_CLOCK_REAL;
 	sigaction(SIGUSR1, &sa, &old);
 	t0 = dx_clock_ns(CLOCK_MONOTONIC);
 	EXPECT_EQ(dx_ctx_run_aggregation(ctx), -EINTR);
