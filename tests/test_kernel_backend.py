@@ -177,8 +177,38 @@ def test_the_kernels_intervals_tuning_runs_the_monitor_and_fills_its_snapshots(f
         tuned = mon.attrs_in_effect()
         assert (tuned.sample_us, tuned.aggr_us) == (20000, 400000)
         assert mon.cpu_seconds() > 0  # this process's and the kdamond's
-        with pytest.raises(damonx.NotSupported, match="before the first aggregation"):
-            mon.set_attrs(damonx.Attrs())
+        # new attributes without a goal: the kernel's tuning is turned off
+        mon.set_attrs(damonx.Attrs(sample_us=10000, aggr_us=200000))
+        assert f.read(f"{ctx}/intervals_goal/aggrs") == "0"
+        assert f.writes[-1] == ("0/state", "commit")
+
+
+def test_new_attributes_are_committed_to_the_running_kdamond(fake):
+    f = fake("6.12")
+    with monitor(f) as mon:
+        pattern = damonx.AccessPattern(access_rate=(0, 0), age_us=(1_000_000, 2_000_000))
+        mon.add_scheme(damonx.Scheme("pageout", pattern))
+        mon.step()
+        sdir = "0/contexts/0/schemes/1/access_pattern/age"
+        assert (f.read(f"{sdir}/min"), f.read(f"{sdir}/max")) == ("10", "20")  # 100 ms aggregations
+        del f.writes[:]
+        mon.set_attrs(damonx.Attrs(sample_us=10000, aggr_us=200000, max_nr_regions=500))
+        ctx = "0/contexts/0/monitoring_attrs"
+        assert f.read(f"{ctx}/intervals/sample_us") == "10000"
+        assert f.read(f"{ctx}/intervals/aggr_us") == "200000"
+        assert f.read(f"{ctx}/nr_regions/max") == "500"
+        # the scheme's ages, in aggregations, follow the new aggregation interval
+        assert (f.read(f"{sdir}/min"), f.read(f"{sdir}/max")) == ("5", "10")
+        assert f.writes[-1] == ("0/state", "commit")
+        assert mon.step().sample_us == 10000
+        assert mon.attrs_in_effect().max_nr_regions == 500
+        # what the kernel cannot take is refused before anything is written
+        del f.writes[:]
+        with pytest.raises(damonx.NotSupported, match="CPU budget"):
+            mon.set_attrs(damonx.Attrs(cpu_budget=2))
+        with pytest.raises(damonx.NotSupported, match="Linux 6.15"):
+            mon.set_attrs(damonx.Attrs(intervals_goal=damonx.IntervalsGoal()))
+        assert ("0/state", "commit") not in f.writes
 
 
 def test_a_kernel_without_intervals_tuning_is_refused(fake):

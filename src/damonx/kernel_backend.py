@@ -382,12 +382,29 @@ class KernelBackend:
         return self._intervals
 
     def set_attrs(self, attrs):
-        if self._started:
-            raise errors.NotSupported(
-                "the kernel backend sets its attributes before the first aggregation; "
-                "change them on a running kdamond with damo tune, or use backend page_idle"
-            )
+        """Before the first aggregation, the attributes to start with; then
+        committed to the running kdamond (Linux 5.19 and later), the user's
+        schemes written again in the new intervals' units first."""
         _check_attrs(attrs)
+        if self._started:
+            self.kd.write_attrs(
+                attrs.sample_us,
+                attrs.aggr_us,
+                attrs.ops_update_us,
+                attrs.min_nr_regions,
+                attrs.max_nr_regions,
+                attrs.intervals_goal,
+            )
+            for i, scheme in enumerate(self._schemes):
+                kernel_schemes.write_scheme(
+                    self._user_scheme_dir(i),
+                    scheme,
+                    attrs.sample_us,
+                    attrs.aggr_us,
+                    write=self.kd.write,
+                    ops=self.ops,
+                )
+            self.kd.commit()
         self.attrs = attrs
         self._intervals = (attrs.sample_us, attrs.aggr_us)
 

@@ -363,13 +363,7 @@ class KernelDamon:
                 f"available: {' '.join(avail) or 'none'}"
             )
         w(p(self.ctx, "operations"), ops)
-        intervals = p(self.ctx, "monitoring_attrs", "intervals")
-        w(p(intervals, "sample_us"), int(sample_us))
-        w(p(intervals, "aggr_us"), int(aggr_us))
-        w(p(intervals, "update_us"), int(update_us))
-        nr_regions = p(self.ctx, "monitoring_attrs", "nr_regions")
-        w(p(nr_regions, "min"), int(min_nr_regions))
-        w(p(nr_regions, "max"), int(max_nr_regions))
+        self._write_limits(sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
 
         targets_dir = p(self.ctx, "targets")
         w(p(targets_dir, "nr_targets"), len(pids))
@@ -405,6 +399,48 @@ class KernelDamon:
             kernel_schemes.write_scheme(
                 p(schemes_dir, str(len(pids) + i)), scheme, sample_us, aggr_us, write=w, ops=ops
             )
+
+    def _write_limits(self, sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions):
+        p = self._path
+        intervals = p(self.ctx, "monitoring_attrs", "intervals")
+        nr_regions = p(self.ctx, "monitoring_attrs", "nr_regions")
+        for path, value in (
+            (p(intervals, "sample_us"), sample_us),
+            (p(intervals, "aggr_us"), aggr_us),
+            (p(intervals, "update_us"), update_us),
+            (p(nr_regions, "min"), min_nr_regions),
+            (p(nr_regions, "max"), max_nr_regions),
+        ):
+            self._write(path, int(value))
+
+    def write_attrs(
+        self, sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions, intervals_goal=None
+    ):
+        """Write new attributes into the running kdamond's files, checked as
+        :meth:`start` checks them; :meth:`commit` puts them in effect.  An
+        intervals goal of None turns the kernel's tuning off where it has one."""
+        self._require_started()
+        limits = (sample_us, aggr_us, update_us, min_nr_regions, max_nr_regions)
+        self._check_attrs(*limits)
+        goal = self._check_goal(intervals_goal, sample_us)
+        self._write_limits(*limits)
+        if goal is not None:
+            self._configure_goal(goal)
+        elif os.path.isdir(self._goal_dir()):
+            self._write(self._path(self._goal_dir(), "aggrs"), 0)
+
+    def commit(self):
+        """Have the running kdamond take what its files say now (the kernel's
+        ``commit``, Linux 5.19 and later): attributes, targets and schemes,
+        its regions kept, as damon_set_attrs() and damon_commit_ctx() do."""
+        self._require_started()
+        try:
+            self._write(self._path(self.kdamond, "state"), "commit")
+        except InvalidAttrs as err:
+            raise InvalidAttrs(
+                f"the running kdamond refused its new parameters ({err}); Linux before "
+                "5.19 has no commit at all"
+            ) from None
 
     def _reset(self):
         """Remove this object's kdamond directories (best effort)."""

@@ -185,6 +185,29 @@ def test_kernel_snapshots_come_one_per_aggregation_at_most():
     assert stats["kdamond_cpu_us"] >= 0 and stats["damonx_cpu_us"] > 0
 
 
+def test_new_attributes_reach_the_running_kdamond():
+    """set_attrs() on a running kdamond commits them: its aggregations
+    lengthen, its regions and what they found stay."""
+    attrs = damonx.Attrs(sample_us=5000, aggr_us=100_000)
+    with workload(512, 64) as w, damonx.Monitor("vaddr", [w.pid], attrs, backend="kernel") as mon:
+        assert until(
+            20,
+            lambda: (
+                min(hot_precision_recall(mon.step().targets[w.pid], [w.hot], within=w.range)) >= 0.8
+            ),
+        )
+        mon.set_attrs(damonx.Attrs(sample_us=25_000, aggr_us=500_000))
+        snaps = mon.take(6)[1:]  # the first may have begun before the commit
+        with open(f"{ADMIN}/0/contexts/0/monitoring_attrs/intervals/aggr_us") as f:
+            assert f.read().strip() == "500000"
+    gaps = np.diff([s.end_ns for s in snaps]) / 1e6
+    print(f"after the commit on {release()}: gaps {np.round(gaps)} ms")
+    assert np.all(gaps >= 0.8 * 500), gaps
+    assert all(s.sample_us == 25_000 for s in snaps)
+    # nothing was lost: the hot set is where it was
+    assert min(hot_precision_recall(snaps[-1].targets[w.pid], [w.hot], within=w.range)) >= 0.8
+
+
 def test_two_processes_under_the_kernel_backend():
     with contextlib.ExitStack() as stack:
         a, b = (stack.enter_context(workload(128, 16)) for _ in range(2))
