@@ -294,27 +294,38 @@ class Monitor:
         their schemes, but their regions stay in C."""
         limit_ns = None if duration_s is None else int(duration_s * 1e9)
         deadline_ns = None if limit_ns is None else self.now_ns + limit_ns
+        if not self._callbacks:
+            with self._using() as backend:
+                n = self._run_unseen(backend, nr_aggregations, limit_ns, deadline_ns)
+                self._nr_checks_seen = backend.stats().get("nr_region_checks", 0)
+            return n
         start_ns = None
         n = 0
         while nr_aggregations is None or n < nr_aggregations:
-            if self._callbacks:
-                snap = self._step(deadline_ns)
-                if snap is None or snap is _PAUSED_PAST:
-                    break
-                span = (snap.start_ns, snap.end_ns)
-            else:
-                with self._using() as backend:
-                    done = self._run_aggregation(backend, deadline_ns)
-                    if not done or done is _PAUSED_PAST:
-                        break
-                    span = backend.snapshot_span()
-            n += 1
-            start_ns = span[0] if start_ns is None else start_ns
-            if limit_ns is not None and span[1] - start_ns >= limit_ns:
+            snap = self._step(deadline_ns)
+            if snap is None or snap is _PAUSED_PAST:
                 break
-        if not self._callbacks:
-            with self._using() as backend:
-                self._nr_checks_seen = backend.stats().get("nr_region_checks", 0)
+            n += 1
+            start_ns = snap.start_ns if start_ns is None else start_ns
+            if limit_ns is not None and snap.end_ns - start_ns >= limit_ns:
+                break
+        return n
+
+    def _run_unseen(self, backend, nr_aggregations, limit_ns, deadline_ns):
+        """run() without callbacks: aggregations back to back, no snapshot
+        made, the backend taken once."""
+        start_ns = None
+        n = 0
+        while nr_aggregations is None or n < nr_aggregations:
+            done = self._run_aggregation(backend, deadline_ns)
+            if not done or done is _PAUSED_PAST:
+                break
+            n += 1
+            if limit_ns is not None:
+                span = backend.snapshot_span()
+                start_ns = span[0] if start_ns is None else start_ns
+                if span[1] - start_ns >= limit_ns:
+                    break
         return n
 
     def set_attrs(self, attrs):
