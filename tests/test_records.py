@@ -147,6 +147,20 @@ def test_seed_binary_v1_golden():
     assert t.snapshots[0].regions["nr_accesses"].tolist() == [3, 0]
 
 
+def test_binary_times_that_go_back_give_the_first_snapshot_no_length():
+    """A damaged file whose times decrease, the first near the end of the
+    unsigned range, still loads: the first snapshot then lasts 0 ns."""
+    from damonx.records import binary
+
+    regions = make_regions([(4096, 8192, 1, 0)])
+    first = (2**64 - 1) // 10**9 * 10**9  # whole seconds below the u64 limit
+    data = binary.header(2) + b"".join(
+        binary.encode_aggregation(t, [(7, regions)], 2) for t in (first, 10**9)
+    )
+    (t,) = load(data).targets
+    assert t.snapshots[0].start_ns == t.snapshots[0].end_ns == first
+
+
 def test_reads_damo_written_text_numbers():
     rec = load(os.path.join(DATA, "damo-3.4.3-two-targets.data"))
     assert rec.intervals == IV

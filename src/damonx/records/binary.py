@@ -127,7 +127,8 @@ def _finish(builder):
     """The Record, with the start time of first snapshots filled in.
 
     The format lacks them: a target's first snapshot is given the mean
-    length of its other snapshots, or zero length when it has only one.
+    length of its other snapshots, or zero length when it has only one or
+    when its times do not increase (a damaged file).
     """
     rec = builder.record()
     for t in rec.targets:
@@ -135,5 +136,5 @@ def _finish(builder):
         n = cols.nr_snapshots
         if n > 1:
             first, last = int(cols.end_ns[0]), int(cols.end_ns[-1])
-            cols.start_ns[0] = max(0, first - (last - first) // (n - 1))
+            cols.start_ns[0] = max(0, first - max(0, last - first) // (n - 1))
     return rec
