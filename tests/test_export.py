@@ -190,3 +190,54 @@ def test_hive_needs_a_host_and_keeps_files(tmp_path, capsys):
     assert pq.read_table(part).num_rows == 1
     status, _, err = run(capsys, "export", "-i", data, "--hive", tmp_path / "h", "--host", "a/b c")
     assert status == 1 and "--overwrite" in one_error_line(err, "export")
+
+
+def _spark_types(path):
+    """Each leaf column of a Parquet file as the Spark SQL type Spark (3.2
+    and later) reads it as, by Spark's rules; None for a type outside them."""
+    out = {}
+    schema = pq.ParquetFile(path).schema
+    for i in range(len(schema)):
+        col = schema.column(i)
+        logical = json.loads(col.logical_type.to_json())
+        signed = logical.get("isSigned", True)
+        if col.physical_type == "INT64" and logical["Type"] == "None":
+            out[col.path] = "bigint"
+        elif col.physical_type == "INT32" and logical.get("bitWidth") == 32:
+            out[col.path] = "int" if signed else "bigint"
+        elif col.physical_type == "INT64" and logical["Type"] == "Int" and not signed:
+            out[col.path] = "decimal(20,0)"
+        else:
+            out[col.path] = None
+    return out
+
+
+def test_every_column_is_one_spark_reads_as_bigint(tmp_path, capsys):
+    """Spark has no unsigned types: it reads a signed int64 and an unsigned
+    int32 as bigint, an unsigned int64 as decimal(20,0), and a column that is
+    all null must still have a type. The three outputs hold no other."""
+    data, rec_dir = tmp_path / "r.data", tmp_path / "rec"
+    schemes = ("--damos_action", "stat", "--damos_quotas", "0", "32M", "100")
+    assert sim_record(capsys, data, *schemes)[0] == 0
+    assert sim_record(capsys, rec_dir, "--format", "parquet", *schemes)[0] == 0
+    assert run(capsys, "export", "-i", data, "-o", tmp_path / "one.parquet")[0] == 0
+    assert run(capsys, "export", "-i", data, "--hive", tmp_path / "h", "--host", "a")[0] == 0
+    files = [tmp_path / "one.parquet", tmp_path / "h" / "host=a" / "target=0" / "part.parquet"]
+    files += sorted(rec_dir.glob("part-*.parquet"))
+    for path in files:
+        types = _spark_types(path)
+        assert "damos_stats.list.element.sz_tried" in types
+        assert set(types.values()) == {"bigint"}, (path, types)
+    # a record with no intervals of its own: null sample_us, still int64
+    rec = Record(None, [TargetRecord(1, [TargetSnapshot(0, 1, make_regions([(0, 4096, 1)]))])])
+    pq.write_table(rec.to_arrow(), tmp_path / "n.parquet")
+    assert set(_spark_types(tmp_path / "n.parquet").values()) == {"bigint"}
+    # only a value that needs the 64th bit makes a column unsigned 64-bit
+    big = 2**64 - 4096
+    wide = Record(
+        IV, [TargetRecord(1, [TargetSnapshot(0, 1, make_regions([(big, big + 4095, 0)]))])]
+    )
+    pq.write_table(wide.to_arrow(), tmp_path / "w.parquet")
+    types = _spark_types(tmp_path / "w.parquet")
+    assert {k for k, v in types.items() if v != "bigint"} == {"start", "end"}
+    assert types["start"] == "decimal(20,0)"

@@ -13,7 +13,9 @@ recorded) and, when schemes ran, ``damos_stats``: a list of one struct per
 scheme (``nr_tried``, ``sz_tried``, ...) at the end of the snapshot.
 
 Integers are signed 64-bit (Spark has no unsigned types) unless a value
-needs the 64th bit; nr_accesses and age are unsigned 32-bit, as in DAMON.
+needs the 64th bit (then unsigned 64-bit: Spark reads decimal(20,0));
+snapshot, nr_accesses and age are unsigned 32-bit (the last two as in
+DAMON), which Spark 3.2 and later reads as bigint.
 
 The schema's key-value metadata says where the data comes from, each key
 present only when the record (or the caller) knows it: ``damonx.version``

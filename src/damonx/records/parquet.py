@@ -8,7 +8,8 @@ per region per snapshot, the same key-value metadata), holding the snapshots
 that arrived since the previous part.  ``snapshot`` counts a target's
 snapshots across the parts, so the directory reads as one table:
 ``read_parquet('OUT/*.parquet')`` in DuckDB (``union_by_name = true`` if
-some parts have scheme statistics and others none), ``spark.read.parquet``,
+some parts have scheme statistics and others none; in Spark, the
+``mergeSchema`` option), ``spark.read.parquet``,
 ``pyarrow.dataset.dataset(OUT)``.
 
 Why a directory and not one file: a Parquet file is read through its footer,
