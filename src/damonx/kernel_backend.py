@@ -273,15 +273,7 @@ class KernelBackend:
             nr_extra_schemes=len(self._schemes),
             turn_on=False,
         )
-        for i, scheme in enumerate(self._schemes):
-            kernel_schemes.write_scheme(
-                self._user_scheme_dir(i),
-                scheme,
-                a.sample_us,
-                a.aggr_us,
-                write=self.kd.write,
-                ops=self.ops,
-            )
+        self._write_user_schemes(a)
         cookie = random.randrange(1 << 20, 1 << 31)
         self.kd.write(os.path.join(self.kd.scheme_dir(0), "quotas", "reset_interval_ms"), cookie)
         claim = kernel_owner.Claim(
@@ -381,6 +373,19 @@ class KernelBackend:
     def snapshot_intervals(self):
         return self._intervals
 
+    def _write_user_schemes(self, attrs):
+        """The user's schemes into their directories, in the units of the
+        intervals of attrs (ages in aggregations, counts in samples)."""
+        for i, scheme in enumerate(self._schemes):
+            kernel_schemes.write_scheme(
+                self._user_scheme_dir(i),
+                scheme,
+                attrs.sample_us,
+                attrs.aggr_us,
+                write=self.kd.write,
+                ops=self.ops,
+            )
+
     def set_attrs(self, attrs):
         """Before the first aggregation, the attributes to start with; then
         committed to the running kdamond (Linux 5.19 and later), the user's
@@ -395,15 +400,7 @@ class KernelBackend:
                 attrs.max_nr_regions,
                 attrs.intervals_goal,
             )
-            for i, scheme in enumerate(self._schemes):
-                kernel_schemes.write_scheme(
-                    self._user_scheme_dir(i),
-                    scheme,
-                    attrs.sample_us,
-                    attrs.aggr_us,
-                    write=self.kd.write,
-                    ops=self.ops,
-                )
+            self._write_user_schemes(attrs)
             self.kd.commit()
         self.attrs = attrs
         self._intervals = (attrs.sample_us, attrs.aggr_us)
