@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 import damonx
-from damonx.sim import precision_recall
+from damonx.sim import overlap_bytes, precision_recall
 
 from . import guest, smallhot
 
@@ -91,37 +91,25 @@ class Workload:
         breaks = np.nonzero(np.diff(pfns) != 1)[0]
         starts = np.concatenate([[pfns[0]], pfns[breaks + 1]]) * PAGE
         ends = (np.concatenate([pfns[breaks], [pfns[-1]]]) + 1) * PAGE
-        return starts, ends
+        return list(zip(starts.tolist(), ends.tolist()))
 
     def close(self):
         self.proc.kill()
         self.proc.wait()
 
 
-def overlap(regions, starts, ends):
-    """Bytes of the sorted disjoint ranges [starts, ends) inside regions."""
-    total = 0
-    for lo, hi in zip(regions["start"].astype(np.int64), regions["end"].astype(np.int64)):
-        i = np.searchsorted(ends, lo, side="right")
-        j = np.searchsorted(starts, hi, side="left")
-        if i < j:
-            total += int((np.minimum(ends[i:j], hi) - np.maximum(starts[i:j], lo)).sum())
-    return total
-
-
 def paddr_scorer(w):
     """Precision within the workload's pages, and recall, of a paddr snapshot."""
-    hot_s, hot_e = w.physical(*w.hot)
-    all_s, all_e = w.physical(*w.range)
-    true = int((hot_e - hot_s).sum())
+    hot, mapped = w.physical(*w.hot), w.physical(*w.range)
+    true = sum(hi - lo for lo, hi in hot)
 
     def score(regions):
         found = regions[regions["nr_accesses"] > 0]
-        inside = overlap(found, all_s, all_e)
-        tp = overlap(found, hot_s, hot_e)
+        inside = overlap_bytes(found, mapped)
+        tp = overlap_bytes(found, hot)
         return (tp / inside if inside else 0.0), tp / true
 
-    return score, len(hot_s)
+    return score, len(hot)
 
 
 def vaddr_scorer(w):

@@ -1,33 +1,14 @@
 """The pure pieces of the small-hot-set benchmark's VM part
-(benchmarks/suite/smallhot_vm): the overlap of regions with physical
-ranges, and the tables it adds to the suite's results, without the VM."""
+(benchmarks/suite/smallhot_vm): the tables it adds to the suite's
+results, without the VM."""
 
 import os
 import sys
 
-import numpy as np
-
-from damonx.dtypes import MONITOR_REGION_DTYPE
-
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, BENCH)
 
-from suite import report, smallhot_vm  # noqa: E402
-
-
-def regions(*triples):
-    r = np.zeros(len(triples), dtype=MONITOR_REGION_DTYPE)
-    for i, (s, e, n) in enumerate(triples):
-        r[i]["start"], r[i]["end"], r[i]["nr_accesses"] = s, e, n
-    return r
-
-
-def test_overlap_counts_the_bytes_of_ranges_inside_regions():
-    starts, ends = np.array([100, 300, 1000]), np.array([200, 400, 1100])
-    assert smallhot_vm.overlap(regions((0, 150, 1)), starts, ends) == 50
-    assert smallhot_vm.overlap(regions((150, 1050, 1)), starts, ends) == 50 + 100 + 50
-    assert smallhot_vm.overlap(regions((200, 300, 1), (400, 1000, 1)), starts, ends) == 0
-    assert smallhot_vm.overlap(regions((0, 99, 1), (100, 2000, 1)), starts, ends) == 300
+from suite import report  # noqa: E402
 
 
 def row(share, config, detect):
