@@ -207,6 +207,18 @@ def run_vm(plan, raw_dir, module="suite.guest", name="vm", kernel=None):
     return vm
 
 
+def add_part_options(ap, name, what):
+    """--skip-NAME and --NAME-only, one or the other, for a part of the suite
+    that can be left out or run alone (its results kept with DIR's others)."""
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument(f"--skip-{name}", action="store_true", help=f"no {what}")
+    group.add_argument(
+        f"--{name}-only",
+        action="store_true",
+        help=f"only the {what}, kept with the other results of DIR",
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="benchmarks/run", description="damonx benchmark suite")
     mode = ap.add_mutually_exclusive_group()
@@ -231,33 +243,10 @@ def main(argv=None):
         help=f"only these VM workloads (default: all of {','.join(PLANS['full']['workloads'])})",
     )
     ap.add_argument("--skip-vm", action="store_true", help="host parts only")
-    ap.add_argument(
-        "--skip-sweep", action="store_true", help="no CPU-against-accuracy sweep (its VM boot)"
-    )
-    ap.add_argument(
-        "--sweep-only",
-        action="store_true",
-        help="only the CPU-against-accuracy sweep, added to DIR/results.json",
-    )
     ap.add_argument("--skip-core", action="store_true", help="no core microbenchmarks")
-    schemes = ap.add_mutually_exclusive_group()
-    schemes.add_argument(
-        "--skip-schemes", action="store_true", help="no evaluation of the schemes (prcl, ethp)"
-    )
-    schemes.add_argument(
-        "--schemes-only",
-        action="store_true",
-        help="only the evaluation of the schemes, kept with the other results of DIR",
-    )
-    small = ap.add_mutually_exclusive_group()
-    small.add_argument(
-        "--skip-smallhot", action="store_true", help="no small-hot-set benchmark (sim and VM)"
-    )
-    small.add_argument(
-        "--smallhot-only",
-        action="store_true",
-        help="only the small-hot-set benchmark, kept with the other results of DIR",
-    )
+    add_part_options(ap, "sweep", "CPU-against-accuracy sweep (a VM boot of its own)")
+    add_part_options(ap, "schemes", "evaluation of the schemes (prcl, ethp)")
+    add_part_options(ap, "smallhot", "small-hot-set benchmark (sim and VM)")
     ap.add_argument(
         "--report-only",
         action="store_true",
