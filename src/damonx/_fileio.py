@@ -205,13 +205,7 @@ class StagedDir:
         self._check()
         parent = os.path.dirname(os.path.abspath(self.path))
         try:
-            while True:
-                self.tmp: str | None = os.path.join(parent, f".damonx-{secrets.token_hex(6)}.tmp")
-                try:
-                    os.mkdir(self.tmp)
-                    break
-                except FileExistsError:
-                    continue
+            _, self.tmp = _new_hidden(parent, os.mkdir)
         except OSError as err:
             raise _error(err, f"cannot create {self.path}") from err
 
@@ -300,9 +294,15 @@ def _create_temp(directory):
     """A new hidden file in ``directory``: (fd, path).  Unlike mkstemp's
     0600, its mode is 0666 less the umask, like any file the user creates."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    return _new_hidden(directory, lambda tmp: os.open(tmp, flags, 0o666))
+
+
+def _new_hidden(directory, create):
+    """(create(path), path) for a new hidden name in ``directory``
+    (``.damonx-XXXXXXXXXXXX.tmp``), drawn again while create finds one taken."""
     while True:
         tmp = os.path.join(directory, f".damonx-{secrets.token_hex(6)}.tmp")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return create(tmp), tmp
         except FileExistsError:
             continue
